@@ -1,0 +1,231 @@
+//! `rekapctl cluster ...`: status and membership.
+
+use clap::Subcommand;
+use rekap_client::proto as pb;
+use serde_json::json;
+
+use crate::Ctx;
+use crate::output::{opt, print_json, table};
+
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// Every reachable node's view: role, term, leader, log positions.
+    Status,
+    /// Initialise a pristine cluster (normally automatic with --initial-cluster).
+    Init {
+        /// Voters as id=host:port; default: the first endpoint alone as node 1.
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    /// Add a node as a learner and wait until it has caught up.
+    AddLearner {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        addr: String,
+        /// Return as soon as the learner is added.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Make learners voters.
+    Promote { ids: Vec<u64> },
+    /// Remove nodes (voters or learners) from the cluster.
+    Remove { ids: Vec<u64> },
+    /// Hand leadership to another voter.
+    TransferLeader { id: u64 },
+}
+
+fn members_table(members: &[pb::Member]) -> String {
+    table(
+        &["id", "addr", "role", "matched"],
+        members
+            .iter()
+            .map(|m| {
+                vec![
+                    m.node_id.to_string(),
+                    m.addr.clone(),
+                    m.role.clone(),
+                    opt(m.matched_index),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn members_json(members: &[pb::Member]) -> serde_json::Value {
+    json!(members
+        .iter()
+        .map(|m| json!({"id": m.node_id, "addr": m.addr, "role": m.role, "matched_index": m.matched_index}))
+        .collect::<Vec<_>>())
+}
+
+pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
+    let c = &ctx.client;
+    match cmd {
+        ClusterCmd::Status => {
+            let mut addrs = c.endpoints();
+            let mut rows = Vec::new();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < addrs.len() {
+                let addr = addrs[i].clone();
+                i += 1;
+                match c.status_of(&addr).await {
+                    Ok(s) => {
+                        for m in &s.members {
+                            if !addrs.contains(&m.addr) {
+                                addrs.push(m.addr.clone());
+                            }
+                        }
+                        rows.push(vec![
+                            s.node_id.to_string(),
+                            addr.clone(),
+                            s.state.clone(),
+                            s.term.to_string(),
+                            opt(s.leader_id),
+                            opt(s.last_log_index),
+                            opt(s.committed_index),
+                            opt(s.applied_index),
+                            opt(s.snapshot_index),
+                            opt(s.purged_index),
+                        ]);
+                        out.push(json!({
+                            "node_id": s.node_id, "addr": addr, "state": s.state, "term": s.term,
+                            "leader_id": s.leader_id, "leader_addr": s.leader_addr,
+                            "last_log_index": s.last_log_index, "committed_index": s.committed_index,
+                            "applied_index": s.applied_index, "snapshot_index": s.snapshot_index,
+                            "purged_index": s.purged_index, "joint": s.joint, "initialized": s.initialized,
+                            "members": members_json(&s.members),
+                        }));
+                    }
+                    Err(e) => {
+                        rows.push(vec![
+                            "?".into(),
+                            addr.clone(),
+                            format!("unreachable ({:?})", e.code()),
+                        ]);
+                        out.push(json!({"addr": addr, "error": e.message()}));
+                    }
+                }
+            }
+            if ctx.json {
+                print_json(&json!(out));
+            } else {
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "id",
+                            "addr",
+                            "state",
+                            "term",
+                            "leader",
+                            "last log",
+                            "committed",
+                            "applied",
+                            "snapshot",
+                            "purged"
+                        ],
+                        rows
+                    )
+                );
+            }
+        }
+        ClusterCmd::Init { members } => {
+            let mut req = pb::InitClusterRequest::default();
+            for m in &members {
+                let (id, addr) = m
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--member wants id=host:port"))?;
+                req.members.push(pb::NodeAddr {
+                    node_id: id.parse()?,
+                    addr: addr.into(),
+                });
+            }
+            let first = c.endpoints()[0].clone();
+            if req.members.is_empty() {
+                req.members.push(pb::NodeAddr {
+                    node_id: 1,
+                    addr: first.clone(),
+                });
+            }
+            let ch = c.channel(&first)?;
+            let resp = pb::admin_client::AdminClient::new(ch)
+                .init_cluster(req)
+                .await?
+                .into_inner();
+            if ctx.json {
+                print_json(&json!({"already_initialized": resp.already_initialized}));
+            } else if resp.already_initialized {
+                println!("already initialised; nothing changed");
+            } else {
+                println!("cluster initialised");
+            }
+        }
+        ClusterCmd::AddLearner { id, addr, no_wait } => {
+            let req = pb::AddLearnerRequest {
+                node: Some(pb::NodeAddr { node_id: id, addr }),
+                blocking: !no_wait,
+            };
+            let resp = c
+                .admin(|mut a| {
+                    let req = req.clone();
+                    async move { a.add_learner(req).await }
+                })
+                .await?;
+            show_membership(ctx, &resp);
+        }
+        ClusterCmd::Promote { ids } | ClusterCmd::Remove { ids } if ids.is_empty() => {
+            anyhow::bail!("name at least one node id")
+        }
+        ClusterCmd::Promote { ids } => {
+            let req = pb::ChangeMembershipRequest {
+                change: Some(pb::change_membership_request::Change::Promote(
+                    pb::NodeIds { node_ids: ids },
+                )),
+            };
+            let resp = c
+                .admin(|mut a| {
+                    let req = req.clone();
+                    async move { a.change_membership(req).await }
+                })
+                .await?;
+            show_membership(ctx, &resp);
+        }
+        ClusterCmd::Remove { ids } => {
+            let req = pb::ChangeMembershipRequest {
+                change: Some(pb::change_membership_request::Change::Remove(pb::NodeIds {
+                    node_ids: ids,
+                })),
+            };
+            let resp = c
+                .admin(|mut a| {
+                    let req = req.clone();
+                    async move { a.change_membership(req).await }
+                })
+                .await?;
+            show_membership(ctx, &resp);
+        }
+        ClusterCmd::TransferLeader { id } => {
+            let req = pb::TransferLeaderRequest { to_node_id: id };
+            let resp = c
+                .admin(|mut a| async move { a.transfer_leader(req).await })
+                .await?;
+            if ctx.json {
+                print_json(&json!({"leader_id": resp.leader_id}));
+            } else {
+                println!("leader is now {}", opt(resp.leader_id));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn show_membership(ctx: &Ctx, resp: &pb::MembershipResponse) {
+    if ctx.json {
+        print_json(&json!({"log_index": resp.log_index, "members": members_json(&resp.members)}));
+    } else {
+        println!("membership committed at log index {}", resp.log_index);
+        println!("{}", members_table(&resp.members));
+    }
+}

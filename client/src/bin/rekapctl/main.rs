@@ -1,0 +1,118 @@
+//! `rekapctl`: the command-line tool for operators, recap staff and ops.
+//! One file per command group; output is a table, or JSON with `--json`.
+
+mod bench;
+mod cluster;
+mod import;
+mod output;
+mod read;
+mod registry;
+mod submit;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rekap_client::{Client, ClientOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "rekapctl",
+    version,
+    about = "Talk to a Rekap vote-tally cluster"
+)]
+struct Cli {
+    /// Comma-separated node addresses; any subset of the cluster will do.
+    #[arg(
+        long,
+        env = "REKAP_ENDPOINTS",
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+        global = true
+    )]
+    endpoints: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Give up on a call after this many seconds (retries included).
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout: u64,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Cluster membership and health.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
+    /// Load or generate the registry (regions, TPS, contests).
+    #[command(subcommand)]
+    Registry(registry::RegistryCmd),
+    /// Submit one TPS result.
+    Submit(submit::SubmitArgs),
+    /// One TPS's result for a contest.
+    Result(read::ResultArgs),
+    /// Vote totals of a region.
+    Totals(read::RegionArgs),
+    /// Reporting progress of a region and its children.
+    Progress(read::RegionArgs),
+    /// TPS of a region still without a result.
+    Missing(read::MissingArgs),
+    /// Submit a results CSV in batches (rerunnable: counts nothing twice).
+    Import(import::ImportArgs),
+    /// Closed-loop write benchmark against a generated registry.
+    Bench(bench::BenchArgs),
+}
+
+pub struct Ctx {
+    pub client: Client,
+    pub json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("REKAPCTL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let endpoints: Vec<String> = cli
+        .endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if endpoints.is_empty() {
+        anyhow::bail!("--endpoints names no node");
+    }
+    let opts = ClientOptions {
+        deadline: Duration::from_secs(cli.timeout),
+        ..ClientOptions::default()
+    };
+    let ctx = Ctx {
+        client: Client::with_options(endpoints, opts),
+        json: cli.json,
+    };
+    let res = match cli.cmd {
+        Cmd::Cluster(c) => cluster::run(&ctx, c).await,
+        Cmd::Registry(c) => registry::run(&ctx, c).await,
+        Cmd::Submit(a) => submit::run(&ctx, a).await,
+        Cmd::Result(a) => read::result(&ctx, a).await,
+        Cmd::Totals(a) => read::totals(&ctx, a).await,
+        Cmd::Progress(a) => read::progress(&ctx, a).await,
+        Cmd::Missing(a) => read::missing(&ctx, a).await,
+        Cmd::Import(a) => import::run(&ctx, a).await,
+        Cmd::Bench(a) => bench::run(&ctx, a).await,
+    };
+    if let Err(e) = res {
+        match e.downcast_ref::<tonic::Status>() {
+            Some(s) => eprintln!("error: {:?}: {}", s.code(), s.message()),
+            None => eprintln!("error: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! `rekapctl registry ...`: load CSV files, or generate a synthetic set.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use rekap_client::registry::{Registry, Synthetic};
+use serde_json::json;
+
+use crate::Ctx;
+use crate::output::{print_json, table};
+
+#[derive(Subcommand)]
+pub enum RegistryCmd {
+    /// Load regions.csv, tps.csv, contests.csv and candidates.csv from a directory.
+    Load {
+        dir: PathBuf,
+        /// Rows per replicated chunk.
+        #[arg(long, default_value_t = 5000)]
+        chunk: usize,
+    },
+    /// Write a synthetic Kotabaru-like registry as CSV files.
+    Generate {
+        out: PathBuf,
+        #[arg(long, default_value_t = 21)]
+        kecamatan: usize,
+        #[arg(long, default_value_t = 10)]
+        desa_per_kecamatan: usize,
+        #[arg(long, default_value_t = 4)]
+        tps_per_desa: usize,
+        #[arg(long, default_value = "BUPATI-KOTABARU")]
+        contest: String,
+        /// Prefix for every region code.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Also write demo results for this share of the TPS to <out>/results.csv.
+        #[arg(long)]
+        demo_results: Option<f64>,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
+    match cmd {
+        RegistryCmd::Load { dir, chunk } => {
+            let reg = Registry::read_dir(&dir)?;
+            load(ctx, &reg, chunk).await
+        }
+        RegistryCmd::Generate {
+            out,
+            kecamatan,
+            desa_per_kecamatan,
+            tps_per_desa,
+            contest,
+            prefix,
+            demo_results,
+        } => {
+            let spec = Synthetic {
+                prefix,
+                kecamatan,
+                desa_per_kecamatan,
+                tps_per_desa,
+                contest_id: contest,
+            };
+            let reg = spec.build();
+            reg.write_dir(&out)?;
+            println!(
+                "wrote a registry of {} TPS to {}",
+                spec.tps_count(),
+                out.display()
+            );
+            if let Some(share) = demo_results {
+                let n =
+                    write_demo_results(&reg, &spec.contest_id, share, &out.join("results.csv"))?;
+                println!(
+                    "wrote {n} demo results to {}",
+                    out.join("results.csv").display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Loads a registry chunk by chunk; prints what changed.
+pub async fn load(ctx: &Ctx, reg: &Registry, chunk: usize) -> anyhow::Result<()> {
+    let chunks = reg.chunks(chunk);
+    let bar = if ctx.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(chunks.len() as u64)
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} chunks {elapsed}",
+    )?);
+    let mut sum = rekap_client::proto::LoadRegistryResponse::default();
+    for req in chunks {
+        let r = ctx.client.load_registry(req).await?;
+        sum.regions_added += r.regions_added;
+        sum.regions_updated += r.regions_updated;
+        sum.tps_added += r.tps_added;
+        sum.tps_updated += r.tps_updated;
+        sum.contests_added += r.contests_added;
+        sum.contests_updated += r.contests_updated;
+        sum.unchanged += r.unchanged;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if ctx.json {
+        print_json(&json!({
+            "regions_added": sum.regions_added, "regions_updated": sum.regions_updated,
+            "tps_added": sum.tps_added, "tps_updated": sum.tps_updated,
+            "contests_added": sum.contests_added, "contests_updated": sum.contests_updated,
+            "unchanged": sum.unchanged,
+        }));
+    } else {
+        let row = |k: &str, a: u64, u: u64| vec![k.to_string(), a.to_string(), u.to_string()];
+        println!(
+            "{}",
+            table(
+                &["rows", "added", "updated"],
+                vec![
+                    row("regions", sum.regions_added, sum.regions_updated),
+                    row("tps", sum.tps_added, sum.tps_updated),
+                    row("contests", sum.contests_added, sum.contests_updated),
+                ]
+            )
+        );
+        println!("{} rows unchanged", sum.unchanged);
+    }
+    Ok(())
+}
+
+/// Plausible, rule-abiding results for the first `share` of the TPS,
+/// deterministic so the demo looks the same every time.
+fn write_demo_results(
+    reg: &Registry,
+    contest: &str,
+    share: f64,
+    path: &std::path::Path,
+) -> anyhow::Result<usize> {
+    let n = ((reg.tps.len() as f64) * share.clamp(0.0, 1.0)) as usize;
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record([
+        "tps_id",
+        "contest_id",
+        "paslon_01",
+        "paslon_02",
+        "sah",
+        "tidak_sah",
+        "total",
+    ])?;
+    for (i, t) in reg.tps.iter().take(n).enumerate() {
+        let dpt = t.dpt.unwrap_or(250) as usize;
+        let turnout = dpt * (70 + i % 20) / 100;
+        let tidak_sah = i % 7;
+        let sah = turnout - tidak_sah;
+        let p1 = sah * (40 + (i * 37) % 21) / 100;
+        let p2 = sah - p1;
+        w.write_record([
+            t.tps_id.clone(),
+            contest.to_string(),
+            p1.to_string(),
+            p2.to_string(),
+            sah.to_string(),
+            tidak_sah.to_string(),
+            turnout.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(n)
+}

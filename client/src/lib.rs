@@ -1,0 +1,348 @@
+//! Rekap client library.
+//!
+//! Give it the addresses of some nodes. It finds the leader, remembers it,
+//! and follows the leader hint every node returns (`x-rekap-leader`). When a
+//! call fails with UNAVAILABLE, a timeout or a broken connection, it retries
+//! on the hinted leader or the next node, with exponential backoff, until
+//! the call's deadline. Submissions carry their submission id, so a retry
+//! never counts twice. Refusals (invalid input, unknown TPS, conflicts) are
+//! returned at once: retrying would not change them.
+
+pub mod registry;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rekap_proto::pb;
+use rekap_proto::pb::admin_client::AdminClient;
+use rekap_proto::pb::tally_client::TallyClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+pub use rekap_proto::pb as proto;
+
+/// Metadata key with the leader's address, set by every node on every reply.
+pub const LEADER_HEADER: &str = "x-rekap-leader";
+/// Metadata key naming the rule a refused input broke.
+pub const RULE_HEADER: &str = "x-rekap-rule";
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long one call may take in all, retries included.
+    pub deadline: Duration,
+    /// How long one attempt may take.
+    pub attempt_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            deadline: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(5),
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(500),
+        }
+    }
+}
+
+struct Inner {
+    endpoints: Vec<String>,
+    leader: Option<String>,
+    channels: HashMap<String, Channel>,
+}
+
+/// A cluster client; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Mutex<Inner>>,
+    opts: ClientOptions,
+}
+
+/// The rule named by a refusal, if any.
+pub fn rule_of(status: &Status) -> Option<String> {
+    status
+        .metadata()
+        .get(RULE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Failures another attempt may cure. Everything else is an answer.
+pub fn is_retryable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Aborted
+            | Code::Unknown
+    ) && rule_of(status).is_none()
+}
+
+impl Client {
+    pub fn new(endpoints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self::with_options(endpoints, ClientOptions::default())
+    }
+
+    pub fn with_options(
+        endpoints: impl IntoIterator<Item = impl Into<String>>,
+        opts: ClientOptions,
+    ) -> Self {
+        let endpoints: Vec<String> = endpoints.into_iter().map(Into::into).collect();
+        assert!(
+            !endpoints.is_empty(),
+            "a client needs at least one endpoint"
+        );
+        Client {
+            inner: Arc::new(Mutex::new(Inner {
+                endpoints,
+                leader: None,
+                channels: HashMap::new(),
+            })),
+            opts,
+        }
+    }
+
+    /// The leader this client currently believes in.
+    pub fn leader(&self) -> Option<String> {
+        self.inner.lock().expect("client lock").leader.clone()
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner.lock().expect("client lock").endpoints.clone()
+    }
+
+    /// A channel to one node, shared by every call to it.
+    pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        let mut inner = self.inner.lock().expect("client lock");
+        if let Some(ch) = inner.channels.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::invalid_argument(format!("bad endpoint {addr}: {e}")))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .connect_lazy();
+        inner.channels.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// Node to try for attempt `n`: the known leader first, then round robin.
+    fn target(&self, n: usize, hint: &Option<String>) -> String {
+        let inner = self.inner.lock().expect("client lock");
+        if let Some(h) = hint {
+            return h.clone();
+        }
+        if n == 0
+            && let Some(l) = &inner.leader
+        {
+            return l.clone();
+        }
+        inner.endpoints[n % inner.endpoints.len()].clone()
+    }
+
+    fn learn_leader(&self, addr: Option<String>) {
+        let Some(addr) = addr else { return };
+        let mut inner = self.inner.lock().expect("client lock");
+        if !inner.endpoints.contains(&addr) {
+            inner.endpoints.push(addr.clone());
+        }
+        inner.leader = Some(addr);
+    }
+
+    fn forget_leader(&self, addr: &str) {
+        let mut inner = self.inner.lock().expect("client lock");
+        if inner.leader.as_deref() == Some(addr) {
+            inner.leader = None;
+        }
+    }
+
+    /// Runs `call` against the cluster with leader-following and retries.
+    pub async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let start = Instant::now();
+        let mut backoff = self.opts.backoff_initial;
+        let mut hint: Option<String> = None;
+        let mut attempt = 0usize;
+        loop {
+            let addr = self.target(attempt, &hint);
+            attempt += 1;
+            let left = self.opts.deadline.saturating_sub(start.elapsed());
+            let per_try = self.opts.attempt_timeout.min(left);
+            let result = match self.channel(&addr) {
+                Ok(ch) => match tokio::time::timeout(per_try, call(ch)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Status::deadline_exceeded(format!(
+                        "{addr} did not answer in {per_try:?}"
+                    ))),
+                },
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(resp) => {
+                    self.learn_leader(header(resp.metadata(), LEADER_HEADER).or(Some(addr)));
+                    return Ok(resp.into_inner());
+                }
+                Err(status) => {
+                    let leader = header(status.metadata(), LEADER_HEADER);
+                    if !is_retryable(&status) {
+                        self.learn_leader(leader);
+                        return Err(status);
+                    }
+                    self.forget_leader(&addr);
+                    if start.elapsed() + backoff >= self.opts.deadline {
+                        return Err(status);
+                    }
+                    // Follow a hint once; if it fails too, go round the list.
+                    hint = leader.filter(|l| *l != addr && hint.as_deref() != Some(l));
+                    tracing::debug!(%addr, code = ?status.code(), msg = status.message(), ?hint, "retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.opts.backoff_max);
+                }
+            }
+        }
+    }
+
+    pub async fn submit(&self, s: pb::Submission) -> Result<pb::SubmitOutcome, Status> {
+        let req = pb::SubmitRequest {
+            submission: Some(s),
+        };
+        let resp = self
+            .call(|ch| {
+                let req = req.clone();
+                async move { TallyClient::new(ch).submit(req).await }
+            })
+            .await?;
+        resp.outcome
+            .ok_or_else(|| Status::internal("empty submit response"))
+    }
+
+    pub async fn submit_batch(
+        &self,
+        submissions: Vec<pb::Submission>,
+    ) -> Result<Vec<pb::BatchItem>, Status> {
+        let req = pb::SubmitBatchRequest { submissions };
+        let resp = self
+            .call(|ch| {
+                let req = req.clone();
+                async move { TallyClient::new(ch).submit_batch(req).await }
+            })
+            .await?;
+        Ok(resp.items)
+    }
+
+    pub async fn totals(
+        &self,
+        region: &str,
+        contest: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::GetTotalsResponse, Status> {
+        let req = pb::GetTotalsRequest {
+            region_code: region.into(),
+            contest_id: contest.into(),
+            consistency: consistency as i32,
+        };
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).get_totals(req).await }
+        })
+        .await
+    }
+
+    pub async fn progress(
+        &self,
+        region: &str,
+        contest: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::GetProgressResponse, Status> {
+        let req = pb::GetProgressRequest {
+            region_code: region.into(),
+            contest_id: contest.into(),
+            consistency: consistency as i32,
+        };
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).get_progress(req).await }
+        })
+        .await
+    }
+
+    pub async fn missing(
+        &self,
+        req: pb::ListMissingTpsRequest,
+    ) -> Result<pb::ListMissingTpsResponse, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).list_missing_tps(req).await }
+        })
+        .await
+    }
+
+    pub async fn tps_result(
+        &self,
+        tps: &str,
+        contest: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::StoredResult, Status> {
+        let req = pb::GetTpsResultRequest {
+            tps_id: tps.into(),
+            contest_id: contest.into(),
+            consistency: consistency as i32,
+        };
+        let resp = self
+            .call(|ch| {
+                let req = req.clone();
+                async move { TallyClient::new(ch).get_tps_result(req).await }
+            })
+            .await?;
+        resp.result
+            .ok_or_else(|| Status::internal("empty result response"))
+    }
+
+    pub async fn load_registry(
+        &self,
+        req: pb::LoadRegistryRequest,
+    ) -> Result<pb::LoadRegistryResponse, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { AdminClient::new(ch).load_registry(req).await }
+        })
+        .await
+    }
+
+    /// Runs an admin call with leader-following (membership changes etc.).
+    pub async fn admin<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    where
+        F: Fn(AdminClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call(|ch| call(AdminClient::new(ch))).await
+    }
+
+    /// Asks one specific node for its view of the cluster (no retries).
+    pub async fn status_of(&self, addr: &str) -> Result<pb::ClusterStatusResponse, Status> {
+        let ch = self.channel(addr)?;
+        let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
+        req.set_timeout(self.opts.attempt_timeout);
+        let mut admin = AdminClient::new(ch);
+        match tokio::time::timeout(self.opts.attempt_timeout, admin.cluster_status(req)).await {
+            Ok(r) => r.map(tonic::Response::into_inner),
+            Err(_) => Err(Status::deadline_exceeded(format!("{addr} did not answer"))),
+        }
+    }
+}
+
+fn header(md: &tonic::metadata::MetadataMap, key: &str) -> Option<String> {
+    md.get(key)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}

@@ -1,0 +1,134 @@
+//! Node configuration from flags, environment (`REKAP_*`) and an optional
+//! TOML file. Flags and environment win over the file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::raft::NodeId;
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "rekap-node",
+    version,
+    about = "A Rekap vote-tally cluster node"
+)]
+pub struct Args {
+    /// TOML file with any of the settings below (keys as the long flags, with '_').
+    #[arg(long, env = "REKAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id: a positive integer, unique in the cluster and never reused.
+    #[arg(long, env = "REKAP_NODE_ID")]
+    pub id: Option<NodeId>,
+    /// Address to listen on for gRPC (clients and peers).
+    #[arg(long, env = "REKAP_LISTEN")]
+    pub listen: Option<String>,
+    /// Address other nodes and clients use to reach this node (default: --listen).
+    #[arg(long, env = "REKAP_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Directory for the RocksDB database and snapshots.
+    #[arg(long, env = "REKAP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Members of a new cluster, as "1=host:port,2=host:port,3=host:port".
+    /// The same list on every initial node; empty for a node that will join.
+    #[arg(long, env = "REKAP_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    #[arg(long, env = "REKAP_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    id: Option<NodeId>,
+    listen: Option<String>,
+    advertise: Option<String>,
+    data_dir: Option<PathBuf>,
+    initial_cluster: Option<String>,
+    snapshot_every: Option<u64>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: NodeId,
+    pub listen: String,
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub initial_cluster: BTreeMap<NodeId, String>,
+    pub snapshot_every: u64,
+}
+
+impl Config {
+    pub fn resolve(args: Args) -> anyhow::Result<Config> {
+        let file: FileConfig = match &args.config {
+            Some(p) => toml::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("parsing {}", p.display()))?,
+            None => FileConfig::default(),
+        };
+        let id = args
+            .id
+            .or(file.id)
+            .context("--id (REKAP_NODE_ID) is required")?;
+        if id == 0 {
+            bail!("node id 0 is reserved; use a positive id");
+        }
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:7000".into());
+        let advertise = args
+            .advertise
+            .or(file.advertise)
+            .unwrap_or_else(|| listen.clone());
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .context("--data-dir (REKAP_DATA_DIR) is required")?;
+        let initial_cluster = parse_cluster(
+            &args
+                .initial_cluster
+                .or(file.initial_cluster)
+                .unwrap_or_default(),
+        )?;
+        if !initial_cluster.is_empty() && initial_cluster.get(&id) != Some(&advertise) {
+            bail!("--initial-cluster must list this node as {id}={advertise}");
+        }
+        let snapshot_every = args
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(20_000)
+            .max(10);
+        Ok(Config {
+            id,
+            listen,
+            advertise,
+            data_dir,
+            initial_cluster,
+            snapshot_every,
+        })
+    }
+}
+
+pub fn parse_cluster(s: &str) -> anyhow::Result<BTreeMap<NodeId, String>> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .with_context(|| format!("initial cluster entry {part:?} is not id=host:port"))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .with_context(|| format!("bad node id in {part:?}"))?;
+        if out.insert(id, addr.trim().to_string()).is_some() {
+            bail!("node {id} is listed twice in the initial cluster");
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,19 @@
+//! Rekap node: a vote-tally state machine replicated with openraft over
+//! gRPC, stored in RocksDB.
+//!
+//! - [`tally`]: the pure state machine (validation, idempotency, aggregates).
+//! - [`store`]: RocksDB log and state-machine storage, snapshot files.
+//! - [`raft`]: openraft type configuration and protobuf conversions.
+//! - [`network`]: the Raft client side over tonic.
+//! - [`service`]: the gRPC services (public Tally and Admin, internal Raft).
+//! - [`node`], [`server`], [`bootstrap`], [`config`]: wiring and operations.
+
+pub mod bootstrap;
+pub mod config;
+pub mod network;
+pub mod node;
+pub mod raft;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod tally;

@@ -1,0 +1,367 @@
+//! Network: the client side of node-to-node Raft traffic over tonic.
+//!
+//! Owns the connection pool (one lazily connected, self-reconnecting HTTP/2
+//! channel per peer and purpose: replication, heartbeats, snapshots, so a
+//! large snapshot never delays a heartbeat), per-RPC deadlines taken from
+//! openraft's `RPCOption`, and the mapping of transport failures to
+//! openraft's `Unreachable`/`NetworkError`/`Timeout`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use openraft::base::{BoxFuture, BoxStream};
+use openraft::errors::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
+use rekap_proto::pb;
+use rekap_proto::pb::raft_client::RaftClient;
+use tokio::io::AsyncReadExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::raft::convert as cv;
+use crate::raft::{NodeId, TypeConfig, Vote};
+use crate::store::SnapshotFile;
+
+/// Largest message either side of the Raft service accepts.
+pub const MAX_RAFT_MESSAGE: usize = 64 * 1024 * 1024;
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Purpose {
+    Replication,
+    Heartbeat,
+    Snapshot,
+    /// Public calls forwarded to the leader.
+    Public,
+}
+
+/// Channels shared by every connection this node opens to its peers.
+#[derive(Clone, Default)]
+pub struct ChannelPool {
+    channels: Arc<Mutex<HashMap<(String, Purpose), Channel>>>,
+}
+
+impl ChannelPool {
+    fn get(&self, addr: &str, purpose: Purpose) -> Result<Channel, tonic::transport::Error> {
+        let mut map = self.channels.lock().expect("pool lock");
+        if let Some(ch) = map.get(&(addr.to_string(), purpose)) {
+            return Ok(ch.clone());
+        }
+        let ch = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(1))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        map.insert((addr.to_string(), purpose), ch.clone());
+        Ok(ch)
+    }
+
+    /// The channel for forwarding public calls to `addr`.
+    pub fn public(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        self.get(addr, Purpose::Public)
+    }
+}
+
+/// Builds per-peer connections for openraft.
+pub struct NetworkFactory {
+    pub node_id: NodeId,
+    pub pool: ChannelPool,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        self.connect(target, node, Purpose::Replication)
+    }
+
+    async fn new_heartbeat_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        self.connect(target, node, Purpose::Heartbeat)
+    }
+
+    async fn new_snapshot_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        self.connect(target, node, Purpose::Snapshot)
+    }
+}
+
+impl NetworkFactory {
+    fn connect(&self, target: NodeId, node: &BasicNode, purpose: Purpose) -> PeerConnection {
+        PeerConnection {
+            me: self.node_id,
+            target,
+            addr: node.addr.clone(),
+            purpose,
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+/// openraft's handle on one peer; cheap, the channel underneath is shared.
+pub struct PeerConnection {
+    me: NodeId,
+    target: NodeId,
+    addr: String,
+    purpose: Purpose,
+    pool: ChannelPool,
+}
+
+type RpcErr = RPCError<TypeConfig>;
+
+impl PeerConnection {
+    fn client(&self) -> Result<RaftClient<Channel>, RpcErr> {
+        let ch = self
+            .pool
+            .get(&self.addr, self.purpose)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        Ok(RaftClient::new(ch)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE))
+    }
+
+    fn timeout_err(&self, action: RPCTypes, ttl: Duration) -> RpcErr {
+        RPCError::Timeout(Timeout {
+            action,
+            id: self.me,
+            target: self.target,
+            timeout: ttl,
+        })
+    }
+
+    /// Runs one unary call with `hard_ttl` as its deadline, both as the
+    /// gRPC timeout header and as a local timer.
+    async fn unary<Req, Resp, F, Fut>(
+        &self,
+        action: RPCTypes,
+        option: &RPCOption,
+        req: Req,
+        call: F,
+    ) -> Result<Resp, RpcErr>
+    where
+        F: FnOnce(RaftClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let ttl = option.hard_ttl();
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(ttl);
+        match tokio::time::timeout(ttl, call(self.client()?, request)).await {
+            Err(_) => Err(self.timeout_err(action, ttl)),
+            Ok(Err(status)) => Err(status_to_rpc_err(status)),
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        }
+    }
+}
+
+/// A refused connection means the peer is down: openraft backs off. Other
+/// failures are retried as ordinary network errors.
+fn status_to_rpc_err(status: tonic::Status) -> RpcErr {
+    if status.code() == tonic::Code::Unavailable {
+        RPCError::Unreachable(Unreachable::new(&status))
+    } else {
+        RPCError::Network(NetworkError::new(&status))
+    }
+}
+
+fn malformed(e: cv::Malformed) -> RpcErr {
+    RPCError::Network(NetworkError::new(&e))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RpcErr> {
+        let req = cv::append_request_to_pb(&rpc);
+        let resp = self
+            .unary(
+                RPCTypes::AppendEntries,
+                &option,
+                req,
+                |mut c, r| async move { c.append(r).await },
+            )
+            .await?;
+        cv::append_response_from_pb(resp).map_err(malformed)
+    }
+
+    /// Pipelined replication over one bidirectional gRPC stream.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RpcErr>>, RpcErr>>
+    where
+        S: futures::Stream<Item = AppendEntriesRequest<TypeConfig>>
+            + OptionalSend
+            + Unpin
+            + 'static,
+    {
+        async move {
+            let mut client = self.client()?;
+            let setup = option.hard_ttl().max(Duration::from_secs(1));
+            let reqs = input.map(|r| cv::append_request_to_pb(&r));
+            let resp = match tokio::time::timeout(setup, client.stream_append(reqs)).await {
+                Err(_) => return Err(self.timeout_err(RPCTypes::AppendEntries, setup)),
+                Ok(r) => r.map_err(status_to_rpc_err)?,
+            };
+            // A peer that stops answering (frozen, cut off) must not stall
+            // replication forever; keepalive catches dead connections, this
+            // catches live connections to a stuck process.
+            let idle = Duration::from_secs(5);
+            let me = self.me;
+            let target = self.target;
+            let out = futures::stream::unfold(resp.into_inner(), move |mut s| async move {
+                match tokio::time::timeout(idle, s.next()).await {
+                    Err(_) => Some((
+                        Err(RPCError::Timeout(Timeout {
+                            action: RPCTypes::AppendEntries,
+                            id: me,
+                            target,
+                            timeout: idle,
+                        })),
+                        s,
+                    )),
+                    Ok(None) => None,
+                    Ok(Some(Err(status))) => Some((Err(status_to_rpc_err(status)), s)),
+                    Ok(Some(Ok(r))) => Some((cv::stream_result_from_pb(r).map_err(malformed), s)),
+                }
+            });
+            Ok(Box::pin(out) as BoxStream<'s, _>)
+        }
+        .boxed()
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RpcErr> {
+        let req = cv::vote_request_to_pb(&rpc);
+        let resp = self
+            .unary(RPCTypes::Vote, &option, req, |mut c, r| async move {
+                c.vote(r).await
+            })
+            .await?;
+        cv::vote_response_from_pb(resp).map_err(malformed)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RpcErr> {
+        let req = cv::vote_request_to_pb(&rpc);
+        let resp = self
+            .unary(RPCTypes::Vote, &option, req, |mut c, r| async move {
+                c.pre_vote(r).await
+            })
+            .await?;
+        cv::vote_response_from_pb(resp).map_err(malformed)
+    }
+
+    /// Streams the snapshot file in chunks. `soft_ttl` bounds each step
+    /// (setup, each chunk), not the whole transfer, so a big snapshot on a
+    /// slow link still completes.
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let step = option.soft_ttl().max(Duration::from_secs(2));
+        let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
+            .await
+            .map_err(|e| {
+                StreamingError::from(RPCError::<TypeConfig>::Network(NetworkError::new(&e)))
+            })?;
+        let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(4);
+        let start = pb::SnapshotChunk {
+            payload: Some(pb::snapshot_chunk::Payload::Start(pb::SnapshotStart {
+                vote: Some(cv::vote_to_pb(&vote)),
+                meta: Some(cv::snapshot_meta_to_pb(&snapshot.meta)),
+                size,
+            })),
+        };
+        let mut client = self.client()?;
+        let call = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let chunk_size = option
+            .snapshot_chunk_size()
+            .unwrap_or(SNAPSHOT_CHUNK)
+            .max(4096);
+        let timeout_err = self.timeout_err(RPCTypes::InstallSnapshot, step);
+        let send = async move {
+            let fail = |e: &dyn std::error::Error| -> RpcErr {
+                RPCError::Network(NetworkError::new(&io_msg(e)))
+            };
+            tokio::time::timeout(step, tx.send(start))
+                .await
+                .map_err(|_| timeout_err.clone())?
+                .map_err(|e| fail(&e))?;
+            let mut buf = vec![0u8; chunk_size];
+            loop {
+                let n = file.read(&mut buf).await.map_err(|e| fail(&e))?;
+                if n == 0 {
+                    return Ok::<(), RpcErr>(());
+                }
+                let chunk = pb::SnapshotChunk {
+                    payload: Some(pb::snapshot_chunk::Payload::Data(buf[..n].to_vec())),
+                };
+                tokio::time::timeout(step, tx.send(chunk))
+                    .await
+                    .map_err(|_| timeout_err.clone())?
+                    .map_err(|e| fail(&e))?;
+            }
+        };
+        let transfer = async move {
+            let (sent, resp) = futures::join!(send, call);
+            sent?;
+            resp.map_err(status_to_rpc_err)
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            resp = transfer => {
+                let reply = resp?.into_inner();
+                Ok(SnapshotResponse::new(cv::vote_from_pb(reply.vote).map_err(malformed)?))
+            }
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RpcErr> {
+        let req = cv::transfer_request_to_pb(&req);
+        let resp = self
+            .unary(
+                RPCTypes::TransferLeader,
+                &option,
+                req,
+                |mut c, r| async move { c.transfer_leader(r).await },
+            )
+            .await?;
+        cv::transfer_response_from_pb(resp).map_err(malformed)
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        Some(Backoff::new(std::iter::repeat(Duration::from_millis(200))))
+    }
+}
+
+fn io_msg(e: &dyn std::error::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}

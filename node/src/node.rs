@@ -1,0 +1,227 @@
+//! The running node: its Raft handle, its state machine, and the routing
+//! every public call goes through (serve locally, forward to the leader with
+//! a hop limit, or fail UNAVAILABLE with a leader hint).
+
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::ReadPolicy;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use rekap_proto::pb;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::network::ChannelPool;
+use crate::raft::{NodeId, Raft, RaftMetrics, TypeConfig};
+use crate::store::StateMachineStore;
+
+pub const LEADER_HEADER: &str = "x-rekap-leader";
+pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
+pub const HOPS_HEADER: &str = "x-rekap-hops";
+pub const RULE_HEADER: &str = "x-rekap-rule";
+/// A request forwarded this many times is not forwarded again: leadership
+/// is moving and the client should retry.
+pub const MAX_HOPS: u32 = 2;
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Node {
+    pub id: NodeId,
+    pub addr: String,
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    /// Channels to other nodes' public services, for forwarding.
+    pub peers: ChannelPool,
+}
+
+/// Why a call could not be served here.
+pub enum Failure {
+    Status(Status),
+    /// This node is not the leader; `Some` names the leader to forward to.
+    NotLeader(Option<(NodeId, String)>),
+}
+
+impl From<Status> for Failure {
+    fn from(s: Status) -> Self {
+        Failure::Status(s)
+    }
+}
+
+/// The gRPC status for a refused input, naming its rule.
+pub fn rejection_status(rej: &pb::Rejection) -> Status {
+    let code = tonic::Code::from_i32(rej.code);
+    let mut s = Status::new(code, format!("rule={}: {}", rej.rule, rej.message));
+    if let Ok(v) = MetadataValue::try_from(rej.rule.as_str()) {
+        s.metadata_mut().insert(RULE_HEADER, v);
+    }
+    s
+}
+
+impl Node {
+    pub fn metrics(&self) -> RaftMetrics {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// A span naming this node, its term and the leader it follows.
+    pub fn span(&self) -> tracing::Span {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        tracing::info_span!("rpc", node = self.id, term = m.current_term, leader = ?m.current_leader)
+    }
+
+    /// The current leader's id and address, as this node knows it.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())?;
+        Some((id, addr))
+    }
+
+    fn annotate_meta(&self, md: &mut tonic::metadata::MetadataMap) {
+        if let Some((id, addr)) = self.leader() {
+            if let Ok(v) = MetadataValue::try_from(addr.as_str()) {
+                md.insert(LEADER_HEADER, v);
+            }
+            md.insert(LEADER_ID_HEADER, MetadataValue::from(id));
+        }
+    }
+
+    /// Serves `req` here, or forwards it to the leader when this node is
+    /// not the leader. Every answer, error or not, carries the leader hint.
+    pub async fn route<Req, Resp, L, LF, R, RF>(
+        &self,
+        req: Request<Req>,
+        local: L,
+        remote: R,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Clone,
+        L: FnOnce(Req) -> LF,
+        LF: Future<Output = Result<Resp, Failure>>,
+        R: FnOnce(Channel, Request<Req>) -> RF,
+        RF: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let hops: u32 = req
+            .metadata()
+            .get(HOPS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let body = req.into_inner();
+        let result = match local(body.clone()).instrument(self.span()).await {
+            Ok(r) => Ok(r),
+            Err(Failure::Status(s)) => Err(s),
+            Err(Failure::NotLeader(Some((id, addr)))) if id != self.id => {
+                if hops >= MAX_HOPS {
+                    Err(Status::unavailable(format!(
+                        "leadership is moving (hop limit {MAX_HOPS} reached); retry, leader hint {addr}"
+                    )))
+                } else {
+                    self.forward(body, hops + 1, &addr, remote).await
+                }
+            }
+            Err(Failure::NotLeader(_)) => Err(Status::unavailable(
+                "no leader elected yet; retry with the same submission id",
+            )),
+        };
+        match result {
+            Ok(r) => {
+                let mut resp = Response::new(r);
+                self.annotate_meta(resp.metadata_mut());
+                Ok(resp)
+            }
+            Err(mut s) => {
+                self.annotate_meta(s.metadata_mut());
+                Err(s)
+            }
+        }
+    }
+
+    async fn forward<Req, Resp, R, RF>(
+        &self,
+        body: Req,
+        hops: u32,
+        addr: &str,
+        remote: R,
+    ) -> Result<Resp, Status>
+    where
+        R: FnOnce(Channel, Request<Req>) -> RF,
+        RF: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let ch = self
+            .peers
+            .public(addr)
+            .map_err(|e| Status::unavailable(format!("cannot reach leader {addr}: {e}")))?;
+        let mut req = Request::new(body);
+        req.metadata_mut()
+            .insert(HOPS_HEADER, MetadataValue::from(hops));
+        req.set_timeout(FORWARD_TIMEOUT);
+        tracing::debug!(leader = addr, hops, "forwarding to leader");
+        match tokio::time::timeout(FORWARD_TIMEOUT, remote(ch, req)).await {
+            Ok(r) => r.map(Response::into_inner),
+            Err(_) => Err(Status::unavailable(format!(
+                "leader {addr} did not answer in time; retry"
+            ))),
+        }
+    }
+
+    /// Proposes a command and waits until it is committed and applied.
+    pub async fn propose(&self, cmd: pb::Command) -> Result<pb::CommandResponse, Failure> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(e) => Err(write_failure(e)),
+        }
+    }
+
+    /// Waits until a read here would be linearizable (ReadIndex on the
+    /// leader); a stale read skips the wait.
+    pub async fn read_barrier(&self, consistency: i32) -> Result<(), Failure> {
+        if consistency == pb::Consistency::Stale as i32 {
+            return Ok(());
+        }
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.forward_to_leader() {
+                Some(f) => Err(Failure::NotLeader(leader_of(f))),
+                None => Err(Failure::Status(Status::unavailable(format!(
+                    "cannot confirm leadership: {e}"
+                )))),
+            },
+        }
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.sm.view().last_applied.map_or(0, |l| l.index)
+    }
+}
+
+fn leader_of(f: &openraft::errors::ForwardToLeader<TypeConfig>) -> Option<(NodeId, String)> {
+    Some((f.leader_id?, f.leader_node.as_ref()?.addr.clone()))
+}
+
+/// Maps a failed write: not-leader (including an entry discarded by a
+/// leader change, whose outcome is unknown) becomes a forward, since every
+/// command is safe to retry.
+pub fn write_failure(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Failure {
+    if let Some(f) = e.forward_to_leader() {
+        return Failure::NotLeader(leader_of(f));
+    }
+    match e {
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => Failure::Status(
+            Status::failed_precondition(format!("rule=membership_change: {c}")),
+        ),
+        RaftError::APIError(other) => {
+            Failure::Status(Status::failed_precondition(other.to_string()))
+        }
+        RaftError::Fatal(f) => Failure::Status(Status::unavailable(format!(
+            "raft stopped on this node: {f}"
+        ))),
+    }
+}

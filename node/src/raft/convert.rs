@@ -1,0 +1,342 @@
+//! Conversions between openraft's values and the `rekap.v1` protobuf
+//! messages used on the wire and on disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, StreamAppendError, StreamAppendResult,
+    TransferLeaderRequest, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, EntryPayload};
+use rekap_proto::pb;
+
+use super::{
+    Entry, LeaderId, LogId, Membership, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote,
+};
+
+/// A protobuf message that does not describe a valid openraft value.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {0}")]
+pub struct Malformed(pub &'static str);
+
+impl From<Malformed> for tonic::Status {
+    fn from(e: Malformed) -> Self {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+impl From<Malformed> for std::io::Error {
+    fn from(e: Malformed) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+}
+
+pub type Res<T> = Result<T, Malformed>;
+
+fn need<T>(v: Option<T>, what: &'static str) -> Res<T> {
+    v.ok_or(Malformed(what))
+}
+
+pub fn leader_id_to_pb(l: &LeaderId) -> pb::LeaderId {
+    pb::LeaderId {
+        term: l.term,
+        node_id: l.node_id,
+    }
+}
+
+pub fn leader_id_from_pb(l: pb::LeaderId) -> LeaderId {
+    LeaderId {
+        term: l.term,
+        node_id: l.node_id,
+    }
+}
+
+pub fn log_id_to_pb(l: &LogId) -> pb::LogId {
+    pb::LogId {
+        leader_id: Some(leader_id_to_pb(&l.leader_id)),
+        index: l.index,
+    }
+}
+
+pub fn log_id_from_pb(l: pb::LogId) -> Res<LogId> {
+    Ok(LogId {
+        leader_id: leader_id_from_pb(need(l.leader_id, "log id")?),
+        index: l.index,
+    })
+}
+
+pub fn opt_log_id_to_pb(l: Option<&LogId>) -> Option<pb::LogId> {
+    l.map(log_id_to_pb)
+}
+
+pub fn opt_log_id_from_pb(l: Option<pb::LogId>) -> Res<Option<LogId>> {
+    l.map(log_id_from_pb).transpose()
+}
+
+pub fn vote_to_pb(v: &Vote) -> pb::Vote {
+    pb::Vote {
+        leader_id: Some(leader_id_to_pb(&v.leader_id)),
+        committed: v.committed,
+    }
+}
+
+pub fn vote_from_pb(v: Option<pb::Vote>) -> Res<Vote> {
+    let v = need(v, "vote")?;
+    Ok(Vote {
+        leader_id: leader_id_from_pb(need(v.leader_id, "vote")?),
+        committed: v.committed,
+    })
+}
+
+pub fn membership_to_pb(m: &Membership) -> pb::Membership {
+    pb::Membership {
+        configs: m
+            .get_joint_config()
+            .iter()
+            .map(|set| pb::VoterSet {
+                node_ids: set.iter().copied().collect(),
+            })
+            .collect(),
+        nodes: m
+            .nodes()
+            .map(|(id, n)| pb::NodeAddr {
+                node_id: *id,
+                addr: n.addr.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn membership_from_pb(m: Option<pb::Membership>) -> Res<Membership> {
+    let m = need(m, "membership")?;
+    let configs: Vec<BTreeSet<NodeId>> = m
+        .configs
+        .into_iter()
+        .map(|s| s.node_ids.into_iter().collect())
+        .collect();
+    let nodes: BTreeMap<NodeId, BasicNode> = m
+        .nodes
+        .into_iter()
+        .map(|n| (n.node_id, BasicNode { addr: n.addr }))
+        .collect();
+    Membership::new(configs, nodes).map_err(|_| Malformed("membership"))
+}
+
+pub fn stored_membership_to_pb(m: &StoredMembership) -> pb::StoredMembership {
+    pb::StoredMembership {
+        log_id: opt_log_id_to_pb(m.log_id().as_ref()),
+        membership: Some(membership_to_pb(m.membership())),
+    }
+}
+
+pub fn stored_membership_from_pb(m: Option<pb::StoredMembership>) -> Res<StoredMembership> {
+    let m = need(m, "stored membership")?;
+    Ok(StoredMembership::new(
+        opt_log_id_from_pb(m.log_id)?,
+        membership_from_pb(m.membership)?,
+    ))
+}
+
+pub fn entry_to_pb(e: &Entry) -> pb::Entry {
+    use pb::entry::Payload;
+    let payload = match &e.payload {
+        EntryPayload::Blank => Payload::Blank(pb::Empty {}),
+        EntryPayload::Normal(cmd) => Payload::Normal(cmd.clone()),
+        EntryPayload::Membership(m) => Payload::Membership(membership_to_pb(m)),
+    };
+    pb::Entry {
+        log_id: Some(log_id_to_pb(&e.log_id)),
+        payload: Some(payload),
+    }
+}
+
+pub fn entry_from_pb(e: pb::Entry) -> Res<Entry> {
+    use pb::entry::Payload;
+    let payload = match need(e.payload, "entry payload")? {
+        Payload::Blank(_) => EntryPayload::Blank,
+        Payload::Normal(cmd) => EntryPayload::Normal(cmd),
+        Payload::Membership(m) => EntryPayload::Membership(membership_from_pb(Some(m))?),
+    };
+    Ok(Entry {
+        log_id: log_id_from_pb(need(e.log_id, "entry log id")?)?,
+        payload,
+    })
+}
+
+pub fn snapshot_meta_to_pb(m: &SnapshotMeta) -> pb::SnapshotMeta {
+    pb::SnapshotMeta {
+        last_log_id: opt_log_id_to_pb(m.last_log_id.as_ref()),
+        last_membership: Some(stored_membership_to_pb(&m.last_membership)),
+    }
+}
+
+pub fn snapshot_meta_from_pb(m: Option<pb::SnapshotMeta>) -> Res<SnapshotMeta> {
+    let m = need(m, "snapshot meta")?;
+    Ok(SnapshotMeta {
+        last_log_id: opt_log_id_from_pb(m.last_log_id)?,
+        last_membership: stored_membership_from_pb(m.last_membership)?,
+    })
+}
+
+pub fn append_request_to_pb(r: &AppendEntriesRequest<TypeConfig>) -> pb::AppendRequest {
+    pb::AppendRequest {
+        vote: Some(vote_to_pb(&r.vote)),
+        prev_log_id: opt_log_id_to_pb(r.prev_log_id.as_ref()),
+        entries: r.entries.iter().map(entry_to_pb).collect(),
+        leader_commit: opt_log_id_to_pb(r.leader_commit.as_ref()),
+    }
+}
+
+pub fn append_request_from_pb(r: pb::AppendRequest) -> Res<AppendEntriesRequest<TypeConfig>> {
+    Ok(AppendEntriesRequest {
+        vote: vote_from_pb(r.vote)?,
+        prev_log_id: opt_log_id_from_pb(r.prev_log_id)?,
+        entries: r
+            .entries
+            .into_iter()
+            .map(entry_from_pb)
+            .collect::<Res<_>>()?,
+        leader_commit: opt_log_id_from_pb(r.leader_commit)?,
+    })
+}
+
+pub fn append_response_to_pb(r: &AppendEntriesResponse<TypeConfig>) -> pb::AppendResponse {
+    use pb::append_response::Result as R;
+    let result = match r {
+        AppendEntriesResponse::Success => R::Success(pb::Empty {}),
+        AppendEntriesResponse::PartialSuccess(l) => R::PartialSuccess(pb::OptionalLogId {
+            log_id: opt_log_id_to_pb(l.as_ref()),
+        }),
+        AppendEntriesResponse::Conflict => R::Conflict(pb::Empty {}),
+        AppendEntriesResponse::HigherVote(v) => R::HigherVote(vote_to_pb(v)),
+    };
+    pb::AppendResponse {
+        result: Some(result),
+    }
+}
+
+pub fn append_response_from_pb(r: pb::AppendResponse) -> Res<AppendEntriesResponse<TypeConfig>> {
+    use pb::append_response::Result as R;
+    Ok(match need(r.result, "append response")? {
+        R::Success(_) => AppendEntriesResponse::Success,
+        R::PartialSuccess(l) => {
+            AppendEntriesResponse::PartialSuccess(opt_log_id_from_pb(l.log_id)?)
+        }
+        R::Conflict(_) => AppendEntriesResponse::Conflict,
+        R::HigherVote(v) => AppendEntriesResponse::HigherVote(vote_from_pb(Some(v))?),
+    })
+}
+
+pub fn stream_result_to_pb(r: &StreamAppendResult<TypeConfig>) -> pb::StreamAppendResponse {
+    use pb::stream_append_response::Result as R;
+    let result = match r {
+        Ok(l) => R::Success(pb::OptionalLogId {
+            log_id: opt_log_id_to_pb(l.as_ref()),
+        }),
+        Err(StreamAppendError::Conflict(l)) => R::Conflict(log_id_to_pb(l)),
+        Err(StreamAppendError::HigherVote(v)) => R::HigherVote(vote_to_pb(v)),
+    };
+    pb::StreamAppendResponse {
+        result: Some(result),
+    }
+}
+
+pub fn stream_result_from_pb(r: pb::StreamAppendResponse) -> Res<StreamAppendResult<TypeConfig>> {
+    use pb::stream_append_response::Result as R;
+    Ok(match need(r.result, "stream append response")? {
+        R::Success(l) => Ok(opt_log_id_from_pb(l.log_id)?),
+        R::Conflict(l) => Err(StreamAppendError::Conflict(log_id_from_pb(l)?)),
+        R::HigherVote(v) => Err(StreamAppendError::HigherVote(vote_from_pb(Some(v))?)),
+    })
+}
+
+pub fn vote_request_to_pb(r: &VoteRequest<TypeConfig>) -> pb::VoteRequest {
+    pb::VoteRequest {
+        vote: Some(vote_to_pb(&r.vote)),
+        last_log_id: opt_log_id_to_pb(r.last_log_id.as_ref()),
+        leadership_transfer: r.leadership_transfer,
+    }
+}
+
+pub fn vote_request_from_pb(r: pb::VoteRequest) -> Res<VoteRequest<TypeConfig>> {
+    Ok(VoteRequest {
+        vote: vote_from_pb(r.vote)?,
+        last_log_id: opt_log_id_from_pb(r.last_log_id)?,
+        leadership_transfer: r.leadership_transfer,
+    })
+}
+
+pub fn vote_response_to_pb(r: &VoteResponse<TypeConfig>) -> pb::VoteResponse {
+    pb::VoteResponse {
+        vote: Some(vote_to_pb(&r.vote)),
+        vote_granted: r.vote_granted,
+        last_log_id: opt_log_id_to_pb(r.last_log_id.as_ref()),
+    }
+}
+
+pub fn vote_response_from_pb(r: pb::VoteResponse) -> Res<VoteResponse<TypeConfig>> {
+    Ok(VoteResponse {
+        vote: vote_from_pb(r.vote)?,
+        vote_granted: r.vote_granted,
+        last_log_id: opt_log_id_from_pb(r.last_log_id)?,
+    })
+}
+
+pub fn transfer_request_to_pb(
+    r: &TransferLeaderRequest<TypeConfig>,
+) -> pb::RaftTransferLeaderRequest {
+    pb::RaftTransferLeaderRequest {
+        from_leader: Some(vote_to_pb(r.from_leader())),
+        to_node_id: *r.to_node_id(),
+        last_log_id: opt_log_id_to_pb(r.last_log_id()),
+    }
+}
+
+pub fn transfer_request_from_pb(
+    r: pb::RaftTransferLeaderRequest,
+) -> Res<TransferLeaderRequest<TypeConfig>> {
+    Ok(TransferLeaderRequest::new(
+        vote_from_pb(r.from_leader)?,
+        r.to_node_id,
+        opt_log_id_from_pb(r.last_log_id)?,
+    ))
+}
+
+pub fn transfer_response_to_pb(
+    r: &openraft::raft::TransferLeaderResponse<TypeConfig>,
+) -> pb::RaftTransferLeaderReply {
+    use openraft::raft::TransferLeaderError as E;
+    use pb::raft_transfer_leader_reply::Result as R;
+    let result = match r {
+        Ok(()) => R::Ok(pb::Empty {}),
+        Err(E::VoteChanged { expected, actual }) => R::VoteChanged(pb::VoteChanged {
+            expected: Some(vote_to_pb(expected)),
+            actual: Some(vote_to_pb(actual)),
+        }),
+        Err(E::LogNotFlushed { expected, actual }) => R::LogNotFlushed(pb::LogNotFlushed {
+            expected: opt_log_id_to_pb(expected.as_ref()),
+            actual: opt_log_id_to_pb(actual.as_ref()),
+        }),
+    };
+    pb::RaftTransferLeaderReply {
+        result: Some(result),
+    }
+}
+
+pub fn transfer_response_from_pb(
+    r: pb::RaftTransferLeaderReply,
+) -> Res<openraft::raft::TransferLeaderResponse<TypeConfig>> {
+    use openraft::raft::TransferLeaderError as E;
+    use pb::raft_transfer_leader_reply::Result as R;
+    Ok(match need(r.result, "transfer leader reply")? {
+        R::Ok(_) => Ok(()),
+        R::VoteChanged(v) => Err(E::VoteChanged {
+            expected: vote_from_pb(v.expected)?,
+            actual: vote_from_pb(v.actual)?,
+        }),
+        R::LogNotFlushed(v) => Err(E::LogNotFlushed {
+            expected: opt_log_id_from_pb(v.expected)?,
+            actual: opt_log_id_from_pb(v.actual)?,
+        }),
+    })
+}

@@ -1,0 +1,54 @@
+//! Consensus: openraft's type configuration for Rekap, its tuning, and the
+//! conversions between openraft's values and our protobuf encoding.
+//!
+//! This module owns the boundary with openraft. Everything openraft hands us
+//! that must cross the network or reach the disk is converted here into the
+//! `rekap.v1` messages, so an openraft upgrade never changes what is on disk.
+
+pub mod convert;
+
+use std::sync::Arc;
+
+use rekap_proto::pb;
+
+openraft::declare_raft_types!(
+    /// Rekap's Raft types: the tally `Command` is the application data.
+    pub TypeConfig:
+        D = pb::Command,
+        R = pb::CommandResponse,
+        Node = openraft::BasicNode,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig, crate::store::StateMachineStore>;
+
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type LeaderId = openraft::alias::LeaderIdOf<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type Membership = openraft::Membership<NodeId, openraft::BasicNode>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
+
+/// Timing for a cluster whose writes wait on fsync: elections well above a
+/// disk flush, heartbeats a fraction of that. Failover is bounded by about
+/// twice `election_timeout_max` (leader lease plus election).
+pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
+    let c = openraft::Config {
+        cluster_name: "rekap".to_string(),
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        install_snapshot_timeout: 5_000,
+        max_payload_entries: 256,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        // Keep some log behind the snapshot so a briefly lagging follower
+        // catches up from the log rather than by a whole snapshot.
+        max_in_snapshot_log_to_keep: snapshot_every / 4,
+        purge_batch_size: 256,
+        enable_pre_vote: Some(true),
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate()?))
+}

@@ -1,0 +1,362 @@
+//! The `Admin` service: registry loading and cluster membership.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use rekap_proto::pb;
+use rekap_proto::pb::admin_client::AdminClient;
+use tonic::{Request, Response, Status};
+
+use super::{refused, required, unexpected};
+use crate::node::{Failure, Node, write_failure};
+use crate::raft::{NodeId, RaftMetrics};
+use crate::tally::rules;
+
+/// A voter whose log trails the leader's by more than this is not counted
+/// as caught up when checking that a membership change keeps a quorum.
+const CAUGHT_UP_LAG: u64 = 1000;
+/// ...nor one that has not acknowledged the leader for this long.
+const ALIVE_WITHIN: Duration = Duration::from_secs(3);
+
+pub struct AdminService {
+    pub node: Arc<Node>,
+}
+
+pub fn members_of(m: &RaftMetrics) -> Vec<pb::Member> {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let ok = (m.state == ServerState::Leader).then(|| healthy(m));
+    membership
+        .nodes()
+        .map(|(id, n)| pb::Member {
+            node_id: *id,
+            addr: n.addr.clone(),
+            role: if voters.contains(id) {
+                "voter"
+            } else {
+                "learner"
+            }
+            .to_string(),
+            matched_index: m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map(|l| l.index),
+            healthy: ok.as_ref().map(|ok| ok.contains(id)),
+        })
+        .collect()
+}
+
+fn state_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// Nodes the leader currently hears from and that are close to its log.
+fn healthy(m: &RaftMetrics) -> BTreeSet<NodeId> {
+    let last = m.last_log_index.unwrap_or(0);
+    let mut out = BTreeSet::from([m.id]);
+    let (Some(repl), Some(hb)) = (m.replication.as_ref(), m.heartbeat.as_ref()) else {
+        return out;
+    };
+    for (id, matched) in repl {
+        let close = matched.as_ref().map_or(0, |l| l.index) + CAUGHT_UP_LAG >= last;
+        let alive = hb
+            .get(id)
+            .cloned()
+            .flatten()
+            .is_some_and(|t| openraft::Instant::elapsed(&*t) < ALIVE_WITHIN);
+        if close && alive {
+            out.insert(*id);
+        }
+    }
+    out
+}
+
+fn precondition(rule: &str, msg: String) -> Failure {
+    refused(rules::reject(rules::code::FAILED_PRECONDITION, rule, msg))
+}
+
+impl AdminService {
+    /// Refuses a change whose new voter set would not have a majority of
+    /// nodes that are alive and caught up: committing it would stall.
+    fn check_quorum(&self, new_voters: &BTreeSet<NodeId>) -> Result<(), Failure> {
+        if new_voters.is_empty() {
+            return Err(precondition(
+                "quorum_kept",
+                "the cluster must keep at least one voter".into(),
+            ));
+        }
+        let m = self.node.metrics();
+        if m.state != ServerState::Leader {
+            return Err(Failure::NotLeader(self.node.leader()));
+        }
+        let ok = healthy(&m);
+        let good = new_voters.iter().filter(|id| ok.contains(id)).count();
+        if good * 2 <= new_voters.len() {
+            return Err(precondition(
+                "quorum_kept",
+                format!(
+                    "only {good} of the new voters {new_voters:?} are alive and caught up; a majority is needed"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn change(
+        &self,
+        change: pb::change_membership_request::Change,
+    ) -> Result<pb::MembershipResponse, Failure> {
+        use pb::change_membership_request::Change;
+        let m = self.node.metrics();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let known: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        let members = match change {
+            Change::Promote(ids) => {
+                let ids: BTreeSet<NodeId> = ids.node_ids.into_iter().collect();
+                if let Some(id) = ids.iter().find(|id| !known.contains(id)) {
+                    return Err(refused(rules::reject(
+                        rules::code::NOT_FOUND,
+                        "member_exists",
+                        format!("node {id} is not a member; add it as a learner first"),
+                    )));
+                }
+                let ok = healthy(&m);
+                if let Some(id) = ids
+                    .iter()
+                    .find(|id| !voters.contains(id) && !ok.contains(id))
+                {
+                    return Err(precondition(
+                        "learner_caught_up",
+                        format!("learner {id} has not caught up with the leader's log"),
+                    ));
+                }
+                let new_voters: BTreeSet<NodeId> = voters.union(&ids).copied().collect();
+                self.check_quorum(&new_voters)?;
+                ChangeMembers::AddVoterIds(ids)
+            }
+            Change::Remove(ids) => {
+                let ids: BTreeSet<NodeId> = ids.node_ids.into_iter().collect();
+                if let Some(id) = ids.iter().find(|id| !known.contains(id)) {
+                    return Err(refused(rules::reject(
+                        rules::code::NOT_FOUND,
+                        "member_exists",
+                        format!("node {id} is not a member"),
+                    )));
+                }
+                let new_voters: BTreeSet<NodeId> = voters.difference(&ids).copied().collect();
+                self.check_quorum(&new_voters)?;
+                let removed_voters: BTreeSet<NodeId> = ids.intersection(&voters).copied().collect();
+                if removed_voters.is_empty() {
+                    ChangeMembers::RemoveNodes(ids)
+                } else {
+                    // Learners named alongside voters are dropped in a second step.
+                    let learners: BTreeSet<NodeId> = ids.difference(&voters).copied().collect();
+                    if !learners.is_empty() {
+                        self.node
+                            .raft
+                            .change_membership(ChangeMembers::RemoveNodes(learners), false)
+                            .await
+                            .map_err(write_failure)?;
+                    }
+                    ChangeMembers::RemoveVoters(removed_voters)
+                }
+            }
+        };
+        let resp = self
+            .node
+            .raft
+            .change_membership(members, false)
+            .await
+            .map_err(write_failure)?;
+        Ok(pb::MembershipResponse {
+            log_index: resp.log_id.index,
+            members: members_of(&self.node.metrics()),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    async fn load_registry(
+        &self,
+        req: Request<pb::LoadRegistryRequest>,
+    ) -> Result<Response<pb::LoadRegistryResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                let cmd = pb::Command {
+                    kind: Some(pb::command::Kind::LoadRegistry(r)),
+                };
+                match node.propose(cmd).await? {
+                    pb::CommandResponse {
+                        kind: Some(pb::command_response::Kind::LoadRegistry(resp)),
+                    } => Ok(resp),
+                    other => Err(unexpected(other)),
+                }
+            },
+            |ch, r| async move { AdminClient::new(ch).load_registry(r).await },
+        )
+        .await
+    }
+
+    async fn cluster_status(
+        &self,
+        _req: Request<pb::ClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        let node = &self.node;
+        let m = node.metrics();
+        let leader = node.leader();
+        let initialized = node.raft.is_initialized().await.unwrap_or(false);
+        Ok(Response::new(pb::ClusterStatusResponse {
+            node_id: node.id,
+            addr: node.addr.clone(),
+            state: state_name(m.state).to_string(),
+            term: m.current_term,
+            leader_id: leader.as_ref().map(|l| l.0),
+            leader_addr: leader.map(|l| l.1).unwrap_or_default(),
+            members: members_of(&m),
+            last_log_index: m.last_log_index,
+            committed_index: m.local_committed.map(|l| l.index),
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            joint: m.membership_config.membership().get_joint_config().len() > 1,
+            initialized,
+        }))
+    }
+
+    async fn init_cluster(
+        &self,
+        req: Request<pb::InitClusterRequest>,
+    ) -> Result<Response<pb::InitClusterResponse>, Status> {
+        let node = &self.node;
+        let mut members: BTreeMap<NodeId, BasicNode> = req
+            .into_inner()
+            .members
+            .into_iter()
+            .map(|m| (m.node_id, BasicNode { addr: m.addr }))
+            .collect();
+        if members.is_empty() {
+            members.insert(
+                node.id,
+                BasicNode {
+                    addr: node.addr.clone(),
+                },
+            );
+        }
+        let already_initialized = crate::bootstrap::initialize(&node.raft, members).await?;
+        Ok(Response::new(pb::InitClusterResponse {
+            already_initialized,
+        }))
+    }
+
+    async fn add_learner(
+        &self,
+        req: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                let n = required(r.node, "node")?;
+                if n.addr.is_empty() {
+                    return Err(refused(rules::invalid(
+                        "required_field",
+                        "node.addr is required",
+                    )));
+                }
+                let m = node.metrics();
+                if m.membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == n.node_id)
+                {
+                    return Err(refused(rules::reject(
+                        rules::code::ALREADY_EXISTS,
+                        "member_exists",
+                        format!("node {} is already a voter", n.node_id),
+                    )));
+                }
+                let resp = node
+                    .raft
+                    .add_learner(n.node_id, BasicNode { addr: n.addr }, r.blocking)
+                    .await
+                    .map_err(write_failure)?;
+                Ok(pb::MembershipResponse {
+                    log_index: resp.log_id.index,
+                    members: members_of(&node.metrics()),
+                })
+            },
+            |ch, r| async move { AdminClient::new(ch).add_learner(r).await },
+        )
+        .await
+    }
+
+    async fn change_membership(
+        &self,
+        req: Request<pb::ChangeMembershipRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.node
+            .route(
+                req,
+                |r| async move { self.change(required(r.change, "change")?).await },
+                |ch, r| async move { AdminClient::new(ch).change_membership(r).await },
+            )
+            .await
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                let m = node.metrics();
+                if m.state != ServerState::Leader {
+                    return Err(Failure::NotLeader(node.leader()));
+                }
+                if !m
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == r.to_node_id)
+                {
+                    return Err(refused(rules::reject(
+                        rules::code::FAILED_PRECONDITION,
+                        "target_is_voter",
+                        format!("node {} is not a voter", r.to_node_id),
+                    )));
+                }
+                node.raft
+                    .trigger()
+                    .transfer_leader(r.to_node_id)
+                    .await
+                    .map_err(|e| Failure::Status(Status::unavailable(e.to_string())))?;
+                let target = r.to_node_id;
+                let _ = node
+                    .raft
+                    .wait(Some(Duration::from_secs(5)))
+                    .metrics(|m| m.current_leader == Some(target), "leader transferred")
+                    .await;
+                Ok(pb::TransferLeaderResponse {
+                    leader_id: node.metrics().current_leader,
+                })
+            },
+            |ch, r| async move { AdminClient::new(ch).transfer_leader(r).await },
+        )
+        .await
+    }
+}

@@ -1,0 +1,197 @@
+//! The Raft log, vote and committed index in RocksDB.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use prost::Message;
+use rekap_proto::pb;
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::flusher::Flusher;
+use super::{CF_LOGS, CF_RAFT_META, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, cf, io_err};
+use crate::raft::convert::{
+    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb,
+};
+use crate::raft::{Entry, LogId, TypeConfig, Vote};
+
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    flusher: Flusher,
+}
+
+fn index_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+fn sync_opts() -> WriteOptions {
+    let mut o = WriteOptions::default();
+    o.set_sync(true);
+    o
+}
+
+impl LogStore {
+    pub fn new(db: Arc<DB>) -> Self {
+        let flusher = Flusher::start(db.clone());
+        LogStore { db, flusher }
+    }
+
+    fn get_meta<M: Message + Default>(&self, key: &[u8]) -> io::Result<Option<M>> {
+        let raw = self
+            .db
+            .get_cf(cf(&self.db, CF_RAFT_META), key)
+            .map_err(io_err)?;
+        raw.map(|b| M::decode(b.as_slice()).map_err(io_err))
+            .transpose()
+    }
+
+    fn last_purged(&self) -> io::Result<Option<LogId>> {
+        Ok(self
+            .get_meta::<pb::LogId>(KEY_PURGED)?
+            .map(log_id_from_pb)
+            .transpose()?)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let mut out = Vec::new();
+        let it = self.db.iterator_cf(
+            cf(&self.db, CF_LOGS),
+            IteratorMode::From(&index_key(start), Direction::Forward),
+        );
+        for kv in it {
+            let (k, v) = kv.map_err(io_err)?;
+            let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(io_err)?);
+            if !range.contains(&idx) {
+                break;
+            }
+            out.push(entry_from_pb(
+                pb::Entry::decode(v.as_ref()).map_err(io_err)?,
+            )?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.get_meta::<pb::Vote>(KEY_VOTE)?
+            .map(|v| Ok(vote_from_pb(Some(v))?))
+            .transpose()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id = self.last_purged()?;
+        let last = self
+            .db
+            .iterator_cf(cf(&self.db, CF_LOGS), IteratorMode::End)
+            .next();
+        let last_log_id = match last {
+            Some(kv) => {
+                let (_, v) = kv.map_err(io_err)?;
+                Some(entry_from_pb(pb::Entry::decode(v.as_ref()).map_err(io_err)?)?.log_id)
+            }
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    /// Durable on return: a vote must never be forgotten after a crash.
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let mut b = WriteBatch::default();
+        b.put_cf(
+            cf(&self.db, CF_RAFT_META),
+            KEY_VOTE,
+            vote_to_pb(vote).encode_to_vec(),
+        );
+        self.db.write_opt(b, &sync_opts()).map_err(io_err)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let meta = cf(&self.db, CF_RAFT_META);
+        match committed {
+            Some(c) => self
+                .db
+                .put_cf(meta, KEY_COMMITTED, log_id_to_pb(&c).encode_to_vec()),
+            None => self.db.delete_cf(meta, KEY_COMMITTED),
+        }
+        .map_err(io_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self
+            .get_meta::<pb::LogId>(KEY_COMMITTED)?
+            .map(log_id_from_pb)
+            .transpose()?)
+    }
+
+    /// Readable on return; the callback fires after the WAL fsync.
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let logs = cf(&self.db, CF_LOGS);
+        let mut b = WriteBatch::default();
+        for e in entries {
+            b.put_cf(
+                logs,
+                index_key(e.log_id.index),
+                entry_to_pb(&e).encode_to_vec(),
+            );
+        }
+        self.db.write(b).map_err(io_err)?;
+        self.flusher.flush(callback);
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |l| l.index + 1);
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(cf(&self.db, CF_LOGS), index_key(from), index_key(u64::MAX));
+        b.delete_cf(cf(&self.db, CF_LOGS), index_key(u64::MAX));
+        self.db.write_opt(b, &sync_opts()).map_err(io_err)
+    }
+
+    /// Records the purge point first, in the same batch as the deletion.
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let mut b = WriteBatch::default();
+        b.put_cf(
+            cf(&self.db, CF_RAFT_META),
+            KEY_PURGED,
+            log_id_to_pb(&log_id).encode_to_vec(),
+        );
+        b.delete_range_cf(
+            cf(&self.db, CF_LOGS),
+            index_key(0),
+            index_key(log_id.index + 1),
+        );
+        self.db.write(b).map_err(io_err)
+    }
+}

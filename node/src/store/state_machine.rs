@@ -1,0 +1,298 @@
+//! The tally state machine on RocksDB: applies committed entries to the pure
+//! `TallyState` and persists its record writes together with the applied log
+//! id in one batch, so the two never disagree. Snapshots are built from one
+//! RocksDB snapshot, reading the applied log id and the data from the same
+//! view: the snapshot's metadata always matches its content exactly.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use prost::Message;
+use rekap_proto::pb;
+use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+
+use super::snapshot::{self, SnapshotFile};
+use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
+use crate::raft::convert::{
+    log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
+};
+use crate::raft::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::tally::TallyState;
+
+/// The applied state: the tally and the Raft position it reflects.
+pub struct SmState {
+    pub tally: TallyState,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+pub type SmView<'a> = RwLockReadGuard<'a, SmState>;
+
+struct Inner {
+    db: Arc<DB>,
+    dir: PathBuf,
+    state: RwLock<SmState>,
+    /// Serialises snapshot builds against installs.
+    snapshot_lock: tokio::sync::Mutex<()>,
+}
+
+/// Cheap to clone: the gRPC services keep a clone to read the tally.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    inner: Arc<Inner>,
+}
+
+type SmSnapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
+
+fn read_meta(
+    get: impl Fn(&[u8]) -> io::Result<Option<Vec<u8>>>,
+) -> io::Result<(Option<LogId>, StoredMembership)> {
+    let applied = get(KEY_APPLIED)?
+        .map(|b| pb::LogId::decode(b.as_slice()).map_err(io_err))
+        .transpose()?
+        .map(log_id_from_pb)
+        .transpose()?;
+    let membership = match get(KEY_MEMBERSHIP)? {
+        Some(b) => stored_membership_from_pb(Some(
+            pb::StoredMembership::decode(b.as_slice()).map_err(io_err)?,
+        ))?,
+        None => StoredMembership::default(),
+    };
+    Ok((applied, membership))
+}
+
+fn meta_writes(
+    batch: &mut WriteBatch,
+    db: &DB,
+    applied: Option<&LogId>,
+    membership: &StoredMembership,
+) {
+    let meta = cf(db, CF_SM_META);
+    match applied {
+        Some(l) => batch.put_cf(meta, KEY_APPLIED, log_id_to_pb(l).encode_to_vec()),
+        None => batch.delete_cf(meta, KEY_APPLIED),
+    }
+    batch.put_cf(
+        meta,
+        KEY_MEMBERSHIP,
+        stored_membership_to_pb(membership).encode_to_vec(),
+    );
+}
+
+impl StateMachineStore {
+    pub fn open(db: Arc<DB>, dir: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        snapshot::clean_temp(&dir)?;
+        let (last_applied, membership) =
+            read_meta(|k| db.get_cf(cf(&db, CF_SM_META), k).map_err(io_err))?;
+        let mut records = Vec::new();
+        for kv in db.iterator_cf(cf(&db, CF_SM_DATA), IteratorMode::Start) {
+            let (k, v) = kv?;
+            records.push((k.into_vec(), v.into_vec()));
+        }
+        let tally = TallyState::restore(records)?;
+        let state = SmState {
+            tally,
+            last_applied,
+            membership,
+        };
+        Ok(StateMachineStore {
+            inner: Arc::new(Inner {
+                db,
+                dir,
+                state: RwLock::new(state),
+                snapshot_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Read access to the applied state.
+    pub fn view(&self) -> SmView<'_> {
+        self.inner.state.read().expect("state lock poisoned")
+    }
+
+    pub fn snapshot_dir(&self) -> &std::path::Path {
+        &self.inner.dir
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<SmSnapshot, io::Error> {
+        let _guard = self.inner.snapshot_lock.lock().await;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = &inner.db;
+            let view = db.snapshot();
+            let (last_log_id, last_membership) = read_meta(|k| view.get_cf(cf(db, CF_SM_META), k).map_err(io_err))?;
+            let meta = SnapshotMeta {
+                last_log_id,
+                last_membership,
+            };
+            let records = view
+                .iterator_cf(cf(db, CF_SM_DATA), IteratorMode::Start)
+                .map(|kv| kv.map_err(io_err));
+            let path = snapshot::write(&inner.dir, &meta, records)?;
+            tracing::info!(index = ?meta.last_log_id.as_ref().map(|l| l.index), path = %path.display(), "snapshot built");
+            Ok(Snapshot {
+                meta,
+                snapshot: SnapshotFile { path },
+            })
+        })
+        .await
+        .map_err(io_err)?
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let st = self.view();
+        Ok((st.last_applied, st.membership.clone()))
+    }
+
+    /// Applies a run of committed entries as one RocksDB batch; responders
+    /// are answered only after the batch is written.
+    async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
+    where
+        S: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut items = Vec::new();
+        while let Some(item) = entries.next().await {
+            items.push(item?);
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        let db = &self.inner.db;
+        let data = cf(db, CF_SM_DATA);
+        let mut batch = WriteBatch::default();
+        let mut replies = Vec::with_capacity(items.len());
+        {
+            let mut st = self.inner.state.write().expect("state lock poisoned");
+            for (entry, responder) in items {
+                let index = entry.log_id.index;
+                let resp = match entry.payload {
+                    EntryPayload::Blank => none_response(),
+                    EntryPayload::Normal(cmd) => {
+                        let (resp, writes) = st.tally.apply(&cmd, index);
+                        for (k, v) in writes {
+                            match v {
+                                Some(v) => batch.put_cf(data, k, v),
+                                None => batch.delete_cf(data, k),
+                            }
+                        }
+                        resp
+                    }
+                    EntryPayload::Membership(m) => {
+                        st.membership = StoredMembership::new(Some(entry.log_id), m);
+                        none_response()
+                    }
+                };
+                st.last_applied = Some(entry.log_id);
+                replies.push((responder, resp));
+            }
+            meta_writes(&mut batch, db, st.last_applied.as_ref(), &st.membership);
+            db.write(batch).map_err(io_err)?;
+        }
+        for (responder, resp) in replies {
+            if let Some(r) = responder {
+                r.send(resp);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    /// Replaces the whole state with the snapshot's in one synced batch
+    /// (crash-atomic), then publishes the file as the current snapshot.
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let _guard = self.inner.snapshot_lock.lock().await;
+        let inner = self.inner.clone();
+        let meta = meta.clone();
+        let new_state = tokio::task::spawn_blocking(move || -> io::Result<SmState> {
+            let reader = snapshot::Reader::open(&snapshot.path)?;
+            if reader.meta != meta {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "snapshot file does not match its metadata",
+                ));
+            }
+            let records = reader.records()?;
+            let db = &inner.db;
+            let data = cf(db, CF_SM_DATA);
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(data, [0u8].as_slice(), [0xffu8; 2].as_slice());
+            for (k, v) in &records {
+                batch.put_cf(data, k, v);
+            }
+            meta_writes(
+                &mut batch,
+                db,
+                meta.last_log_id.as_ref(),
+                &meta.last_membership,
+            );
+            let mut opts = WriteOptions::default();
+            opts.set_sync(true);
+            db.write_opt(batch, &opts).map_err(io_err)?;
+            // A file we received sits in our folder under a temporary name
+            // and is moved into place; any other file is copied, so the
+            // caller's copy stays intact.
+            let ours = snapshot.path.parent() == Some(inner.dir.as_path())
+                && snapshot.path.extension().is_some_and(|e| e == "tmp");
+            let src = if ours {
+                snapshot.path.clone()
+            } else {
+                let tmp = snapshot::temp_name(&inner.dir, "copy");
+                std::fs::copy(&snapshot.path, &tmp)?;
+                std::fs::File::open(&tmp)?.sync_all()?;
+                tmp
+            };
+            snapshot::publish(&inner.dir, &src, &meta)?;
+            let tally = TallyState::restore(records).map_err(io_err)?;
+            Ok(SmState {
+                tally,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            })
+        })
+        .await
+        .map_err(io_err)??;
+        tracing::info!(index = ?new_state.last_applied.as_ref().map(|l| l.index), "snapshot installed");
+        *self.inner.state.write().expect("state lock poisoned") = new_state;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<SmSnapshot>, io::Error> {
+        let mut files = snapshot::list(&self.inner.dir)?;
+        files.sort();
+        let Some(path) = files.pop() else {
+            return Ok(None);
+        };
+        let meta = snapshot::Reader::open(&path)?.meta;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotFile { path },
+        }))
+    }
+}
+
+fn none_response() -> pb::CommandResponse {
+    pb::CommandResponse {
+        kind: Some(pb::command_response::Kind::None(pb::Empty {})),
+    }
+}

@@ -1,0 +1,36 @@
+//! Keys of the state machine's records in its key/value store.
+//!
+//! One byte of kind, then the id(s). Kinds sort contests, regions, TPS and
+//! results apart, and a restore can tell each record's type from its key.
+
+pub const REGION: u8 = b'r';
+pub const TPS: u8 = b't';
+pub const CONTEST: u8 = b'c';
+pub const RESULT: u8 = b'x';
+
+pub fn region(code: &str) -> Vec<u8> {
+    with_kind(REGION, code)
+}
+
+pub fn tps(tps_id: &str) -> Vec<u8> {
+    with_kind(TPS, tps_id)
+}
+
+pub fn contest(contest_id: &str) -> Vec<u8> {
+    with_kind(CONTEST, contest_id)
+}
+
+/// Ids never contain NUL (see `rules::check_id`), so it separates the two.
+pub fn result(tps_id: &str, contest_id: &str) -> Vec<u8> {
+    let mut k = with_kind(RESULT, tps_id);
+    k.push(0);
+    k.extend_from_slice(contest_id.as_bytes());
+    k
+}
+
+fn with_kind(kind: u8, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 1);
+    k.push(kind);
+    k.extend_from_slice(id.as_bytes());
+    k
+}

@@ -1,0 +1,346 @@
+//! The tally state machine: registry, results, idempotency and aggregates.
+//!
+//! Pure and deterministic: no I/O, no clocks, no openraft types. `apply`
+//! takes a replicated command and the log index it sits at, changes the
+//! in-memory state, and returns the response together with the record writes
+//! the storage layer must persist in the same atomic batch. `restore` rebuilds
+//! the state (aggregates included) from those records. Aggregates per region
+//! and contest are maintained incrementally so totals and progress of any
+//! region are read in O(1), never by scanning its TPS.
+
+mod keys;
+mod query;
+mod registry;
+pub mod rules;
+mod submit;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use prost::Message;
+use rekap_proto::pb;
+
+pub use query::MissingPage;
+
+/// Code of the single nasional region, the root of the hierarchy.
+pub const NASIONAL: &str = "ID";
+
+/// A persisted record that `restore` cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("undecodable state-machine record: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("unknown state-machine record kind {0:?}")]
+    UnknownKind(Option<u8>),
+}
+
+/// A record write for the storage layer: `None` deletes the key.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// A region with its place in the tree.
+#[derive(Debug, Clone)]
+struct RegionNode {
+    region: pb::Region,
+    children: BTreeSet<String>,
+    /// TPS ids; only a desa has any.
+    tps: BTreeSet<String>,
+}
+
+/// Running sums of one region for one contest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Aggregate {
+    /// In the contest's candidate order.
+    votes: Vec<u64>,
+    sah: u64,
+    tidak_sah: u64,
+    total: u64,
+    tps_reported: u64,
+    tps_total: u64,
+}
+
+type ResultKey = (String, String);
+
+#[derive(Debug, Clone)]
+pub struct TallyState {
+    regions: HashMap<String, RegionNode>,
+    tps: HashMap<String, pb::Tps>,
+    contests: BTreeMap<String, pb::Contest>,
+    results: HashMap<ResultKey, pb::StoredResult>,
+    /// Submission id -> the result it was accepted into.
+    by_submission: HashMap<String, ResultKey>,
+    aggregates: HashMap<ResultKey, Aggregate>,
+}
+
+impl Default for TallyState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TallyState {
+    pub fn new() -> Self {
+        let root = pb::Region {
+            code: NASIONAL.to_string(),
+            parent_code: String::new(),
+            level: pb::RegionLevel::Nasional as i32,
+            name: "NASIONAL".to_string(),
+        };
+        let mut regions = HashMap::new();
+        regions.insert(
+            NASIONAL.to_string(),
+            RegionNode {
+                region: root,
+                children: BTreeSet::new(),
+                tps: BTreeSet::new(),
+            },
+        );
+        TallyState {
+            regions,
+            tps: HashMap::new(),
+            contests: BTreeMap::new(),
+            results: HashMap::new(),
+            by_submission: HashMap::new(),
+            aggregates: HashMap::new(),
+        }
+    }
+
+    /// Applies one replicated command. Deterministic: the same state and
+    /// command always give the same response and writes.
+    pub fn apply(
+        &mut self,
+        cmd: &pb::Command,
+        log_index: u64,
+    ) -> (pb::CommandResponse, Vec<Write>) {
+        use pb::command::Kind;
+        use pb::command_response::Kind as R;
+        let mut writes = Vec::new();
+        let kind = match &cmd.kind {
+            Some(Kind::LoadRegistry(req)) => {
+                match self.load_registry(req, log_index, &mut writes) {
+                    Ok(resp) => R::LoadRegistry(resp),
+                    Err(rej) => R::Rejection(rej),
+                }
+            }
+            Some(Kind::Submit(batch)) => {
+                R::Submit(self.submit_batch(&batch.submissions, log_index, &mut writes))
+            }
+            None => R::Rejection(rules::invalid("command", "empty command")),
+        };
+        (pb::CommandResponse { kind: Some(kind) }, writes)
+    }
+
+    /// Rebuilds the state from persisted records (in any order).
+    pub fn restore<I>(records: I) -> Result<Self, RestoreError>
+    where
+        I: IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    {
+        let (mut regions, mut tps, mut contests, mut results) = (vec![], vec![], vec![], vec![]);
+        for (k, v) in records {
+            match k.first() {
+                Some(&keys::REGION) => regions.push(pb::Region::decode(v.as_slice())?),
+                Some(&keys::TPS) => tps.push(pb::Tps::decode(v.as_slice())?),
+                Some(&keys::CONTEST) => contests.push(pb::Contest::decode(v.as_slice())?),
+                Some(&keys::RESULT) => results.push(pb::StoredResult::decode(v.as_slice())?),
+                other => return Err(RestoreError::UnknownKind(other.copied())),
+            }
+        }
+        let mut st = TallyState::new();
+        regions.sort_by_key(|r| r.level);
+        for r in regions {
+            st.insert_region(r);
+        }
+        for t in tps {
+            st.insert_tps(t);
+        }
+        for c in contests {
+            st.insert_contest(c);
+        }
+        for r in results {
+            st.insert_result(r);
+        }
+        Ok(st)
+    }
+
+    /// Every record as `restore` expects it, in key order. For tests and
+    /// consistency checks; the store itself snapshots from RocksDB.
+    pub fn records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for n in self.regions.values().filter(|n| n.region.code != NASIONAL) {
+            out.push((keys::region(&n.region.code), n.region.encode_to_vec()));
+        }
+        for t in self.tps.values() {
+            out.push((keys::tps(&t.tps_id), t.encode_to_vec()));
+        }
+        for c in self.contests.values() {
+            out.push((keys::contest(&c.contest_id), c.encode_to_vec()));
+        }
+        for ((t, c), r) in &self.results {
+            out.push((keys::result(t, c), r.encode_to_vec()));
+        }
+        out.sort();
+        out
+    }
+
+    /// Codes from the desa up to nasional, desa first.
+    fn chain(&self, desa_code: &str) -> Vec<String> {
+        let mut out = Vec::with_capacity(5);
+        let mut code = desa_code.to_string();
+        while let Some(n) = self.regions.get(&code) {
+            out.push(code.clone());
+            if n.region.code == NASIONAL {
+                break;
+            }
+            code = n.region.parent_code.clone();
+        }
+        out
+    }
+
+    fn covers(&self, contest: &pb::Contest, chain: &[String]) -> bool {
+        let scope = scope_of(contest);
+        chain.iter().any(|c| c == scope)
+    }
+
+    fn insert_region(&mut self, region: pb::Region) {
+        let code = region.code.clone();
+        let parent = region.parent_code.clone();
+        match self.regions.get_mut(&code) {
+            Some(n) => n.region = region,
+            None => {
+                self.regions.insert(
+                    code.clone(),
+                    RegionNode {
+                        region,
+                        children: BTreeSet::new(),
+                        tps: BTreeSet::new(),
+                    },
+                );
+            }
+        }
+        if let Some(p) = self.regions.get_mut(&parent) {
+            p.children.insert(code);
+        }
+    }
+
+    /// Adds or replaces a TPS. A new TPS counts towards `tps_total` of every
+    /// contest that covers it, in every region above it.
+    fn insert_tps(&mut self, t: pb::Tps) {
+        let is_new = !self.tps.contains_key(&t.tps_id);
+        if let Some(d) = self.regions.get_mut(&t.desa_code) {
+            d.tps.insert(t.tps_id.clone());
+        }
+        if is_new {
+            let chain = self.chain(&t.desa_code);
+            let covering: Vec<(String, usize)> = self
+                .contests
+                .values()
+                .filter(|c| self.covers(c, &chain))
+                .map(|c| (c.contest_id.clone(), c.candidates.len()))
+                .collect();
+            for (contest_id, n) in covering {
+                for code in &chain {
+                    self.agg_mut(code, &contest_id, n).tps_total += 1;
+                }
+            }
+        }
+        self.tps.insert(t.tps_id.clone(), t);
+    }
+
+    /// Adds or replaces a contest and recounts its `tps_total` everywhere.
+    fn insert_contest(&mut self, c: pb::Contest) {
+        let id = c.contest_id.clone();
+        let n = c.candidates.len();
+        self.aggregates.retain(|(_, cid), _| cid != &id);
+        let scope = scope_of(&c).to_string();
+        self.contests.insert(id.clone(), c);
+        let mut desas = Vec::new();
+        self.collect_desas(&scope, &mut desas);
+        for desa in desas {
+            let count = self.regions[&desa].tps.len() as u64;
+            if count == 0 {
+                continue;
+            }
+            for code in self.chain(&desa) {
+                self.agg_mut(&code, &id, n).tps_total += count;
+            }
+        }
+    }
+
+    fn collect_desas(&self, code: &str, out: &mut Vec<String>) {
+        if let Some(n) = self.regions.get(code) {
+            if n.region.level == pb::RegionLevel::Desa as i32 {
+                out.push(code.to_string());
+            }
+            for ch in &n.children {
+                self.collect_desas(ch, out);
+            }
+        }
+    }
+
+    /// Adds a result and moves the aggregates of every region above its TPS.
+    fn insert_result(&mut self, r: pb::StoredResult) {
+        let Some(s) = r.submission.as_ref() else {
+            return;
+        };
+        let key = (s.tps_id.clone(), s.contest_id.clone());
+        let Some(contest) = self.contests.get(&s.contest_id) else {
+            return;
+        };
+        let Some(t) = self.tps.get(&s.tps_id) else {
+            return;
+        };
+        let votes: Vec<u64> = contest
+            .candidates
+            .iter()
+            .map(|c| {
+                s.votes
+                    .iter()
+                    .find(|v| v.candidate_id == c.candidate_id)
+                    .map_or(0, |v| v.votes.max(0) as u64)
+            })
+            .collect();
+        let n = votes.len();
+        let (sah, tidak_sah, total) = (
+            s.sah.unwrap_or(0).max(0) as u64,
+            s.tidak_sah.unwrap_or(0).max(0) as u64,
+            s.total.unwrap_or(0).max(0) as u64,
+        );
+        for code in self.chain(&t.desa_code.clone()) {
+            let a = self.agg_mut(&code, &key.1, n);
+            for (sum, v) in a.votes.iter_mut().zip(&votes) {
+                *sum += v;
+            }
+            a.sah += sah;
+            a.tidak_sah += tidak_sah;
+            a.total += total;
+            a.tps_reported += 1;
+        }
+        self.by_submission
+            .insert(s.submission_id.clone(), key.clone());
+        self.results.insert(key, r);
+    }
+
+    fn agg_mut(&mut self, region: &str, contest: &str, n: usize) -> &mut Aggregate {
+        let a = self
+            .aggregates
+            .entry((region.to_string(), contest.to_string()))
+            .or_default();
+        if a.votes.len() < n {
+            a.votes.resize(n, 0);
+        }
+        a
+    }
+
+    /// Number of accepted results; for status and tests.
+    pub fn result_count(&self) -> usize {
+        self.results.len()
+    }
+}
+
+fn scope_of(c: &pb::Contest) -> &str {
+    if c.scope_code.is_empty() {
+        NASIONAL
+    } else {
+        &c.scope_code
+    }
+}

@@ -1,0 +1,53 @@
+//! Rekap's wire contract, generated from `proto/rekap/v1/*.proto`.
+//!
+//! Owns every type that crosses the network or reaches the disk; the node and
+//! the client share these definitions so clients in other languages can be
+//! generated from the same files.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+/// Package `rekap.v1`.
+pub mod v1 {
+    tonic::include_proto!("rekap.v1");
+
+    /// Encoded `FileDescriptorSet`, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rekap_descriptor");
+}
+
+pub use v1 as pb;
+
+/// Short summaries for logs (openraft wants its application data `Display`).
+mod display {
+    use std::fmt;
+
+    use super::v1::{Command, CommandResponse, command, command_response};
+
+    impl fmt::Display for Command {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match &self.kind {
+                Some(command::Kind::LoadRegistry(r)) => write!(
+                    f,
+                    "load_registry(regions={}, tps={}, contests={})",
+                    r.regions.len(),
+                    r.tps.len(),
+                    r.contests.len()
+                ),
+                Some(command::Kind::Submit(b)) => {
+                    write!(f, "submit({} results)", b.submissions.len())
+                }
+                None => write!(f, "empty"),
+            }
+        }
+    }
+
+    impl fmt::Display for CommandResponse {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match &self.kind {
+                Some(command_response::Kind::LoadRegistry(_)) => write!(f, "registry loaded"),
+                Some(command_response::Kind::Submit(b)) => write!(f, "{} outcomes", b.items.len()),
+                Some(command_response::Kind::Rejection(r)) => write!(f, "rejected: {}", r.rule),
+                Some(command_response::Kind::None(_)) | None => write!(f, "none"),
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Test harness: real `rekap-node` processes on loopback, each with its own
+//! RocksDB directory, driven through the public client library.
+//!
+//! The scenario bodies in `tests/` use only this API: start a cluster, stop,
+//! kill -9 or restart a node, add a node, wait for a leader or for a
+//! condition with a deadline, and get a client for the cluster or one node.
+
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rekap_client::proto as pb;
+use rekap_client::{Client, ClientOptions};
+
+/// Polls `f` until it returns `Some`, failing the test after `timeout`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `rekap-node` binary next to the test executable's target directory.
+pub fn node_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("REKAP_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
+    let bin = dir.join("rekap-node");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --release -p rekap-node) or set REKAP_NODE_BIN",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub nodes: usize,
+    /// Snapshot (and purge the log) every this many entries.
+    pub snapshot_every: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 3,
+            snapshot_every: 20_000,
+        }
+    }
+}
+
+pub struct NodeProc {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    initial_cluster: String,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A cluster of real node processes; every process is killed on drop.
+pub struct Cluster {
+    pub nodes: BTreeMap<u64, NodeProc>,
+    opts: ClusterOptions,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    /// Starts `opts.nodes` nodes that initialise themselves as one cluster,
+    /// and waits until they have a leader.
+    pub async fn start(opts: ClusterOptions) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("rekap-test-")
+            .tempdir()
+            .expect("temp dir");
+        let addrs: Vec<(u64, String)> = (1..=opts.nodes as u64)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let initial = addrs
+            .iter()
+            .map(|(id, a)| format!("{id}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            opts,
+            dir,
+            bin: node_binary(),
+        };
+        for (id, addr) in addrs {
+            c.spawn_node(id, addr, initial.clone());
+        }
+        c.wait_for_leader(Duration::from_secs(30)).await;
+        c
+    }
+
+    fn spawn_node(&mut self, id: u64, addr: String, initial_cluster: String) {
+        let data_dir = self.dir.path().join(format!("node-{id}"));
+        let log = self.dir.path().join(format!("node-{id}.log"));
+        let mut n = NodeProc {
+            id,
+            addr,
+            data_dir,
+            log,
+            initial_cluster,
+            child: None,
+        };
+        self.launch(&mut n);
+        self.nodes.insert(id, n);
+    }
+
+    fn launch(&self, n: &mut NodeProc) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .expect("node log");
+        let child = Command::new(&self.bin)
+            .arg("--id")
+            .arg(n.id.to_string())
+            .arg("--listen")
+            .arg(&n.addr)
+            .arg("--data-dir")
+            .arg(&n.data_dir)
+            .arg("--initial-cluster")
+            .arg(&n.initial_cluster)
+            .arg("--snapshot-every")
+            .arg(self.opts.snapshot_every.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("REKAP_TEST_NODE_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn rekap-node");
+        n.child = Some(child);
+    }
+
+    /// Starts a fresh node that belongs to no cluster yet (to be added as a
+    /// learner). Returns its id.
+    pub fn spawn_joiner(&mut self) -> u64 {
+        let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        let addr = format!("127.0.0.1:{}", free_port());
+        self.spawn_node(id, addr, String::new());
+        id
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        self.nodes[&id].addr.clone()
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_running())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// A client that knows every node's address.
+    pub fn client(&self) -> Client {
+        Client::new(self.nodes.values().map(|n| n.addr.clone()))
+    }
+
+    /// A client that talks to one node only (reads see that node's state).
+    pub fn client_for(&self, id: u64) -> Client {
+        let opts = ClientOptions {
+            deadline: Duration::from_secs(10),
+            ..ClientOptions::default()
+        };
+        Client::with_options([self.addr(id)], opts)
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the process to exit.
+    pub async fn stop(&mut self, id: u64) {
+        let Some(mut c) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while c.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = c.kill();
+                let _ = c.wait();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts a stopped or killed node again on its data directory.
+    pub fn restart(&mut self, id: u64) {
+        let mut n = self.nodes.remove(&id).expect("known node");
+        assert!(n.child.is_none(), "node {id} is still running");
+        self.launch(&mut n);
+        self.nodes.insert(id, n);
+    }
+
+    /// Forgets a node (after it was removed from the cluster and stopped).
+    pub fn forget(&mut self, id: u64) {
+        self.kill(id);
+        self.nodes.remove(&id);
+    }
+
+    pub async fn status(&self, id: u64) -> Option<pb::ClusterStatusResponse> {
+        self.client_for(id).status_of(&self.addr(id)).await.ok()
+    }
+
+    /// Waits until a running node reports a leader that itself agrees it
+    /// leads. Returns the leader's id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
+        wait_until("a leader", timeout, || async {
+            for id in self.running() {
+                if let Some(s) = self.status(id).await
+                    && s.state == "leader"
+                {
+                    return Some(id);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until the given nodes have applied at least `index`.
+    pub async fn wait_applied(&self, ids: &[u64], index: u64, timeout: Duration) {
+        for &id in ids {
+            wait_until(
+                &format!("node {id} to apply {index}"),
+                timeout,
+                || async move {
+                    let s = self.status(id).await?;
+                    (s.applied_index.unwrap_or(0) >= index).then_some(())
+                },
+            )
+            .await;
+        }
+    }
+
+    /// The last lines of a node's log, for failure messages.
+    pub fn log_tail(&self, id: u64, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        if std::thread::panicking() {
+            for &id in &ids {
+                eprintln!("---- node {id} log (tail) ----\n{}", self.log_tail(id, 40));
+            }
+        }
+        for id in ids {
+            self.kill(id);
+        }
+    }
+}
+
+/// A registry of `kecamatan` × 10 desa × 10 TPS in one kabupaten, with the
+/// contest `PILKADA` over it.
+pub fn synthetic_registry(kecamatan: usize) -> rekap_client::registry::Registry {
+    rekap_client::registry::Synthetic {
+        prefix: String::new(),
+        kecamatan,
+        desa_per_kecamatan: 10,
+        tps_per_desa: 10,
+        contest_id: CONTEST.into(),
+    }
+    .build()
+}
+
+pub const CONTEST: &str = "PILKADA";
+/// Code of the synthetic registry's kabupaten.
+pub const KABUPATEN: &str = "63.02";
+
+pub async fn load_registry(client: &Client, reg: &rekap_client::registry::Registry) {
+    for chunk in reg.chunks(2000) {
+        client.load_registry(chunk).await.expect("registry loads");
+    }
+}

@@ -1,0 +1,283 @@
+//! A continuous submission load with a history of outcomes, and the checker
+//! that proves every acknowledged submission is present exactly once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rekap_client::proto as pb;
+use rekap_client::{Client, ClientOptions, is_retryable};
+
+use crate::{CONTEST, Cluster, KABUPATEN};
+
+/// What became of each submission.
+#[derive(Debug, Default)]
+pub struct History {
+    /// TPS id -> (sah, when acknowledged).
+    pub acked: BTreeMap<String, (i64, Instant)>,
+    /// Timed out or failed retryably: applied or not, we cannot tell.
+    pub unknown: BTreeSet<String>,
+    /// Refused with an answer: definitely not applied.
+    pub failed: Vec<(String, String)>,
+}
+
+impl History {
+    /// Time from the last acknowledgement before `t` to the first after it.
+    pub fn gap_around(&self, t: Instant) -> Option<Duration> {
+        let before = self
+            .acked
+            .values()
+            .map(|(_, at)| *at)
+            .filter(|at| *at <= t)
+            .max()?;
+        let after = self
+            .acked
+            .values()
+            .map(|(_, at)| *at)
+            .filter(|at| *at > t)
+            .min()?;
+        Some(after - before)
+    }
+
+    pub fn acked_after(&self, t: Instant) -> usize {
+        self.acked.values().filter(|(_, at)| *at > t).count()
+    }
+}
+
+pub fn submission(tps: &str, n: usize) -> pb::Submission {
+    let v1 = (n * 7 % 200) as i64;
+    let v2 = (n * 13 % 150) as i64;
+    let ts = (n % 9) as i64;
+    pb::Submission {
+        submission_id: format!("w:{tps}"),
+        tps_id: tps.into(),
+        contest_id: CONTEST.into(),
+        votes: vec![
+            pb::CandidateVotes {
+                candidate_id: "01".into(),
+                votes: v1,
+            },
+            pb::CandidateVotes {
+                candidate_id: "02".into(),
+                votes: v2,
+            },
+        ],
+        sah: Some(v1 + v2),
+        tidak_sah: Some(ts),
+        total: Some(v1 + v2 + ts),
+    }
+}
+
+/// `clients` tasks submitting one TPS after another until stopped or out of TPS.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<History>>,
+}
+
+impl Workload {
+    pub fn start(endpoints: Vec<String>, tps: Arc<Vec<String>>, clients: usize) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, acked, next, tps) =
+                    (stop.clone(), acked.clone(), next.clone(), tps.clone());
+                let client = Client::with_options(
+                    endpoints.clone(),
+                    ClientOptions {
+                        deadline: Duration::from_secs(20),
+                        ..ClientOptions::default()
+                    },
+                );
+                tokio::spawn(async move {
+                    let mut h = History::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(t) = tps.get(i) else { break };
+                        let s = submission(t, i);
+                        let sah = s.sah.unwrap_or(0);
+                        match client.submit(s).await {
+                            Ok(_) => {
+                                h.acked.insert(t.clone(), (sah, Instant::now()));
+                                acked.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) if is_retryable(&e) => {
+                                h.unknown.insert(t.clone());
+                            }
+                            Err(e) => h
+                                .failed
+                                .push((t.clone(), format!("{:?}: {}", e.code(), e.message()))),
+                        }
+                    }
+                    h
+                })
+            })
+            .collect();
+        Workload { stop, acked, tasks }
+    }
+
+    pub fn acked(&self) -> usize {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `n` more submissions are acknowledged.
+    pub async fn wait_acked(&self, n: usize, timeout: Duration) {
+        let target = self.acked() + n;
+        crate::wait_until(
+            &format!("{target} acknowledged submissions"),
+            timeout,
+            || async { (self.acked() >= target).then_some(()) },
+        )
+        .await;
+    }
+
+    pub async fn stop(self) -> History {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut all = History::default();
+        for t in self.tasks {
+            let h = t.await.expect("workload task");
+            all.acked.extend(h.acked);
+            all.unknown.extend(h.unknown);
+            all.failed.extend(h.failed);
+        }
+        all
+    }
+}
+
+/// What one node holds, read from its local state.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NodeTally {
+    pub present: BTreeSet<String>,
+    pub sah: u64,
+    pub tps_reported: u64,
+    pub applied_index: u64,
+}
+
+/// Checks node `id` against the history: every acknowledged submission is
+/// present with its numbers, nothing present was never submitted, and the
+/// node's aggregates equal the sum of what it holds (so nothing counted
+/// twice). Returns what the node holds, for comparison across nodes.
+pub async fn check_node(
+    cluster: &Cluster,
+    id: u64,
+    all_tps: &[String],
+    history: &History,
+) -> NodeTally {
+    let c = cluster.client_for(id);
+    let mut missing = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .missing(pb::ListMissingTpsRequest {
+                region_code: KABUPATEN.into(),
+                contest_id: CONTEST.into(),
+                page_size: 1000,
+                page_token: token,
+                consistency: pb::Consistency::Stale as i32,
+            })
+            .await
+            .expect("missing list");
+        missing.extend(page.tps.into_iter().map(|t| t.tps_id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let present: BTreeSet<String> = all_tps
+        .iter()
+        .filter(|t| !missing.contains(*t))
+        .cloned()
+        .collect();
+    for t in history.acked.keys() {
+        assert!(
+            present.contains(t),
+            "node {id} lost acknowledged submission for TPS {t}"
+        );
+    }
+    let mut sah_sum = 0u64;
+    for t in &present {
+        assert!(
+            history.acked.contains_key(t) || history.unknown.contains(t),
+            "node {id} holds a result for TPS {t} that was never submitted"
+        );
+        let r = c
+            .tps_result(t, CONTEST, pb::Consistency::Stale)
+            .await
+            .expect("result of a present TPS");
+        let s = r.submission.expect("submission");
+        assert_eq!(
+            s.submission_id,
+            format!("w:{t}"),
+            "node {id} TPS {t} holds a foreign submission"
+        );
+        if let Some((sah, _)) = history.acked.get(t) {
+            assert_eq!(
+                s.sah,
+                Some(*sah),
+                "node {id} TPS {t} holds other numbers than acknowledged"
+            );
+        }
+        sah_sum += s.sah.unwrap_or(0) as u64;
+    }
+    let totals = c
+        .totals(KABUPATEN, CONTEST, pb::Consistency::Stale)
+        .await
+        .expect("totals");
+    let t = totals.totals.expect("totals body");
+    assert_eq!(
+        t.tps_reported,
+        present.len() as u64,
+        "node {id}: TPS reported != results held"
+    );
+    assert_eq!(
+        t.sah, sah_sum,
+        "node {id}: sah total != sum of results held (counted twice?)"
+    );
+    NodeTally {
+        present,
+        sah: t.sah,
+        tps_reported: t.tps_reported,
+        applied_index: totals.applied_index,
+    }
+}
+
+/// Waits until every running node has applied the leader's commit index,
+/// then checks each and asserts they hold the same tally.
+pub async fn check_all(cluster: &Cluster, all_tps: &[String], history: &History) -> Vec<NodeTally> {
+    assert!(
+        history.failed.is_empty(),
+        "submissions refused: {:?}",
+        &history.failed[..history.failed.len().min(5)]
+    );
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    // A linearizable read through the leader fixes the point every node must reach.
+    let c = cluster.client_for(leader);
+    let t = c
+        .totals(KABUPATEN, CONTEST, pb::Consistency::Linearizable)
+        .await
+        .expect("leader totals");
+    let ids = cluster.running();
+    cluster
+        .wait_applied(&ids, t.applied_index, Duration::from_secs(60))
+        .await;
+    let mut out: Vec<NodeTally> = Vec::new();
+    for id in ids {
+        let n = check_node(cluster, id, all_tps, history).await;
+        if let Some(first) = out.first() {
+            assert_eq!(
+                first.present, n.present,
+                "nodes disagree on which TPS reported"
+            );
+            assert_eq!(
+                (first.sah, first.tps_reported),
+                (n.sah, n.tps_reported),
+                "nodes disagree on totals"
+            );
+        }
+        out.push(n);
+    }
+    out
+}

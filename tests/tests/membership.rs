@@ -1,0 +1,129 @@
+//! Scenario (e): while writing, add a 4th node as a learner, promote it, and
+//! remove an original node: a follower in one run, the leader in another.
+//! Nothing acknowledged is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rekap_client::proto as pb;
+use rekap_tests::workload::{Workload, check_all};
+use rekap_tests::{Cluster, ClusterOptions, load_registry, synthetic_registry, wait_until};
+
+async fn replace_node(remove_leader: bool) {
+    let mut cluster = Cluster::start(ClusterOptions::default()).await;
+    let reg = synthetic_registry(30);
+    load_registry(&cluster.client(), &reg).await;
+    let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
+    let endpoints: Vec<String> = cluster
+        .running()
+        .into_iter()
+        .map(|id| cluster.addr(id))
+        .collect();
+    let load = Workload::start(endpoints, tps.clone(), 4);
+    load.wait_acked(100, Duration::from_secs(60)).await;
+
+    let admin = cluster.client();
+    let new_id = cluster.spawn_joiner();
+    let add = pb::AddLearnerRequest {
+        node: Some(pb::NodeAddr {
+            node_id: new_id,
+            addr: cluster.addr(new_id),
+        }),
+        blocking: true,
+    };
+    admin
+        .admin(|mut a| {
+            let r = add.clone();
+            async move { a.add_learner(r).await }
+        })
+        .await
+        .expect("add learner");
+    load.wait_acked(50, Duration::from_secs(60)).await;
+
+    let change =
+        |c: pb::change_membership_request::Change| pb::ChangeMembershipRequest { change: Some(c) };
+    let promote = change(pb::change_membership_request::Change::Promote(
+        pb::NodeIds {
+            node_ids: vec![new_id],
+        },
+    ));
+    let m = admin
+        .admin(|mut a| {
+            let r = promote.clone();
+            async move { a.change_membership(r).await }
+        })
+        .await
+        .expect("promote");
+    assert_eq!(m.members.iter().filter(|m| m.role == "voter").count(), 4);
+    load.wait_acked(50, Duration::from_secs(60)).await;
+
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let victim = if remove_leader {
+        leader
+    } else {
+        *cluster
+            .running()
+            .iter()
+            .find(|id| **id != leader && **id != new_id)
+            .unwrap()
+    };
+    let remove = change(pb::change_membership_request::Change::Remove(pb::NodeIds {
+        node_ids: vec![victim],
+    }));
+    admin
+        .admin(|mut a| {
+            let r = remove.clone();
+            async move { a.change_membership(r).await }
+        })
+        .await
+        .expect("remove");
+
+    // The remaining nodes agree on a 3-voter membership without the victim,
+    // and (if the leader left) elect a new leader among themselves.
+    let survivors: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != victim)
+        .collect();
+    wait_until(
+        "a leader among the survivors with the new membership",
+        Duration::from_secs(30),
+        || async {
+            for &id in &survivors {
+                let s = cluster.status(id).await?;
+                let voters: Vec<u64> = s
+                    .members
+                    .iter()
+                    .filter(|m| m.role == "voter")
+                    .map(|m| m.node_id)
+                    .collect();
+                if s.state == "leader" && !s.joint && voters.len() == 3 && !voters.contains(&victim)
+                {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await;
+    cluster.forget(victim);
+    load.wait_acked(100, Duration::from_secs(60)).await;
+    let history = load.stop().await;
+    let nodes = check_all(&cluster, &tps, &history).await;
+    assert_eq!(nodes.len(), 3);
+    println!(
+        "replaced node {victim} (leader: {remove_leader}) with {new_id}: {} acked, {} unknown",
+        history.acked.len(),
+        history.unknown.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_promote_and_remove_a_follower_under_load() {
+    replace_node(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_promote_and_remove_the_leader_under_load() {
+    replace_node(true).await;
+}
