@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use openraft::base::{BoxFuture, BoxStream};
@@ -34,6 +36,9 @@ use crate::store::SnapshotFile;
 /// Largest message either side of the Raft service accepts.
 pub const MAX_RAFT_MESSAGE: usize = 64 * 1024 * 1024;
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+const SETUP_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// A peer that leaves a request unanswered this long is treated as gone.
+const STREAM_IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 enum Purpose {
@@ -211,32 +216,33 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         async move {
             let mut client = self.client()?;
             let setup = option.hard_ttl().max(Duration::from_secs(1));
-            let reqs = input.map(|r| cv::append_request_to_pb(&r));
+            let sent = Arc::new(AtomicU64::new(0));
+            let counter = sent.clone();
+            let reqs = input.map(move |r| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                cv::append_request_to_pb(&r)
+            });
             let resp = match tokio::time::timeout(setup, client.stream_append(reqs)).await {
                 Err(_) => return Err(self.timeout_err(RPCTypes::AppendEntries, setup)),
-                Ok(r) => r.map_err(status_to_rpc_err)?,
-            };
-            // A peer that stops answering (frozen, cut off) must not stall
-            // replication forever; keepalive catches dead connections, this
-            // catches live connections to a stuck process.
-            let idle = Duration::from_secs(5);
-            let me = self.me;
-            let target = self.target;
-            let out = futures::stream::unfold(resp.into_inner(), move |mut s| async move {
-                match tokio::time::timeout(idle, s.next()).await {
-                    Err(_) => Some((
-                        Err(RPCError::Timeout(Timeout {
-                            action: RPCTypes::AppendEntries,
-                            id: me,
-                            target,
-                            timeout: idle,
-                        })),
-                        s,
-                    )),
-                    Ok(None) => None,
-                    Ok(Some(Err(status))) => Some((Err(status_to_rpc_err(status)), s)),
-                    Ok(Some(Ok(r))) => Some((cv::stream_result_from_pb(r).map_err(malformed), s)),
+                Ok(Err(status)) => {
+                    // openraft backs off from inside the request stream, which
+                    // a refused connection never polls: pause here instead of
+                    // letting replication to a dead peer spin.
+                    tokio::time::sleep(SETUP_RETRY_PAUSE).await;
+                    return Err(status_to_rpc_err(status));
                 }
+                Ok(Ok(r)) => r,
+            };
+            let watch = Unanswered {
+                stream: resp.into_inner(),
+                sent,
+                received: 0,
+                waiting_since: None,
+                timeout: self.timeout_err(RPCTypes::AppendEntries, STREAM_IDLE),
+            };
+            let out = futures::stream::unfold(watch, |mut w| async move {
+                let item = w.next().await?;
+                Some((item, w))
             });
             Ok(Box::pin(out) as BoxStream<'s, _>)
         }
@@ -364,4 +370,40 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 
 fn io_msg(e: &dyn std::error::Error) -> std::io::Error {
     std::io::Error::other(e.to_string())
+}
+
+/// The response side of a replication stream. A live connection to a stuck
+/// process (frozen, or its disk hung) would otherwise stall replication to
+/// it forever; keepalive only catches dead connections. The deadline runs
+/// only while a request is unanswered, so an idle stream stays open.
+struct Unanswered {
+    stream: tonic::Streaming<pb::StreamAppendResponse>,
+    sent: Arc<AtomicU64>,
+    received: u64,
+    waiting_since: Option<Instant>,
+    timeout: RpcErr,
+}
+
+impl Unanswered {
+    async fn next(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
+        loop {
+            tokio::select! {
+                item = self.stream.next() => {
+                    self.received += 1;
+                    self.waiting_since = None;
+                    return match item? {
+                        Err(status) => Some(Err(status_to_rpc_err(status))),
+                        Ok(r) => Some(cv::stream_result_from_pb(r).map_err(malformed)),
+                    };
+                }
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                    if self.sent.load(Ordering::Relaxed) <= self.received {
+                        self.waiting_since = None;
+                    } else if self.waiting_since.get_or_insert_with(Instant::now).elapsed() > STREAM_IDLE {
+                        return Some(Err(self.timeout.clone()));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -20,6 +20,9 @@ const CAUGHT_UP_LAG: u64 = 1000;
 /// ...nor one that has not acknowledged the leader for this long.
 const ALIVE_WITHIN: Duration = Duration::from_secs(3);
 
+/// How long a blocking `AddLearner` waits for the learner to catch up.
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
+
 pub struct AdminService {
     pub node: Arc<Node>,
 }
@@ -67,7 +70,9 @@ fn healthy(m: &RaftMetrics) -> BTreeSet<NodeId> {
         return out;
     };
     for (id, matched) in repl {
-        let close = matched.as_ref().map_or(0, |l| l.index) + CAUGHT_UP_LAG >= last;
+        let close = matched
+            .as_ref()
+            .is_some_and(|l| l.index + CAUGHT_UP_LAG >= last);
         let alive = hb
             .get(id)
             .cloned()
@@ -288,11 +293,34 @@ impl pb::admin_server::Admin for AdminService {
                         format!("node {} is already a voter", n.node_id),
                     )));
                 }
+                let id = n.node_id;
                 let resp = node
                     .raft
-                    .add_learner(n.node_id, BasicNode { addr: n.addr }, r.blocking)
+                    .add_learner(id, BasicNode { addr: n.addr }, false)
                     .await
                     .map_err(write_failure)?;
+                if r.blocking {
+                    // Caught up: it holds the log up to the membership entry
+                    // that added it.
+                    let want = resp.log_id.index;
+                    node.raft
+                        .wait(Some(LEARNER_CATCH_UP))
+                        .metrics(
+                            |m| {
+                                m.replication
+                                    .as_ref()
+                                    .and_then(|r| r.get(&id).cloned().flatten())
+                                    .is_some_and(|l| l.index >= want)
+                            },
+                            "learner caught up",
+                        )
+                        .await
+                        .map_err(|e| {
+                            Failure::Status(Status::deadline_exceeded(format!(
+                                "learner {id} was added but has not caught up yet: {e}"
+                            )))
+                        })?;
+                }
                 Ok(pb::MembershipResponse {
                     log_index: resp.log_id.index,
                     members: members_of(&node.metrics()),
