@@ -29,7 +29,7 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 source deploy/prereqs.sh
-cargo build --release --locked -p rekap-node -p rekap-client --bins
+cargo build --release --locked --workspace --bins
 stop
 mkdir -p "$DIR"
 CLUSTER="1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"

@@ -207,3 +207,58 @@ async fn bad_input_gets_a_status_naming_its_rule_and_changes_nothing() {
         "refused change altered membership"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_is_a_no_op_and_leadership_can_be_handed_over() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let before = cluster.status(leader).await.unwrap();
+
+    // Initialising an initialised cluster changes nothing, on any node.
+    for id in cluster.running() {
+        let ch = cluster.client_for(id).channel(&cluster.addr(id)).unwrap();
+        let resp = pb::admin_client::AdminClient::new(ch)
+            .init_cluster(pb::InitClusterRequest {
+                members: vec![pb::NodeAddr {
+                    node_id: id,
+                    addr: cluster.addr(id),
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.already_initialized, "node {id}");
+    }
+    let after = cluster.status(leader).await.unwrap();
+    assert_eq!(before.members, after.members);
+    assert_eq!(after.state, "leader");
+
+    // Transfer leadership to a follower, asking a different follower.
+    let others: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    let target = others[0];
+    let via = cluster.client_for(others[1]);
+    let resp = via
+        .admin(|mut a| async move {
+            a.transfer_leader(pb::TransferLeaderRequest { to_node_id: target })
+                .await
+        })
+        .await
+        .unwrap();
+    assert_eq!(resp.leader_id, Some(target));
+    wait_until("the target to lead", Duration::from_secs(10), || async {
+        (cluster.status(target).await?.state == "leader").then_some(())
+    })
+    .await;
+    // And the cluster still takes writes.
+    let reg = synthetic_registry(1);
+    load_registry(&cluster.client(), &reg).await;
+    cluster
+        .client()
+        .submit(submission(&reg.tps[0].tps_id, 0))
+        .await
+        .unwrap();
+}

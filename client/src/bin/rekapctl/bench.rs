@@ -47,15 +47,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         "loading a registry of {} TPS (prefix {prefix})",
         reg.tps.len()
     );
-    super::registry::load(
-        &Ctx {
-            client: ctx.client.clone(),
-            json: true,
-        },
-        &reg,
-        5000,
-    )
-    .await?;
+    super::registry::load(ctx, &reg, 5000, true).await?;
 
     let tps: Arc<Vec<String>> = Arc::new(
         reg.tps

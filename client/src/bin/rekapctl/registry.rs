@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use rekap_client::proto as pb;
 use rekap_client::registry::{Registry, Synthetic};
 use serde_json::json;
 
@@ -43,7 +44,9 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
     match cmd {
         RegistryCmd::Load { dir, chunk } => {
             let reg = Registry::read_dir(&dir)?;
-            load(ctx, &reg, chunk).await
+            let sum = load(ctx, &reg, chunk, false).await?;
+            show(ctx, &sum);
+            Ok(())
         }
         RegistryCmd::Generate {
             out,
@@ -81,10 +84,15 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
     }
 }
 
-/// Loads a registry chunk by chunk; prints what changed.
-pub async fn load(ctx: &Ctx, reg: &Registry, chunk: usize) -> anyhow::Result<()> {
+/// Loads a registry chunk by chunk, with a progress bar unless `quiet`.
+pub async fn load(
+    ctx: &Ctx,
+    reg: &Registry,
+    chunk: usize,
+    quiet: bool,
+) -> anyhow::Result<pb::LoadRegistryResponse> {
     let chunks = reg.chunks(chunk);
-    let bar = if ctx.json {
+    let bar = if quiet || ctx.json {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(chunks.len() as u64)
@@ -92,7 +100,7 @@ pub async fn load(ctx: &Ctx, reg: &Registry, chunk: usize) -> anyhow::Result<()>
     bar.set_style(ProgressStyle::with_template(
         "{bar:40} {pos}/{len} chunks {elapsed}",
     )?);
-    let mut sum = rekap_client::proto::LoadRegistryResponse::default();
+    let mut sum = pb::LoadRegistryResponse::default();
     for req in chunks {
         let r = ctx.client.load_registry(req).await?;
         sum.regions_added += r.regions_added;
@@ -105,6 +113,10 @@ pub async fn load(ctx: &Ctx, reg: &Registry, chunk: usize) -> anyhow::Result<()>
         bar.inc(1);
     }
     bar.finish_and_clear();
+    Ok(sum)
+}
+
+fn show(ctx: &Ctx, sum: &pb::LoadRegistryResponse) {
     if ctx.json {
         print_json(&json!({
             "regions_added": sum.regions_added, "regions_updated": sum.regions_updated,
@@ -127,9 +139,7 @@ pub async fn load(ctx: &Ctx, reg: &Registry, chunk: usize) -> anyhow::Result<()>
         );
         println!("{} rows unchanged", sum.unchanged);
     }
-    Ok(())
 }
-
 /// Plausible, rule-abiding results for the first `share` of the TPS,
 /// deterministic so the demo looks the same every time.
 fn write_demo_results(
@@ -138,7 +148,8 @@ fn write_demo_results(
     share: f64,
     path: &std::path::Path,
 ) -> anyhow::Result<usize> {
-    let n = ((reg.tps.len() as f64) * share.clamp(0.0, 1.0)) as usize;
+    let percent = (share.clamp(0.0, 1.0) * 100.0) as usize;
+    let mut n = 0;
     let mut w = csv::Writer::from_path(path)?;
     w.write_record([
         "tps_id",
@@ -149,7 +160,14 @@ fn write_demo_results(
         "tidak_sah",
         "total",
     ])?;
-    for (i, t) in reg.tps.iter().take(n).enumerate() {
+    // Spread the reported TPS over every kecamatan, as on a count night.
+    for (i, t) in reg
+        .tps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i * 37 % 100 < percent)
+    {
+        n += 1;
         let dpt = t.dpt.unwrap_or(250) as usize;
         let turnout = dpt * (70 + i % 20) / 100;
         let tidak_sah = i % 7;
