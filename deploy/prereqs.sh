@@ -5,7 +5,8 @@
 set -euo pipefail
 
 have_libclang() {
-  ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1
+  # The C API library bindgen loads (libclang-cpp does not count).
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null
 }
 
 if ! have_libclang; then
