@@ -8,6 +8,7 @@
 //! never counts twice. Refusals (invalid input, unknown TPS, conflicts) are
 //! returned at once: retrying would not change them.
 
+pub mod pilpres2019;
 pub mod registry;
 
 use std::collections::HashMap;
@@ -306,6 +307,113 @@ impl Client {
             .await?;
         resp.result
             .ok_or_else(|| Status::internal("empty result response"))
+    }
+
+    pub async fn correct(&self, req: pb::CorrectRequest) -> Result<pb::CorrectResponse, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).correct(req).await }
+        })
+        .await
+    }
+
+    pub async fn clear_flags(
+        &self,
+        req: pb::ClearFlagsRequest,
+    ) -> Result<pb::CorrectResponse, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).clear_flags(req).await }
+        })
+        .await
+    }
+
+    pub async fn history(
+        &self,
+        tps: &str,
+        contest: &str,
+        consistency: pb::Consistency,
+    ) -> Result<Vec<pb::Revision>, Status> {
+        let req = pb::GetTpsHistoryRequest {
+            tps_id: tps.into(),
+            contest_id: contest.into(),
+            consistency: consistency as i32,
+        };
+        let resp = self
+            .call(|ch| {
+                let req = req.clone();
+                async move { TallyClient::new(ch).get_tps_history(req).await }
+            })
+            .await?;
+        Ok(resp.revisions)
+    }
+
+    pub async fn children(
+        &self,
+        region: &str,
+        contest: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::ListChildrenResponse, Status> {
+        let req = pb::ListChildrenRequest {
+            region_code: region.into(),
+            contest_id: contest.into(),
+            consistency: consistency as i32,
+        };
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).list_children(req).await }
+        })
+        .await
+    }
+
+    pub async fn janggal(
+        &self,
+        req: pb::ListJanggalRequest,
+    ) -> Result<pb::ListJanggalResponse, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).list_janggal(req).await }
+        })
+        .await
+    }
+
+    pub async fn results_page(
+        &self,
+        req: pb::ListJanggalRequest,
+    ) -> Result<pb::ListJanggalResponse, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).list_results(req).await }
+        })
+        .await
+    }
+
+    /// One node's audit chain head (no retries, no forwarding).
+    pub async fn chain_head_of(
+        &self,
+        addr: &str,
+        index: Option<u64>,
+    ) -> Result<pb::GetChainHeadResponse, Status> {
+        let mut admin = AdminClient::new(self.channel(addr)?);
+        let mut req = tonic::Request::new(pb::GetChainHeadRequest { index });
+        req.set_timeout(self.opts.attempt_timeout);
+        Ok(admin.get_chain_head(req).await?.into_inner())
+    }
+
+    /// A page of one node's audit log.
+    pub async fn audit_log_of(
+        &self,
+        addr: &str,
+        after_index: u64,
+        page_size: u32,
+    ) -> Result<Vec<pb::AuditEntry>, Status> {
+        let mut admin = AdminClient::new(self.channel(addr)?);
+        let mut req = tonic::Request::new(pb::ListAuditLogRequest {
+            after_index,
+            page_size,
+        });
+        req.set_timeout(self.opts.attempt_timeout);
+        Ok(admin.list_audit_log(req).await?.into_inner().entries)
     }
 
     pub async fn load_registry(

@@ -35,6 +35,20 @@ mod display {
                 Some(command::Kind::Submit(b)) => {
                     write!(f, "submit({} results)", b.submissions.len())
                 }
+                Some(command::Kind::Correct(c)) => {
+                    write!(
+                        f,
+                        "correct({} {} rev {})",
+                        c.tps_id, c.contest_id, c.replaces_revision
+                    )
+                }
+                Some(command::Kind::ClearFlags(c)) => {
+                    write!(
+                        f,
+                        "clear_flags({} {} rev {})",
+                        c.tps_id, c.contest_id, c.replaces_revision
+                    )
+                }
                 None => write!(f, "empty"),
             }
         }
@@ -46,6 +60,13 @@ mod display {
                 Some(command_response::Kind::LoadRegistry(_)) => write!(f, "registry loaded"),
                 Some(command_response::Kind::Submit(b)) => write!(f, "{} outcomes", b.items.len()),
                 Some(command_response::Kind::Rejection(r)) => write!(f, "rejected: {}", r.rule),
+                Some(command_response::Kind::Correct(c)) => {
+                    write!(
+                        f,
+                        "revision {}",
+                        c.result.as_ref().map_or(0, |r| r.revision)
+                    )
+                }
                 Some(command_response::Kind::None(_)) | None => write!(f, "none"),
             }
         }

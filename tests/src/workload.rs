@@ -66,6 +66,7 @@ pub fn submission(tps: &str, n: usize) -> pb::Submission {
         sah: Some(v1 + v2),
         tidak_sah: Some(ts),
         total: Some(v1 + v2 + ts),
+        ..Default::default()
     }
 }
 

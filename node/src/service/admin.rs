@@ -387,4 +387,34 @@ impl pb::admin_server::Admin for AdminService {
         )
         .await
     }
+
+    async fn get_chain_head(
+        &self,
+        req: Request<pb::GetChainHeadRequest>,
+    ) -> Result<Response<pb::GetChainHeadResponse>, Status> {
+        let head = self
+            .node
+            .sm
+            .chain_head(req.into_inner().index)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(head))
+    }
+
+    async fn list_audit_log(
+        &self,
+        req: Request<pb::ListAuditLogRequest>,
+    ) -> Result<Response<pb::ListAuditLogResponse>, Status> {
+        let r = req.into_inner();
+        let size = if r.page_size == 0 {
+            100
+        } else {
+            r.page_size.min(1000) as usize
+        };
+        let entries = self
+            .node
+            .sm
+            .audit_entries(r.after_index, size)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ListAuditLogResponse { entries }))
+    }
 }

@@ -59,6 +59,56 @@ async fn submit_batch(
     Ok(pb::SubmitBatchResponse { items })
 }
 
+type PageFn = fn(
+    &crate::tally::TallyState,
+    &str,
+    &str,
+    usize,
+    &str,
+) -> Result<crate::tally::JanggalPage, pb::Rejection>;
+
+/// A paged read of results (flagged, or all) in a region.
+async fn paged(
+    node: &Node,
+    r: pb::ListJanggalRequest,
+    page: PageFn,
+) -> Result<pb::ListJanggalResponse, Failure> {
+    node.read_barrier(r.consistency).await?;
+    let view = node.sm.view();
+    let size = if r.page_size == 0 {
+        100
+    } else {
+        r.page_size as usize
+    };
+    let p = page(
+        &view.tally,
+        &r.region_code,
+        &r.contest_id,
+        size,
+        &r.page_token,
+    )
+    .map_err(refused)?;
+    Ok(pb::ListJanggalResponse {
+        items: p.items,
+        next_page_token: p.next_page_token,
+        total_janggal: p.total_janggal,
+        applied_index: view.last_applied.map_or(0, |l| l.index),
+    })
+}
+
+/// Proposes a correction or flag clearing and unwraps its answer.
+async fn propose_correction(
+    node: &Node,
+    kind: pb::command::Kind,
+) -> Result<pb::CorrectResponse, Failure> {
+    match node.propose(pb::Command { kind: Some(kind) }).await? {
+        pb::CommandResponse {
+            kind: Some(pb::command_response::Kind::Correct(r)),
+        } => Ok(r),
+        other => Err(unexpected(other)),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::tally_server::Tally for TallyService {
     async fn submit(
@@ -197,6 +247,116 @@ impl pb::tally_server::Tally for TallyService {
                 })
             },
             |ch, r| async move { TallyClient::new(ch).list_missing_tps(r).await },
+        )
+        .await
+    }
+
+    async fn correct(
+        &self,
+        req: Request<pb::CorrectRequest>,
+    ) -> Result<Response<pb::CorrectResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                rules::check_correction(&r.request_id, r.reason).map_err(refused)?;
+                let mut numbers = required(r.submission.clone(), "submission")?;
+                numbers.submission_id = r.request_id.clone();
+                numbers.tps_id = r.tps_id.clone();
+                numbers.contest_id = r.contest_id.clone();
+                rules::check_submission(&numbers).map_err(refused)?;
+                propose_correction(node, pb::command::Kind::Correct(r)).await
+            },
+            |ch, r| async move { TallyClient::new(ch).correct(r).await },
+        )
+        .await
+    }
+
+    async fn clear_flags(
+        &self,
+        req: Request<pb::ClearFlagsRequest>,
+    ) -> Result<Response<pb::CorrectResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                rules::check_correction(&r.request_id, r.reason).map_err(refused)?;
+                propose_correction(node, pb::command::Kind::ClearFlags(r)).await
+            },
+            |ch, r| async move { TallyClient::new(ch).clear_flags(r).await },
+        )
+        .await
+    }
+
+    async fn get_tps_history(
+        &self,
+        req: Request<pb::GetTpsHistoryRequest>,
+    ) -> Result<Response<pb::GetTpsHistoryResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                node.read_barrier(r.consistency).await?;
+                let revisions = node
+                    .sm
+                    .view()
+                    .tally
+                    .tps_history(&r.tps_id, &r.contest_id)
+                    .map_err(refused)?;
+                Ok(pb::GetTpsHistoryResponse { revisions })
+            },
+            |ch, r| async move { TallyClient::new(ch).get_tps_history(r).await },
+        )
+        .await
+    }
+
+    async fn list_children(
+        &self,
+        req: Request<pb::ListChildrenRequest>,
+    ) -> Result<Response<pb::ListChildrenResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move {
+                node.read_barrier(r.consistency).await?;
+                let view = node.sm.view();
+                let (totals, children) = view
+                    .tally
+                    .children_totals(&r.region_code, &r.contest_id)
+                    .map_err(refused)?;
+                Ok(pb::ListChildrenResponse {
+                    totals: Some(totals),
+                    children,
+                    applied_index: view.last_applied.map_or(0, |l| l.index),
+                })
+            },
+            |ch, r| async move { TallyClient::new(ch).list_children(r).await },
+        )
+        .await
+    }
+
+    async fn list_janggal(
+        &self,
+        req: Request<pb::ListJanggalRequest>,
+    ) -> Result<Response<pb::ListJanggalResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move { paged(node, r, crate::tally::TallyState::janggal_queue).await },
+            |ch, r| async move { TallyClient::new(ch).list_janggal(r).await },
+        )
+        .await
+    }
+
+    async fn list_results(
+        &self,
+        req: Request<pb::ListJanggalRequest>,
+    ) -> Result<Response<pb::ListJanggalResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r| async move { paged(node, r, crate::tally::TallyState::results_page).await },
+            |ch, r| async move { TallyClient::new(ch).list_results(r).await },
         )
         .await
     }

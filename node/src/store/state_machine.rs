@@ -13,7 +13,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prost::Message;
 use rekap_proto::pb;
-use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::snapshot::{self, SnapshotFile};
 use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
@@ -21,7 +21,7 @@ use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
 use crate::raft::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::tally::TallyState;
+use crate::tally::{TallyState, keys};
 
 /// The applied state: the tally and the Raft position it reflects.
 pub struct SmState {
@@ -117,6 +117,69 @@ impl StateMachineStore {
 
     pub fn snapshot_dir(&self) -> &std::path::Path {
         &self.inner.dir
+    }
+
+    /// Audit entries with a log index above `after`, in order, read from
+    /// disk (they are never held in memory).
+    pub fn audit_entries(&self, after: u64, limit: usize) -> io::Result<Vec<pb::AuditEntry>> {
+        let db = &self.inner.db;
+        let start = keys::audit(after.saturating_add(1));
+        let mut out = Vec::new();
+        for kv in db.iterator_cf(
+            cf(db, CF_SM_DATA),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (k, v) = kv.map_err(io_err)?;
+            if k.first() != Some(&keys::AUDIT) || out.len() >= limit {
+                break;
+            }
+            out.push(pb::AuditEntry::decode(v.as_ref()).map_err(io_err)?);
+        }
+        Ok(out)
+    }
+
+    /// The chain head after the last command at or below `index`, or the
+    /// latest one.
+    pub fn chain_head(&self, index: Option<u64>) -> io::Result<pb::GetChainHeadResponse> {
+        let st = self.view();
+        let applied_index = st.last_applied.map_or(0, |l| l.index);
+        let latest = st.tally.audit_chain().to_pb();
+        drop(st);
+        let Some(at) = index.filter(|i| *i < latest.index) else {
+            return Ok(pb::GetChainHeadResponse {
+                applied_index,
+                ..latest
+            });
+        };
+        let db = &self.inner.db;
+        let key = keys::audit(at);
+        let mut it = db.iterator_cf(
+            cf(db, CF_SM_DATA),
+            IteratorMode::From(&key, Direction::Reverse),
+        );
+        let found = match it.next() {
+            Some(kv) => {
+                let (k, v) = kv.map_err(io_err)?;
+                (k.first() == Some(&keys::AUDIT))
+                    .then(|| pb::AuditEntry::decode(v.as_ref()).map_err(io_err))
+                    .transpose()?
+            }
+            None => None,
+        };
+        Ok(match found {
+            Some(e) => pb::GetChainHeadResponse {
+                applied_index,
+                index: e.index,
+                head: e.head,
+                commands: e.sequence,
+            },
+            None => pb::GetChainHeadResponse {
+                applied_index,
+                index: 0,
+                head: crate::tally::chain::hex(&[0u8; 32]),
+                commands: 0,
+            },
+        })
     }
 }
 

@@ -6,7 +6,13 @@
 pub const REGION: u8 = b'r';
 pub const TPS: u8 = b't';
 pub const CONTEST: u8 = b'c';
+/// A TPS+contest result with all its revisions.
 pub const RESULT: u8 = b'x';
+/// The audit chain's head (one record).
+pub const CHAIN: u8 = b'h';
+/// One audit log entry per applied command, by big-endian log index. Never
+/// read back into memory: the store serves them from disk.
+pub const AUDIT: u8 = b'a';
 
 pub fn region(code: &str) -> Vec<u8> {
     with_kind(REGION, code)
@@ -25,6 +31,16 @@ pub fn result(tps_id: &str, contest_id: &str) -> Vec<u8> {
     let mut k = with_kind(RESULT, tps_id);
     k.push(0);
     k.extend_from_slice(contest_id.as_bytes());
+    k
+}
+
+pub fn chain() -> Vec<u8> {
+    vec![CHAIN]
+}
+
+pub fn audit(index: u64) -> Vec<u8> {
+    let mut k = vec![AUDIT];
+    k.extend_from_slice(&index.to_be_bytes());
     k
 }
 

@@ -8,20 +8,25 @@
 //! and contest are maintained incrementally so totals and progress of any
 //! region are read in O(1), never by scanning its TPS.
 
-mod keys;
+pub mod chain;
+mod correct;
+pub mod keys;
 mod query;
 mod registry;
 pub mod rules;
 mod submit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_revisions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost::Message;
 use rekap_proto::pb;
 
-pub use query::MissingPage;
+pub use chain::Chain;
+pub use query::{JanggalPage, MissingPage};
 
 /// Code of the single nasional region, the root of the hierarchy.
 pub const NASIONAL: &str = "ID";
@@ -57,19 +62,40 @@ struct Aggregate {
     total: u64,
     tps_reported: u64,
     tps_total: u64,
+    tps_janggal: u64,
 }
 
 type ResultKey = (String, String);
+
+/// The current (last) revision of a result.
+fn current(h: &pb::ResultHistory) -> &pb::Revision {
+    h.revisions
+        .last()
+        .expect("a stored result has at least one revision")
+}
+
+/// The public view of a result: its current revision.
+fn view(h: &pb::ResultHistory) -> pb::StoredResult {
+    let c = current(h);
+    pb::StoredResult {
+        submission: c.submission.clone(),
+        revision: c.revision,
+        log_index: c.log_index,
+        janggal: c.janggal.clone(),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct TallyState {
     regions: HashMap<String, RegionNode>,
     tps: HashMap<String, pb::Tps>,
     contests: BTreeMap<String, pb::Contest>,
-    results: HashMap<ResultKey, pb::StoredResult>,
-    /// Submission id -> the result it was accepted into.
-    by_submission: HashMap<String, ResultKey>,
+    results: HashMap<ResultKey, pb::ResultHistory>,
+    /// Submission or correction request id -> the result and the revision
+    /// it created.
+    by_request: HashMap<String, (ResultKey, u64)>,
     aggregates: HashMap<ResultKey, Aggregate>,
+    chain: Chain,
 }
 
 impl Default for TallyState {
@@ -100,13 +126,15 @@ impl TallyState {
             tps: HashMap::new(),
             contests: BTreeMap::new(),
             results: HashMap::new(),
-            by_submission: HashMap::new(),
+            by_request: HashMap::new(),
             aggregates: HashMap::new(),
+            chain: Chain::default(),
         }
     }
 
     /// Applies one replicated command. Deterministic: the same state and
-    /// command always give the same response and writes.
+    /// command always give the same response and writes. Every command,
+    /// refused or not, extends the audit chain.
     pub fn apply(
         &mut self,
         cmd: &pb::Command,
@@ -125,9 +153,23 @@ impl TallyState {
             Some(Kind::Submit(batch)) => {
                 R::Submit(self.submit_batch(&batch.submissions, log_index, &mut writes))
             }
+            Some(Kind::Correct(req)) => match self.correct(req, log_index, &mut writes) {
+                Ok(resp) => R::Correct(resp),
+                Err(rej) => R::Rejection(rej),
+            },
+            Some(Kind::ClearFlags(req)) => match self.clear_flags(req, log_index, &mut writes) {
+                Ok(resp) => R::Correct(resp),
+                Err(rej) => R::Rejection(rej),
+            },
             None => R::Rejection(rules::invalid("command", "empty command")),
         };
+        self.chain.extend(log_index, cmd, &mut writes);
         (pb::CommandResponse { kind: Some(kind) }, writes)
+    }
+
+    /// The audit chain as of the last applied command.
+    pub fn audit_chain(&self) -> &Chain {
+        &self.chain
     }
 
     /// Rebuilds the state from persisted records (in any order).
@@ -136,16 +178,24 @@ impl TallyState {
         I: IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
     {
         let (mut regions, mut tps, mut contests, mut results) = (vec![], vec![], vec![], vec![]);
+        let mut chain = Chain::default();
         for (k, v) in records {
             match k.first() {
                 Some(&keys::REGION) => regions.push(pb::Region::decode(v.as_slice())?),
                 Some(&keys::TPS) => tps.push(pb::Tps::decode(v.as_slice())?),
                 Some(&keys::CONTEST) => contests.push(pb::Contest::decode(v.as_slice())?),
-                Some(&keys::RESULT) => results.push(pb::StoredResult::decode(v.as_slice())?),
+                Some(&keys::RESULT) => results.push(pb::ResultHistory::decode(v.as_slice())?),
+                Some(&keys::CHAIN) => {
+                    let p = pb::GetChainHeadResponse::decode(v.as_slice())?;
+                    chain =
+                        Chain::from_pb(&p).ok_or(RestoreError::UnknownKind(Some(keys::CHAIN)))?;
+                }
+                Some(&keys::AUDIT) => {}
                 other => return Err(RestoreError::UnknownKind(other.copied())),
             }
         }
         let mut st = TallyState::new();
+        st.chain = chain;
         regions.sort_by_key(|r| r.level);
         for r in regions {
             st.insert_region(r);
@@ -162,8 +212,9 @@ impl TallyState {
         Ok(st)
     }
 
-    /// Every record as `restore` expects it, in key order. For tests and
-    /// consistency checks; the store itself snapshots from RocksDB.
+    /// Every record as `restore` expects it, in key order, except the audit
+    /// entries (which `restore` never reads). For tests and consistency
+    /// checks; the store itself snapshots from RocksDB.
     pub fn records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for n in self.regions.values().filter(|n| n.region.code != NASIONAL) {
@@ -178,12 +229,15 @@ impl TallyState {
         for ((t, c), r) in &self.results {
             out.push((keys::result(t, c), r.encode_to_vec()));
         }
+        if self.chain.commands > 0 {
+            out.push((keys::chain(), self.chain.to_pb().encode_to_vec()));
+        }
         out.sort();
         out
     }
 
     /// Codes from the desa up to nasional, desa first.
-    fn chain(&self, desa_code: &str) -> Vec<String> {
+    fn ancestors(&self, desa_code: &str) -> Vec<String> {
         let mut out = Vec::with_capacity(5);
         let mut code = desa_code.to_string();
         while let Some(n) = self.regions.get(&code) {
@@ -230,7 +284,7 @@ impl TallyState {
             d.tps.insert(t.tps_id.clone());
         }
         if is_new {
-            let chain = self.chain(&t.desa_code);
+            let chain = self.ancestors(&t.desa_code);
             let covering: Vec<(String, usize)> = self
                 .contests
                 .values()
@@ -260,7 +314,7 @@ impl TallyState {
             if count == 0 {
                 continue;
             }
-            for code in self.chain(&desa) {
+            for code in self.ancestors(&desa) {
                 self.agg_mut(&code, &id, n).tps_total += count;
             }
         }
@@ -277,16 +331,34 @@ impl TallyState {
         }
     }
 
-    /// Adds a result and moves the aggregates of every region above its TPS.
-    fn insert_result(&mut self, r: pb::StoredResult) {
-        let Some(s) = r.submission.as_ref() else {
+    /// Adds a stored result (on restore) and indexes its request ids.
+    fn insert_result(&mut self, h: pb::ResultHistory) {
+        let Some(s) = current(&h).submission.as_ref() else {
             return;
         };
         let key = (s.tps_id.clone(), s.contest_id.clone());
-        let Some(contest) = self.contests.get(&s.contest_id) else {
+        for r in &h.revisions {
+            if let Some(sub) = &r.submission {
+                self.by_request
+                    .insert(sub.submission_id.clone(), (key.clone(), r.revision));
+            }
+        }
+        let rev = current(&h).clone();
+        self.contribute(&key, &rev, 1);
+        self.results.insert(key, h);
+    }
+
+    /// Adds (`sign` = 1) or takes away (-1) a revision's figures in every
+    /// region above its TPS. A correction takes away the old revision and
+    /// adds the new, so aggregates move by exactly the difference.
+    fn contribute(&mut self, key: &ResultKey, rev: &pb::Revision, sign: i64) {
+        let Some(s) = rev.submission.as_ref() else {
             return;
         };
-        let Some(t) = self.tps.get(&s.tps_id) else {
+        let Some(contest) = self.contests.get(&key.1) else {
+            return;
+        };
+        let Some(t) = self.tps.get(&key.0) else {
             return;
         };
         let votes: Vec<u64> = contest
@@ -300,24 +372,23 @@ impl TallyState {
             })
             .collect();
         let n = votes.len();
-        let (sah, tidak_sah, total) = (
-            s.sah.unwrap_or(0).max(0) as u64,
-            s.tidak_sah.unwrap_or(0).max(0) as u64,
-            s.total.unwrap_or(0).max(0) as u64,
-        );
-        for code in self.chain(&t.desa_code.clone()) {
+        let num = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
+        let (sah, tidak_sah, total) = (num(s.sah), num(s.tidak_sah), num(s.total));
+        let flagged = u64::from(!rev.janggal.is_empty());
+        let add = |x: &mut u64, d: u64| {
+            *x = if sign > 0 { *x + d } else { *x - d };
+        };
+        for code in self.ancestors(&t.desa_code.clone()) {
             let a = self.agg_mut(&code, &key.1, n);
             for (sum, v) in a.votes.iter_mut().zip(&votes) {
-                *sum += v;
+                add(sum, *v);
             }
-            a.sah += sah;
-            a.tidak_sah += tidak_sah;
-            a.total += total;
-            a.tps_reported += 1;
+            add(&mut a.sah, sah);
+            add(&mut a.tidak_sah, tidak_sah);
+            add(&mut a.total, total);
+            add(&mut a.tps_reported, 1);
+            add(&mut a.tps_janggal, flagged);
         }
-        self.by_submission
-            .insert(s.submission_id.clone(), key.clone());
-        self.results.insert(key, r);
     }
 
     fn agg_mut(&mut self, region: &str, contest: &str, n: usize) -> &mut Aggregate {

@@ -5,10 +5,19 @@
 use rekap_proto::pb;
 
 use super::rules::{code, reject};
-use super::{Aggregate, NASIONAL, RegionNode, TallyState};
+use super::{Aggregate, NASIONAL, RegionNode, TallyState, view};
 
 /// Most TPS one `ListMissingTps` page returns.
 pub const MAX_PAGE: usize = 1000;
+
+/// One page of results (flagged ones, or all; `total_janggal` then counts
+/// the reported TPS of the region).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JanggalPage {
+    pub items: Vec<pb::JanggalItem>,
+    pub next_page_token: String,
+    pub total_janggal: u64,
+}
 
 /// One page of missing TPS.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,11 +33,27 @@ impl TallyState {
         tps_id: &str,
         contest_id: &str,
     ) -> Result<pb::StoredResult, pb::Rejection> {
+        Ok(view(self.history_of(tps_id, contest_id)?))
+    }
+
+    /// Every revision, oldest first.
+    pub fn tps_history(
+        &self,
+        tps_id: &str,
+        contest_id: &str,
+    ) -> Result<Vec<pb::Revision>, pb::Rejection> {
+        Ok(self.history_of(tps_id, contest_id)?.revisions.clone())
+    }
+
+    fn history_of(
+        &self,
+        tps_id: &str,
+        contest_id: &str,
+    ) -> Result<&pb::ResultHistory, pb::Rejection> {
         self.tps_of(tps_id)?;
         self.contest(contest_id)?;
         self.results
             .get(&(tps_id.to_string(), contest_id.to_string()))
-            .cloned()
             .ok_or_else(|| {
                 reject(
                     code::NOT_FOUND,
@@ -36,6 +61,22 @@ impl TallyState {
                     format!("TPS {tps_id} has no result for {contest_id} yet"),
                 )
             })
+    }
+
+    /// Totals of the region and of each of its children.
+    pub fn children_totals(
+        &self,
+        region_code: &str,
+        contest_id: &str,
+    ) -> Result<(pb::RegionTotals, Vec<pb::RegionTotals>), pb::Rejection> {
+        let node = self.region(region_code)?;
+        let own = self.totals(&node.region.code, contest_id)?;
+        let children = node
+            .children
+            .iter()
+            .map(|c| self.totals(c, contest_id))
+            .collect::<Result<_, _>>()?;
+        Ok((own, children))
     }
 
     pub fn totals(
@@ -66,6 +107,7 @@ impl TallyState {
             total: agg.total,
             tps_reported: agg.tps_reported,
             tps_total: agg.tps_total,
+            tps_janggal: agg.tps_janggal,
         })
     }
 
@@ -99,6 +141,97 @@ impl TallyState {
         page_size: usize,
         page_token: &str,
     ) -> Result<MissingPage, pb::Rejection> {
+        let walk = Walk {
+            contest_id,
+            skip: &|a: &Aggregate| a.tps_reported >= a.tps_total,
+            take: &|tps: &str| {
+                !self
+                    .results
+                    .contains_key(&(tps.to_string(), contest_id.to_string()))
+            },
+        };
+        let (node, tps, next_page_token) =
+            self.page(region_code, contest_id, page_size, page_token, &walk)?;
+        let a = self.aggregate(&node.region.code, contest_id);
+        Ok(MissingPage {
+            tps: tps.into_iter().map(|id| self.tps[&id].clone()).collect(),
+            next_page_token,
+            total_missing: a.tps_total - a.tps_reported,
+        })
+    }
+
+    /// Current results flagged janggal in the region, in tree order.
+    pub fn janggal_queue(
+        &self,
+        region_code: &str,
+        contest_id: &str,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<JanggalPage, pb::Rejection> {
+        let flagged = |tps: &str| {
+            self.results
+                .get(&(tps.to_string(), contest_id.to_string()))
+                .is_some_and(|h| !super::current(h).janggal.is_empty())
+        };
+        let walk = Walk {
+            contest_id,
+            skip: &|a: &Aggregate| a.tps_janggal == 0,
+            take: &flagged,
+        };
+        let (node, tps, next_page_token) =
+            self.page(region_code, contest_id, page_size, page_token, &walk)?;
+        Ok(JanggalPage {
+            items: self.items(tps, contest_id),
+            next_page_token,
+            total_janggal: self.aggregate(&node.region.code, contest_id).tps_janggal,
+        })
+    }
+
+    /// Current results of the region's reported TPS, in tree order.
+    pub fn results_page(
+        &self,
+        region_code: &str,
+        contest_id: &str,
+        page_size: usize,
+        page_token: &str,
+    ) -> Result<JanggalPage, pb::Rejection> {
+        let reported = |tps: &str| {
+            self.results
+                .contains_key(&(tps.to_string(), contest_id.to_string()))
+        };
+        let walk = Walk {
+            contest_id,
+            skip: &|a: &Aggregate| a.tps_reported == 0,
+            take: &reported,
+        };
+        let (node, tps, next_page_token) =
+            self.page(region_code, contest_id, page_size, page_token, &walk)?;
+        Ok(JanggalPage {
+            items: self.items(tps, contest_id),
+            next_page_token,
+            total_janggal: self.aggregate(&node.region.code, contest_id).tps_reported,
+        })
+    }
+
+    fn items(&self, tps: Vec<String>, contest_id: &str) -> Vec<pb::JanggalItem> {
+        tps.into_iter()
+            .map(|id| pb::JanggalItem {
+                result: Some(view(&self.results[&(id.clone(), contest_id.to_string())])),
+                tps: Some(self.tps[&id].clone()),
+            })
+            .collect()
+    }
+
+    /// One page of the TPS under a region that `walk` takes, resuming after
+    /// the TPS named by `page_token`.
+    fn page<'a>(
+        &'a self,
+        region_code: &str,
+        contest_id: &str,
+        page_size: usize,
+        page_token: &str,
+        walk: &Walk<'_>,
+    ) -> Result<(&'a RegionNode, Vec<String>, String), pb::Rejection> {
         let node = self.region(region_code)?;
         self.contest(contest_id)?;
         let limit = page_size.clamp(1, MAX_PAGE);
@@ -112,7 +245,7 @@ impl TallyState {
                     format!("unknown page token {page_token:?}"),
                 )
             })?;
-            let mut path: Vec<String> = self.chain(&t.desa_code);
+            let mut path: Vec<String> = self.ancestors(&t.desa_code);
             let Some(pos) = path.iter().position(|c| *c == node.region.code) else {
                 return Err(reject(
                     code::INVALID_ARGUMENT,
@@ -126,53 +259,44 @@ impl TallyState {
             path
         };
         let mut out = Vec::with_capacity(limit + 1);
-        self.walk_missing(node, contest_id, &resume, limit + 1, &mut out);
-        let next_page_token = if out.len() > limit {
+        self.walk(node, walk, &resume, limit + 1, &mut out);
+        let next = if out.len() > limit {
             out.truncate(limit);
-            out.last().map(|t| t.tps_id.clone()).unwrap_or_default()
+            out.last().cloned().unwrap_or_default()
         } else {
             String::new()
         };
-        let a = self.aggregate(&node.region.code, contest_id);
-        Ok(MissingPage {
-            tps: out,
-            next_page_token,
-            total_missing: a.tps_total - a.tps_reported,
-        })
+        Ok((node, out, next))
     }
 
     /// `resume` is the path below `node` to the last TPS already returned.
-    fn walk_missing(
+    fn walk(
         &self,
         node: &RegionNode,
-        contest_id: &str,
+        walk: &Walk<'_>,
         resume: &[String],
         limit: usize,
-        out: &mut Vec<pb::Tps>,
+        out: &mut Vec<String>,
     ) {
-        let a = self.aggregate(&node.region.code, contest_id);
-        if a.tps_reported >= a.tps_total || out.len() >= limit {
+        if (walk.skip)(&self.aggregate(&node.region.code, walk.contest_id)) || out.len() >= limit {
             return;
         }
         if node.region.level == pb::RegionLevel::Desa as i32 {
             let start = resume.first();
             let covered = self
                 .contests
-                .get(contest_id)
-                .is_some_and(|c| self.covers(c, &self.chain(&node.region.code)));
+                .get(walk.contest_id)
+                .is_some_and(|c| self.covers(c, &self.ancestors(&node.region.code)));
             if !covered {
                 return;
             }
             for id in &node.tps {
-                if start.is_some_and(|s| id <= s) {
+                if start.is_some_and(|s| id <= s) || !(walk.take)(id) {
                     continue;
                 }
-                let key = (id.clone(), contest_id.to_string());
-                if !self.results.contains_key(&key) {
-                    out.push(self.tps[id].clone());
-                    if out.len() >= limit {
-                        return;
-                    }
+                out.push(id.clone());
+                if out.len() >= limit {
+                    return;
                 }
             }
             return;
@@ -183,7 +307,7 @@ impl TallyState {
                 Some(r) if child == r => &resume[1..],
                 _ => &[],
             };
-            self.walk_missing(&self.regions[child], contest_id, sub, limit, out);
+            self.walk(&self.regions[child], walk, sub, limit, out);
             if out.len() >= limit {
                 return;
             }
@@ -227,4 +351,12 @@ impl TallyState {
             )
         })
     }
+}
+
+/// What a paged walk over a region's TPS looks for.
+struct Walk<'a> {
+    contest_id: &'a str,
+    /// A subtree whose aggregate says there is nothing to find is skipped.
+    skip: &'a dyn Fn(&Aggregate) -> bool,
+    take: &'a dyn Fn(&str) -> bool,
 }

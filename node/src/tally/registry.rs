@@ -29,6 +29,7 @@ impl TallyState {
             regions.iter().map(|r| (r.code.as_str(), r.level)).collect();
         self.check_tps(&req.tps, &levels)?;
         self.check_contests(&req.contests, &levels)?;
+        self.check_removals(&req.remove_tps)?;
 
         for r in regions {
             match self.regions.get(&r.code) {
@@ -65,6 +66,12 @@ impl TallyState {
             }
             writes.push((keys::contest(&c.contest_id), Some(c.encode_to_vec())));
             self.insert_contest(c);
+        }
+        for id in &req.remove_tps {
+            if self.remove_tps(id) {
+                writes.push((keys::tps(id), None));
+                resp.tps_removed += 1;
+            }
         }
         Ok(resp)
     }
@@ -264,6 +271,55 @@ impl TallyState {
             }
         }
         Ok(())
+    }
+
+    /// Only TPS without any result may be removed: a result must never lose
+    /// its place in the hierarchy.
+    fn check_removals(&self, ids: &[String]) -> Result<(), pb::Rejection> {
+        for id in ids {
+            if !self.tps.contains_key(id) {
+                return Err(reject(
+                    code::NOT_FOUND,
+                    "tps_exists",
+                    format!("TPS {id} is not in the registry"),
+                ));
+            }
+            if self
+                .contests
+                .keys()
+                .any(|c| self.results.contains_key(&(id.clone(), c.clone())))
+            {
+                return Err(reject(
+                    code::FAILED_PRECONDITION,
+                    "tps_has_results",
+                    format!("TPS {id} has results and cannot be removed"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a TPS and its place in every contest's `tps_total`.
+    fn remove_tps(&mut self, id: &str) -> bool {
+        let Some(t) = self.tps.remove(id) else {
+            return false;
+        };
+        if let Some(d) = self.regions.get_mut(&t.desa_code) {
+            d.tps.remove(id);
+        }
+        let chain = self.ancestors(&t.desa_code);
+        let covering: Vec<(String, usize)> = self
+            .contests
+            .values()
+            .filter(|c| self.covers(c, &chain))
+            .map(|c| (c.contest_id.clone(), c.candidates.len()))
+            .collect();
+        for (contest_id, n) in covering {
+            for code in &chain {
+                self.agg_mut(code, &contest_id, n).tps_total -= 1;
+            }
+        }
+        true
     }
 
     fn has_results(&self, contest_id: &str) -> bool {

@@ -50,9 +50,30 @@ pub struct Figures {
     pub total: u64,
 }
 
-/// Checks everything about a submission that does not need the registry:
-/// ids, required fields, no negatives, sum of candidate votes = sah,
-/// sah + tidak sah = total, and no candidate named twice.
+/// Every optional administrative figure with its name, for the
+/// non-negative rule.
+fn admin_fields(s: &pb::Submission) -> [(&'static str, Option<i64>); 11] {
+    [
+        ("dpt", s.dpt),
+        ("dptb", s.dptb),
+        ("dpk", s.dpk),
+        ("users_dpt", s.users_dpt),
+        ("users_dptb", s.users_dptb),
+        ("users_dpk", s.users_dpk),
+        ("users_total", s.users_total),
+        ("ballots_received", s.ballots_received),
+        ("ballots_used", s.ballots_used),
+        ("ballots_unused", s.ballots_unused),
+        ("ballots_damaged", s.ballots_damaged),
+    ]
+}
+
+/// Checks everything about a submission that does not need the registry,
+/// the hard rules of the C.Hasil form: ids, required fields, no negatives,
+/// sum of candidate votes = sah, sah + tidak sah = total, users per list add
+/// up to all users, ballots received = used + unused + damaged, and DPT
+/// users within the DPT. A rule on optional figures applies when they are
+/// all known.
 pub fn check_submission(s: &pb::Submission) -> Result<Figures, pb::Rejection> {
     check_id("submission_id", &s.submission_id)?;
     check_id("tps_id", &s.tps_id)?;
@@ -69,8 +90,15 @@ pub fn check_submission(s: &pb::Submission) -> Result<Figures, pb::Rejection> {
             "votes per candidate are required",
         ));
     }
-    for (name, v) in [("sah", sah), ("tidak_sah", tidak_sah), ("total", total)] {
-        if v < 0 {
+    let named = [
+        ("sah", Some(sah)),
+        ("tidak_sah", Some(tidak_sah)),
+        ("total", Some(total)),
+    ];
+    for (name, v) in named.into_iter().chain(admin_fields(s)) {
+        if let Some(v) = v
+            && v < 0
+        {
             return Err(invalid("non_negative", format!("{name} is {v}")));
         }
     }
@@ -105,11 +133,94 @@ pub fn check_submission(s: &pb::Submission) -> Result<Figures, pb::Rejection> {
             format!("sah {sah} + tidak_sah {tidak_sah} != total {total}"),
         ));
     }
+    if let (Some(a), Some(b), Some(c), Some(all)) =
+        (s.users_dpt, s.users_dptb, s.users_dpk, s.users_total)
+        && a.checked_add(b).and_then(|x| x.checked_add(c)) != Some(all)
+    {
+        return Err(invalid(
+            "users_sum_eq_users_total",
+            format!("users DPT {a} + DPTb {b} + DPK {c} != users total {all}"),
+        ));
+    }
+    if let (Some(rec), Some(used), Some(unused), Some(damaged)) = (
+        s.ballots_received,
+        s.ballots_used,
+        s.ballots_unused,
+        s.ballots_damaged,
+    ) && used
+        .checked_add(unused)
+        .and_then(|x| x.checked_add(damaged))
+        != Some(rec)
+    {
+        return Err(invalid(
+            "ballots_received_eq_used_unused_damaged",
+            format!("ballots received {rec} != used {used} + unused {unused} + damaged {damaged}"),
+        ));
+    }
+    if let (Some(users), Some(dpt)) = (s.users_dpt, s.dpt)
+        && users > dpt
+    {
+        return Err(invalid(
+            "users_dpt_le_dpt",
+            format!("{users} DPT voters voted but the DPT has {dpt}"),
+        ));
+    }
     Ok(Figures {
         sah: sah as u64,
         tidak_sah: tidak_sah as u64,
         total: total as u64,
     })
+}
+
+/// Legal maximum of ballots counted at one TPS.
+pub const MAX_TPS_TOTAL: i64 = 800;
+
+/// The soft rules a (valid) submission breaks: it is accepted but flagged
+/// janggal with every reason. `registry_dpt` is the TPS's DPT from the
+/// registry, used when the form's own DPT is unknown.
+pub fn janggal(s: &pb::Submission, registry_dpt: Option<u32>) -> Vec<String> {
+    let mut out = Vec::new();
+    let total = s.total.unwrap_or(0);
+    let sah = s.sah.unwrap_or(0);
+    if s.ballots_used.is_some_and(|u| u != total) {
+        out.push("total_ne_ballots_used".to_string());
+    }
+    if s.users_total.is_some_and(|u| u != total) {
+        out.push("total_ne_users_total".to_string());
+    }
+    if total > MAX_TPS_TOTAL {
+        out.push("total_over_800".to_string());
+    }
+    let registered = s
+        .dpt
+        .or(registry_dpt.map(i64::from))
+        .map(|dpt| dpt + s.dptb.unwrap_or(0) + s.dpk.unwrap_or(0));
+    if let Some(reg) = registered {
+        // votes > 1.02 x registered, in integers: 50 * votes > 51 * registered.
+        if s.votes.iter().any(|v| 50 * v.votes > 51 * reg) {
+            out.push("votes_over_registered".to_string());
+        }
+        if s.users_total.unwrap_or(total) > reg {
+            out.push("turnout_over_registered".to_string());
+        }
+    }
+    if sah > 0 && s.votes.len() > 1 && s.votes.iter().any(|v| v.votes == sah) {
+        out.push("all_votes_one_candidate".to_string());
+    }
+    out
+}
+
+/// Checks an id and a reason for a correction or a flag clearing.
+pub fn check_correction(request_id: &str, reason: i32) -> Result<(), pb::Rejection> {
+    check_id("request_id", request_id)?;
+    let known = pb::CorrectionReason::try_from(reason).unwrap_or(pb::CorrectionReason::Unspecified);
+    if known == pb::CorrectionReason::Unspecified {
+        return Err(invalid(
+            "reason_required",
+            "a correction needs a reason: entry_error, form_misread, recount, psu or court_ruling",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the batch limit, then each submission.
@@ -127,7 +238,8 @@ pub fn check_batch(batch: &[pb::Submission]) -> Result<(), pb::Rejection> {
 }
 
 /// Two submissions carry the same result when every figure matches; the
-/// order of candidates does not matter.
+/// order of candidates does not matter. Evidence and operator fields do not
+/// count: the same form entered twice is the same result.
 pub fn same_result(a: &pb::Submission, b: &pb::Submission) -> bool {
     let votes = |s: &pb::Submission| {
         s.votes
@@ -137,8 +249,11 @@ pub fn same_result(a: &pb::Submission, b: &pb::Submission) -> bool {
     };
     a.tps_id == b.tps_id
         && a.contest_id == b.contest_id
-        && a.sah == b.sah
-        && a.tidak_sah == b.tidak_sah
-        && a.total == b.total
+        && same_numbers(a, b)
         && votes(a) == votes(b)
+}
+
+fn same_numbers(a: &pb::Submission, b: &pb::Submission) -> bool {
+    (a.sah, a.tidak_sah, a.total) == (b.sah, b.tidak_sah, b.total)
+        && admin_fields(a).map(|f| f.1) == admin_fields(b).map(|f| f.1)
 }

@@ -39,13 +39,16 @@ impl TallyState {
         writes: &mut Vec<Write>,
     ) -> Result<pb::SubmitOutcome, pb::Rejection> {
         rules::check_submission(s)?;
-        if let Some(key) = self.by_submission.get(&s.submission_id) {
-            let stored = &self.results[key];
-            let original = stored
+        if let Some((key, rev)) = self.by_request.get(&s.submission_id) {
+            let h = &self.results[key];
+            let created = &h.revisions[(*rev - 1) as usize];
+            let original = created
                 .submission
                 .as_ref()
-                .expect("stored result has its submission");
-            if !rules::same_result(original, s) {
+                .expect("revision has its numbers");
+            if created.kind != pb::RevisionKind::Submitted as i32
+                || !rules::same_result(original, s)
+            {
                 return Err(reject(
                     code::ALREADY_EXISTS,
                     "submission_id_reused",
@@ -55,8 +58,49 @@ impl TallyState {
                     ),
                 ));
             }
-            return Ok(duplicate(s, stored));
+            return Ok(outcome(s, created, pb::SubmitStatus::Duplicate));
         }
+        let contest = self.checked_contest(s)?;
+        let key = (s.tps_id.clone(), s.contest_id.clone());
+        if let Some(h) = self.results.get(&key) {
+            let cur = super::current(h);
+            let numbers = cur.submission.as_ref().expect("revision has its numbers");
+            if rules::same_result(numbers, s) {
+                return Ok(outcome(s, cur, pb::SubmitStatus::Duplicate));
+            }
+            return Err(reject(
+                code::ALREADY_EXISTS,
+                "result_exists",
+                format!(
+                    "TPS {} already has a different result for {} (revision {}); send a correction instead",
+                    s.tps_id, s.contest_id, cur.revision
+                ),
+            ));
+        }
+        let dpt = self.tps[&s.tps_id].dpt;
+        let rev = pb::Revision {
+            revision: 1,
+            kind: pb::RevisionKind::Submitted as i32,
+            submission: Some(canonical(s, &contest)),
+            log_index,
+            janggal: rules::janggal(s, dpt),
+            ..Default::default()
+        };
+        let out = outcome(s, &rev, pb::SubmitStatus::Accepted);
+        let h = pb::ResultHistory {
+            revisions: vec![rev],
+        };
+        writes.push((
+            keys::result(&s.tps_id, &s.contest_id),
+            Some(h.encode_to_vec()),
+        ));
+        self.insert_result(h);
+        Ok(out)
+    }
+
+    /// The contest of a submission, once the TPS and contest exist, the
+    /// contest covers the TPS, and the candidates are exactly the contest's.
+    pub(super) fn checked_contest(&self, s: &pb::Submission) -> Result<pb::Contest, pb::Rejection> {
         let tps = self.tps.get(&s.tps_id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,
@@ -71,7 +115,7 @@ impl TallyState {
                 format!("contest {} is not in the registry", s.contest_id),
             )
         })?;
-        if !self.covers(contest, &self.chain(&tps.desa_code)) {
+        if !self.covers(contest, &self.ancestors(&tps.desa_code)) {
             return Err(invalid(
                 "contest_covers_tps",
                 format!(
@@ -97,68 +141,30 @@ impl TallyState {
                 ),
             ));
         }
-        let key = (s.tps_id.clone(), s.contest_id.clone());
-        if let Some(stored) = self.results.get(&key) {
-            let original = stored
-                .submission
-                .as_ref()
-                .expect("stored result has its submission");
-            if rules::same_result(original, s) {
-                return Ok(duplicate(s, stored));
-            }
-            return Err(reject(
-                code::ALREADY_EXISTS,
-                "result_exists",
-                format!(
-                    "TPS {} already has a different result for {} (submission {}); corrections are separate",
-                    s.tps_id, s.contest_id, original.submission_id
-                ),
-            ));
-        }
-        let stored = pb::StoredResult {
-            submission: Some(canonical(s, contest)),
-            revision: 1,
-            log_index,
-        };
-        writes.push((
-            keys::result(&s.tps_id, &s.contest_id),
-            Some(stored.encode_to_vec()),
-        ));
-        let outcome = pb::SubmitOutcome {
-            submission_id: s.submission_id.clone(),
-            status: pb::SubmitStatus::Accepted as i32,
-            tps_id: s.tps_id.clone(),
-            contest_id: s.contest_id.clone(),
-            revision: 1,
-            log_index,
-            original_submission_id: s.submission_id.clone(),
-        };
-        self.insert_result(stored);
-        Ok(outcome)
+        Ok(contest.clone())
     }
 }
 
 /// Votes listed in the contest's candidate order.
-fn canonical(s: &pb::Submission, contest: &pb::Contest) -> pb::Submission {
+pub(super) fn canonical(s: &pb::Submission, contest: &pb::Contest) -> pb::Submission {
     let mut s = s.clone();
     let pos = |id: &str| contest.candidates.iter().position(|c| c.candidate_id == id);
     s.votes.sort_by_key(|v| pos(&v.candidate_id));
     s
 }
 
-fn duplicate(s: &pb::Submission, stored: &pb::StoredResult) -> pb::SubmitOutcome {
-    let original = stored
-        .submission
-        .as_ref()
-        .expect("stored result has its submission");
+/// What a submission request learns about the revision that holds it.
+fn outcome(s: &pb::Submission, rev: &pb::Revision, status: pb::SubmitStatus) -> pb::SubmitOutcome {
+    let original = rev.submission.as_ref().expect("revision has its numbers");
     pb::SubmitOutcome {
         submission_id: s.submission_id.clone(),
-        status: pb::SubmitStatus::Duplicate as i32,
+        status: status as i32,
         tps_id: original.tps_id.clone(),
         contest_id: original.contest_id.clone(),
-        revision: stored.revision,
-        log_index: stored.log_index,
+        revision: rev.revision,
+        log_index: rev.log_index,
         original_submission_id: original.submission_id.clone(),
+        janggal: rev.janggal.clone(),
     }
 }
 

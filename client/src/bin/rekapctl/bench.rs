@@ -180,5 +180,6 @@ fn submission(tps: &str, contest: &str) -> pb::Submission {
         sah: Some(v1 + v2),
         tidak_sah: Some(ts),
         total: Some(v1 + v2 + ts),
+        ..Default::default()
     }
 }

@@ -13,7 +13,7 @@ pub enum ClusterCmd {
     Status,
     /// Initialise a pristine cluster (normally automatic with --initial-cluster).
     Init {
-        /// Voters as id=host:port; default: the first endpoint alone as node 1.
+        /// Voters as id=host:port; default: the first endpoint's node alone.
         #[arg(long = "member")]
         members: Vec<String>,
     },
@@ -144,9 +144,10 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
             }
             let first = c.endpoints()[0].clone();
             if req.members.is_empty() {
+                let me = c.status_of(&first).await?;
                 req.members.push(pb::NodeAddr {
-                    node_id: 1,
-                    addr: first.clone(),
+                    node_id: me.node_id,
+                    addr: me.addr,
                 });
             }
             let ch = c.channel(&first)?;

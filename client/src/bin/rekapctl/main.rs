@@ -3,11 +3,16 @@
 
 mod bench;
 mod cluster;
+mod drill;
+mod export;
 mod import;
 mod output;
+mod pilpres;
 mod read;
 mod registry;
+mod revise;
 mod submit;
+mod verify;
 
 use std::time::Duration;
 
@@ -57,8 +62,24 @@ enum Cmd {
     Progress(read::RegionArgs),
     /// TPS of a region still without a result.
     Missing(read::MissingArgs),
+    /// Correct a TPS result (a new revision, with a reason).
+    Correct(revise::CorrectArgs),
+    /// Clear the janggal flags of a result after review (a new revision).
+    ClearFlags(revise::Change),
+    /// Every revision of a TPS result.
+    History(revise::HistoryArgs),
+    /// Totals and progress of each child region.
+    Children(read::RegionArgs),
+    /// Flagged (janggal) results in a region.
+    Janggal(drill::JanggalArgs),
+    /// Check that every node holds the same audit chain.
+    Verify,
     /// Submit a results CSV in batches (rerunnable: counts nothing twice).
     Import(import::ImportArgs),
+    /// Export a region's current per-TPS results (CSV or JSON Lines) and the audit log.
+    Export(export::ExportArgs),
+    /// Turn the real 2019 presidential file into a registry and results CSV.
+    Pilpres2019(pilpres::PilpresArgs),
     /// Closed-loop write benchmark against a generated registry.
     Bench(bench::BenchArgs),
 }
@@ -104,7 +125,15 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Totals(a) => read::totals(&ctx, a).await,
         Cmd::Progress(a) => read::progress(&ctx, a).await,
         Cmd::Missing(a) => read::missing(&ctx, a).await,
+        Cmd::Correct(a) => revise::correct(&ctx, a).await,
+        Cmd::ClearFlags(a) => revise::clear_flags(&ctx, a).await,
+        Cmd::History(a) => revise::history(&ctx, a).await,
+        Cmd::Children(a) => drill::children(&ctx, a).await,
+        Cmd::Janggal(a) => drill::janggal(&ctx, a).await,
+        Cmd::Verify => verify::run(&ctx).await,
         Cmd::Import(a) => import::run(&ctx, a).await,
+        Cmd::Export(a) => export::run(&ctx, a).await,
+        Cmd::Pilpres2019(a) => pilpres::run(&ctx, a).await,
         Cmd::Bench(a) => bench::run(&ctx, a).await,
     };
     if let Err(e) = res {

@@ -11,12 +11,12 @@ use crate::output::{percent, print_json, table};
 pub struct RegionArgs {
     /// Region code; "ID" (default) for nasional.
     #[arg(long, default_value = "ID")]
-    region: String,
+    pub region: String,
     #[arg(long)]
-    contest: String,
+    pub contest: String,
     /// Read this node's local state instead of a linearizable read.
     #[arg(long)]
-    stale: bool,
+    pub stale: bool,
 }
 
 #[derive(Args)]
@@ -38,7 +38,7 @@ pub struct MissingArgs {
     limit: usize,
 }
 
-fn consistency(stale: bool) -> pb::Consistency {
+pub fn consistency(stale: bool) -> pb::Consistency {
     if stale {
         pb::Consistency::Stale
     } else {

@@ -20,6 +20,8 @@ pub enum RegistryCmd {
         #[arg(long, default_value_t = 5000)]
         chunk: usize,
     },
+    /// Remove TPS from the registry (refused for a TPS that has results).
+    RemoveTps { ids: Vec<String> },
     /// Write a synthetic Kotabaru-like registry as CSV files.
     Generate {
         out: PathBuf,
@@ -46,6 +48,17 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
             let reg = Registry::read_dir(&dir)?;
             let sum = load(ctx, &reg, chunk, false).await?;
             show(ctx, &sum);
+            Ok(())
+        }
+        RegistryCmd::RemoveTps { ids } => {
+            let r = ctx
+                .client
+                .load_registry(pb::LoadRegistryRequest {
+                    remove_tps: ids,
+                    ..Default::default()
+                })
+                .await?;
+            println!("{} TPS removed", r.tps_removed);
             Ok(())
         }
         RegistryCmd::Generate {

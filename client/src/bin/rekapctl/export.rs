@@ -1,0 +1,152 @@
+//! `rekapctl export`: a region's current per-TPS results as CSV or JSON
+//! Lines (open data), and optionally the audit log that proves them.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use rekap_client::proto as pb;
+use serde_json::json;
+
+use crate::Ctx;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long, default_value = "ID")]
+    region: String,
+    #[arg(long)]
+    contest: String,
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+    /// Results file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the audit log (JSON Lines: index, sequence, command_hex,
+    /// head) from the first endpoint's node to this file.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
+    let file = std::fs::File::create(&a.out)?;
+    let (mut csv_out, mut jsonl) = match a.format {
+        Format::Csv => (Some(csv::Writer::from_writer(file)), None),
+        Format::Jsonl => (None, Some(std::io::BufWriter::new(file))),
+    };
+    let mut header_done = false;
+    let mut token = String::new();
+    let mut count = 0u64;
+    loop {
+        let page = ctx
+            .client
+            .results_page(pb::ListJanggalRequest {
+                region_code: a.region.clone(),
+                contest_id: a.contest.clone(),
+                page_size: 1000,
+                page_token: token,
+                consistency: pb::Consistency::Linearizable as i32,
+            })
+            .await?;
+        for item in &page.items {
+            let t = item.tps.clone().unwrap_or_default();
+            let r = item.result.clone().unwrap_or_default();
+            let s = r.submission.clone().unwrap_or_default();
+            count += 1;
+            match csv_out.as_mut() {
+                Some(w) => {
+                    if !header_done {
+                        let mut h = vec![
+                            "tps_id".to_string(),
+                            "desa_code".into(),
+                            "tps_no".into(),
+                            "revision".into(),
+                            "log_index".into(),
+                        ];
+                        h.extend(s.votes.iter().map(|v| format!("paslon_{}", v.candidate_id)));
+                        h.extend(
+                            ["sah", "tidak_sah", "total", "janggal", "submission_id"]
+                                .map(String::from),
+                        );
+                        w.write_record(&h)?;
+                        header_done = true;
+                    }
+                    let opt = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
+                    let mut row = vec![
+                        t.tps_id,
+                        t.desa_code,
+                        t.number.to_string(),
+                        r.revision.to_string(),
+                        r.log_index.to_string(),
+                    ];
+                    row.extend(s.votes.iter().map(|v| v.votes.to_string()));
+                    row.extend([
+                        opt(s.sah),
+                        opt(s.tidak_sah),
+                        opt(s.total),
+                        r.janggal.join(";"),
+                        s.submission_id,
+                    ]);
+                    w.write_record(&row)?;
+                }
+                None => {
+                    let file = jsonl.as_mut().expect("one of the two outputs");
+                    let v = json!({
+                        "tps_id": t.tps_id, "desa_code": t.desa_code, "tps_no": t.number,
+                        "contest_id": s.contest_id, "revision": r.revision, "log_index": r.log_index,
+                        "votes": s.votes.iter().map(|v| (v.candidate_id.clone(), v.votes)).collect::<std::collections::BTreeMap<_, _>>(),
+                        "sah": s.sah, "tidak_sah": s.tidak_sah, "total": s.total,
+                        "dpt": s.dpt, "dptb": s.dptb, "dpk": s.dpk, "users_total": s.users_total,
+                        "ballots_received": s.ballots_received, "ballots_used": s.ballots_used,
+                        "janggal": r.janggal, "submission_id": s.submission_id,
+                    });
+                    writeln!(file, "{v}")?;
+                }
+            }
+        }
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    if let Some(w) = csv_out.as_mut() {
+        w.flush()?;
+    }
+    if let Some(f) = jsonl.as_mut() {
+        f.flush()?;
+    }
+    eprintln!("{count} results written to {}", a.out.display());
+    if let Some(path) = a.audit {
+        let node = ctx.client.endpoints()[0].clone();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let (mut after, mut entries) = (0u64, 0u64);
+        loop {
+            let page = ctx.client.audit_log_of(&node, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.index;
+            for e in &page {
+                let v = json!({"index": e.index, "sequence": e.sequence, "command_hex": hex(&e.command), "head": e.head});
+                writeln!(out, "{v}")?;
+                entries += 1;
+            }
+        }
+        out.flush()?;
+        let head = ctx.client.chain_head_of(&node, None).await?;
+        eprintln!(
+            "{entries} audit entries from {node} written to {}; chain head {} at log index {}",
+            path.display(),
+            head.head,
+            head.index
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! `rekapctl correct|clear-flags|history`: accountable changes to a result
+//! and the record of every revision.
+
+use clap::{Args, ValueEnum};
+use rekap_client::proto as pb;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::Ctx;
+use crate::output::{print_json, table};
+use crate::submit::Numbers;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Reason {
+    EntryError,
+    FormMisread,
+    /// A recount or a decision of the recap meeting (pleno).
+    Recount,
+    /// A re-vote (pemungutan suara ulang).
+    Psu,
+    CourtRuling,
+}
+
+impl Reason {
+    fn to_pb(self) -> pb::CorrectionReason {
+        match self {
+            Reason::EntryError => pb::CorrectionReason::EntryError,
+            Reason::FormMisread => pb::CorrectionReason::FormMisread,
+            Reason::Recount => pb::CorrectionReason::Recount,
+            Reason::Psu => pb::CorrectionReason::Psu,
+            Reason::CourtRuling => pb::CorrectionReason::CourtRuling,
+        }
+    }
+}
+
+fn reason_name(r: i32) -> &'static str {
+    match pb::CorrectionReason::try_from(r).unwrap_or(pb::CorrectionReason::Unspecified) {
+        pb::CorrectionReason::EntryError => "entry error",
+        pb::CorrectionReason::FormMisread => "form misread",
+        pb::CorrectionReason::Recount => "recount/pleno",
+        pb::CorrectionReason::Psu => "PSU",
+        pb::CorrectionReason::CourtRuling => "court ruling",
+        pb::CorrectionReason::Unspecified => "",
+    }
+}
+
+fn kind_name(k: i32) -> &'static str {
+    match pb::RevisionKind::try_from(k).unwrap_or(pb::RevisionKind::Unspecified) {
+        pb::RevisionKind::Submitted => "submitted",
+        pb::RevisionKind::Corrected => "corrected",
+        pb::RevisionKind::FlagsCleared => "flags cleared",
+        pb::RevisionKind::Unspecified => "?",
+    }
+}
+
+/// Which revision a change replaces, and why.
+#[derive(Args)]
+pub struct Change {
+    #[arg(long)]
+    tps: String,
+    #[arg(long)]
+    contest: String,
+    /// The revision being replaced (the current one; see `history`).
+    #[arg(long)]
+    replaces: u64,
+    #[arg(long, value_enum)]
+    reason: Reason,
+    /// Who decided, where and why.
+    #[arg(long, default_value = "")]
+    note: String,
+    /// SHA-256 (hex) of the evidence.
+    #[arg(long, default_value = "")]
+    evidence: String,
+    /// Request id; default derived from the change, so rerunning the same
+    /// command never applies it twice.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+impl Change {
+    fn request_id(&self, what: &str, extra: &str) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            let content = format!(
+                "{what}|{}|{}|{}|{}|{extra}",
+                self.tps, self.contest, self.replaces, self.note
+            );
+            let digest = Sha256::digest(content.as_bytes());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{what}:{hex}")
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct CorrectArgs {
+    #[command(flatten)]
+    change: Change,
+    #[command(flatten)]
+    numbers: Numbers,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    tps: String,
+    #[arg(long)]
+    contest: String,
+    #[arg(long)]
+    stale: bool,
+}
+
+pub async fn correct(ctx: &Ctx, a: CorrectArgs) -> anyhow::Result<()> {
+    let numbers = a.numbers.to_submission(&a.change.tps, &a.change.contest)?;
+    let c = &a.change;
+    let req = pb::CorrectRequest {
+        request_id: c.request_id("fix", &format!("{numbers:?}")),
+        tps_id: c.tps.clone(),
+        contest_id: c.contest.clone(),
+        replaces_revision: c.replaces,
+        reason: c.reason.to_pb() as i32,
+        note: c.note.clone(),
+        evidence_sha256: c.evidence.clone(),
+        submission: Some(numbers),
+    };
+    show(ctx, ctx.client.correct(req).await?)
+}
+
+pub async fn clear_flags(ctx: &Ctx, c: Change) -> anyhow::Result<()> {
+    let req = pb::ClearFlagsRequest {
+        request_id: c.request_id("clear", ""),
+        tps_id: c.tps.clone(),
+        contest_id: c.contest.clone(),
+        replaces_revision: c.replaces,
+        reason: c.reason.to_pb() as i32,
+        note: c.note.clone(),
+        evidence_sha256: c.evidence.clone(),
+    };
+    show(ctx, ctx.client.clear_flags(req).await?)
+}
+
+fn show(ctx: &Ctx, r: pb::CorrectResponse) -> anyhow::Result<()> {
+    let res = r.result.unwrap_or_default();
+    if ctx.json {
+        print_json(
+            &json!({"revision": res.revision, "log_index": res.log_index, "janggal": res.janggal, "duplicate": r.duplicate}),
+        );
+    } else {
+        let what = if r.duplicate {
+            "already applied"
+        } else {
+            "applied"
+        };
+        println!(
+            "{what}: now at revision {} (log index {})",
+            res.revision, res.log_index
+        );
+        if !res.janggal.is_empty() {
+            println!("janggal: {}", res.janggal.join(", "));
+        }
+    }
+    Ok(())
+}
+
+pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
+    let consistency = if a.stale {
+        pb::Consistency::Stale
+    } else {
+        pb::Consistency::Linearizable
+    };
+    let revs = ctx.client.history(&a.tps, &a.contest, consistency).await?;
+    if ctx.json {
+        let rows: Vec<_> = revs
+            .iter()
+            .map(|r| {
+                let s = r.submission.clone().unwrap_or_default();
+                json!({
+                    "revision": r.revision, "kind": kind_name(r.kind), "log_index": r.log_index,
+                    "request_id": s.submission_id, "reason": reason_name(r.reason), "note": r.note,
+                    "evidence_sha256": r.evidence_sha256, "janggal": r.janggal,
+                    "votes": s.votes.iter().map(|v| json!({"candidate_id": v.candidate_id, "votes": v.votes})).collect::<Vec<_>>(),
+                    "sah": s.sah, "tidak_sah": s.tidak_sah, "total": s.total,
+                })
+            })
+            .collect();
+        print_json(&json!(rows));
+        return Ok(());
+    }
+    let rows = revs
+        .iter()
+        .map(|r| {
+            let s = r.submission.clone().unwrap_or_default();
+            let votes: Vec<String> = s
+                .votes
+                .iter()
+                .map(|v| format!("{}={}", v.candidate_id, v.votes))
+                .collect();
+            vec![
+                r.revision.to_string(),
+                kind_name(r.kind).into(),
+                votes.join(" "),
+                format!("{}/{}/{}", opt(s.sah), opt(s.tidak_sah), opt(s.total)),
+                reason_name(r.reason).into(),
+                r.note.clone(),
+                r.janggal.join(", "),
+                r.log_index.to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &[
+                "rev",
+                "kind",
+                "votes",
+                "sah/tidak sah/total",
+                "reason",
+                "note",
+                "janggal",
+                "log"
+            ],
+            rows
+        )
+    );
+    Ok(())
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}

@@ -1,0 +1,188 @@
+//! Corrections and flag clearing: each adds a revision; nothing is
+//! overwritten, and aggregates move by exactly the difference.
+
+use prost::Message;
+use rekap_proto::pb;
+
+use super::rules::{self, code, reject};
+use super::submit::canonical;
+use super::{ResultKey, TallyState, Write, current, keys, view};
+
+impl TallyState {
+    pub(super) fn correct(
+        &mut self,
+        req: &pb::CorrectRequest,
+        log_index: u64,
+        writes: &mut Vec<Write>,
+    ) -> Result<pb::CorrectResponse, pb::Rejection> {
+        rules::check_correction(&req.request_id, req.reason)?;
+        let mut numbers = req.submission.clone().ok_or_else(|| {
+            rules::invalid("required_field", "a correction carries the new numbers")
+        })?;
+        numbers.submission_id = req.request_id.clone();
+        numbers.tps_id = req.tps_id.clone();
+        numbers.contest_id = req.contest_id.clone();
+        rules::check_submission(&numbers)?;
+        if let Some(dup) = self.repeated_request(
+            &req.request_id,
+            &req.tps_id,
+            &req.contest_id,
+            pb::RevisionKind::Corrected,
+        )? {
+            return Ok(dup);
+        }
+        let contest = self.checked_contest(&numbers)?;
+        let key = self.current_for(&req.tps_id, &req.contest_id, req.replaces_revision)?;
+        let cur = current(&self.results[&key]);
+        if rules::same_result(
+            cur.submission.as_ref().expect("revision has its numbers"),
+            &numbers,
+        ) {
+            return Err(reject(
+                code::FAILED_PRECONDITION,
+                "correction_changes_nothing",
+                "the correction carries the current numbers; to clear flags use ClearFlags",
+            ));
+        }
+        let dpt = self.tps[&req.tps_id].dpt;
+        let janggal = rules::janggal(&numbers, dpt);
+        let rev = pb::Revision {
+            revision: cur.revision + 1,
+            kind: pb::RevisionKind::Corrected as i32,
+            submission: Some(canonical(&numbers, &contest)),
+            log_index,
+            janggal,
+            reason: req.reason,
+            note: req.note.clone(),
+            evidence_sha256: req.evidence_sha256.clone(),
+        };
+        Ok(self.push_revision(key, rev, writes))
+    }
+
+    pub(super) fn clear_flags(
+        &mut self,
+        req: &pb::ClearFlagsRequest,
+        log_index: u64,
+        writes: &mut Vec<Write>,
+    ) -> Result<pb::CorrectResponse, pb::Rejection> {
+        rules::check_correction(&req.request_id, req.reason)?;
+        if let Some(dup) = self.repeated_request(
+            &req.request_id,
+            &req.tps_id,
+            &req.contest_id,
+            pb::RevisionKind::FlagsCleared,
+        )? {
+            return Ok(dup);
+        }
+        let key = self.current_for(&req.tps_id, &req.contest_id, req.replaces_revision)?;
+        let cur = current(&self.results[&key]);
+        if cur.janggal.is_empty() {
+            return Err(reject(
+                code::FAILED_PRECONDITION,
+                "result_flagged",
+                format!(
+                    "revision {} of TPS {} is not flagged janggal",
+                    cur.revision, req.tps_id
+                ),
+            ));
+        }
+        let mut numbers = cur.submission.clone().expect("revision has its numbers");
+        numbers.submission_id = req.request_id.clone();
+        let rev = pb::Revision {
+            revision: cur.revision + 1,
+            kind: pb::RevisionKind::FlagsCleared as i32,
+            submission: Some(numbers),
+            log_index,
+            janggal: Vec::new(),
+            reason: req.reason,
+            note: req.note.clone(),
+            evidence_sha256: req.evidence_sha256.clone(),
+        };
+        Ok(self.push_revision(key, rev, writes))
+    }
+
+    /// A retried request id answers with the revision it created; an id
+    /// used before for something else is refused.
+    fn repeated_request(
+        &self,
+        request_id: &str,
+        tps_id: &str,
+        contest_id: &str,
+        kind: pb::RevisionKind,
+    ) -> Result<Option<pb::CorrectResponse>, pb::Rejection> {
+        let Some((key, rev)) = self.by_request.get(request_id) else {
+            return Ok(None);
+        };
+        let h = &self.results[key];
+        let created = &h.revisions[(*rev - 1) as usize];
+        if key.0 != tps_id || key.1 != contest_id || created.kind != kind as i32 {
+            return Err(reject(
+                code::ALREADY_EXISTS,
+                "request_id_reused",
+                format!("request id {request_id} was already used for something else"),
+            ));
+        }
+        let mut result = view(h);
+        // The original outcome: the revision this request created.
+        result.submission = created.submission.clone();
+        result.revision = created.revision;
+        result.log_index = created.log_index;
+        result.janggal = created.janggal.clone();
+        Ok(Some(pb::CorrectResponse {
+            result: Some(result),
+            duplicate: true,
+        }))
+    }
+
+    /// The result's key once it exists and `replaces` is its current revision.
+    fn current_for(
+        &self,
+        tps_id: &str,
+        contest_id: &str,
+        replaces: u64,
+    ) -> Result<ResultKey, pb::Rejection> {
+        let key = (tps_id.to_string(), contest_id.to_string());
+        let h = self.results.get(&key).ok_or_else(|| {
+            reject(
+                code::NOT_FOUND,
+                "result_exists",
+                format!("TPS {tps_id} has no result for {contest_id} to correct"),
+            )
+        })?;
+        let cur = current(h).revision;
+        if replaces != cur {
+            return Err(reject(
+                code::FAILED_PRECONDITION,
+                "stale_revision",
+                format!(
+                    "the current revision is {cur}, not {replaces}; read it again before correcting"
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
+    fn push_revision(
+        &mut self,
+        key: ResultKey,
+        rev: pb::Revision,
+        writes: &mut Vec<Write>,
+    ) -> pb::CorrectResponse {
+        let old = current(&self.results[&key]).clone();
+        self.contribute(&key, &old, -1);
+        self.contribute(&key, &rev, 1);
+        let id = rev
+            .submission
+            .as_ref()
+            .map(|s| s.submission_id.clone())
+            .unwrap_or_default();
+        self.by_request.insert(id, (key.clone(), rev.revision));
+        let h = self.results.get_mut(&key).expect("result exists");
+        h.revisions.push(rev);
+        writes.push((keys::result(&key.0, &key.1), Some(h.encode_to_vec())));
+        pb::CorrectResponse {
+            result: Some(view(h)),
+            duplicate: false,
+        }
+    }
+}
