@@ -26,6 +26,10 @@ pub use rekap_proto::pb as proto;
 
 /// Metadata key with the leader's address, set by every node on every reply.
 pub const LEADER_HEADER: &str = "x-rekap-leader";
+/// Metadata key with the leader's node id.
+pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
+/// Metadata key with the answering node's id.
+pub const NODE_ID_HEADER: &str = "x-rekap-node-id";
 /// Metadata key naming the rule a refused input broke.
 pub const RULE_HEADER: &str = "x-rekap-rule";
 
@@ -54,6 +58,14 @@ struct Inner {
     endpoints: Vec<String>,
     leader: Option<String>,
     channels: HashMap<String, Channel>,
+    /// Node id -> the endpoint this client reached it through. Behind NAT
+    /// or port mapping (compose, Kubernetes) a leader's advertised address
+    /// may not be reachable from here, but its id still names an endpoint.
+    via: HashMap<u64, String>,
+    /// The endpoints this client was given.
+    configured: Vec<String>,
+    /// Round-robin position while no leader is known.
+    rr: usize,
 }
 
 /// A cluster client; cheap to clone, safe to share between tasks.
@@ -100,9 +112,12 @@ impl Client {
         );
         Client {
             inner: Arc::new(Mutex::new(Inner {
+                configured: endpoints.clone(),
+                rr: 0,
                 endpoints,
                 leader: None,
                 channels: HashMap::new(),
+                via: HashMap::new(),
             })),
             opts,
         }
@@ -136,7 +151,7 @@ impl Client {
 
     /// Node to try for attempt `n`: the known leader first, then round robin.
     fn target(&self, n: usize, hint: &Option<String>) -> String {
-        let inner = self.inner.lock().expect("client lock");
+        let mut inner = self.inner.lock().expect("client lock");
         if let Some(h) = hint {
             return h.clone();
         }
@@ -145,16 +160,44 @@ impl Client {
         {
             return l.clone();
         }
-        inner.endpoints[n % inner.endpoints.len()].clone()
+        inner.rr = inner.rr.wrapping_add(1);
+        inner.endpoints[inner.rr % inner.endpoints.len()].clone()
     }
 
-    fn learn_leader(&self, addr: Option<String>) {
-        let Some(addr) = addr else { return };
+    /// Believes `addr` leads (or, with `None`, that the leader is unknown).
+    fn set_leader(&self, addr: Option<String>) {
         let mut inner = self.inner.lock().expect("client lock");
-        if !inner.endpoints.contains(&addr) {
-            inner.endpoints.push(addr.clone());
+        if let Some(a) = &addr
+            && !inner.endpoints.contains(a)
+        {
+            inner.endpoints.push(a.clone());
         }
-        inner.leader = Some(addr);
+        inner.leader = addr;
+    }
+
+    /// Remembers which node answered at `addr`, and returns where to reach
+    /// the leader the answer names: through the endpoint this client reached
+    /// it by. A leader not reached yet is looked for among the configured
+    /// endpoints first; only when all of them are known is its advertised
+    /// address used (a node added to the cluster since).
+    fn observe(&self, md: &tonic::metadata::MetadataMap, addr: &str) -> Option<String> {
+        let mut inner = self.inner.lock().expect("client lock");
+        if let Some(id) = header(md, NODE_ID_HEADER).and_then(|v| v.parse::<u64>().ok()) {
+            inner.via.insert(id, addr.to_string());
+        }
+        let leader_id = header(md, LEADER_ID_HEADER).and_then(|v| v.parse::<u64>().ok())?;
+        if let Some(ep) = inner.via.get(&leader_id) {
+            return Some(ep.clone());
+        }
+        let all_mapped = inner
+            .configured
+            .iter()
+            .all(|e| inner.via.values().any(|v| v == e));
+        if all_mapped {
+            header(md, LEADER_HEADER)
+        } else {
+            None
+        }
     }
 
     fn forget_leader(&self, addr: &str) {
@@ -190,13 +233,14 @@ impl Client {
             };
             match result {
                 Ok(resp) => {
-                    self.learn_leader(header(resp.metadata(), LEADER_HEADER).or(Some(addr)));
+                    let leader = self.observe(resp.metadata(), &addr);
+                    self.set_leader(leader);
                     return Ok(resp.into_inner());
                 }
                 Err(status) => {
-                    let leader = header(status.metadata(), LEADER_HEADER);
+                    let leader = self.observe(status.metadata(), &addr);
                     if !is_retryable(&status) {
-                        self.learn_leader(leader);
+                        self.set_leader(leader);
                         return Err(status);
                     }
                     self.forget_leader(&addr);
@@ -218,10 +262,7 @@ impl Client {
             submission: Some(s),
         };
         let resp = self
-            .call(|ch| {
-                let req = req.clone();
-                async move { TallyClient::new(ch).submit(req).await }
-            })
+            .tally(req, |mut c, r| async move { c.submit(r).await })
             .await?;
         resp.outcome
             .ok_or_else(|| Status::internal("empty submit response"))
@@ -233,10 +274,7 @@ impl Client {
     ) -> Result<Vec<pb::BatchItem>, Status> {
         let req = pb::SubmitBatchRequest { submissions };
         let resp = self
-            .call(|ch| {
-                let req = req.clone();
-                async move { TallyClient::new(ch).submit_batch(req).await }
-            })
+            .tally(req, |mut c, r| async move { c.submit_batch(r).await })
             .await?;
         Ok(resp.items)
     }
@@ -252,11 +290,8 @@ impl Client {
             contest_id: contest.into(),
             consistency: consistency as i32,
         };
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).get_totals(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.get_totals(r).await })
+            .await
     }
 
     pub async fn progress(
@@ -270,22 +305,16 @@ impl Client {
             contest_id: contest.into(),
             consistency: consistency as i32,
         };
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).get_progress(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.get_progress(r).await })
+            .await
     }
 
     pub async fn missing(
         &self,
         req: pb::ListMissingTpsRequest,
     ) -> Result<pb::ListMissingTpsResponse, Status> {
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).list_missing_tps(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.list_missing_tps(r).await })
+            .await
     }
 
     pub async fn tps_result(
@@ -300,32 +329,23 @@ impl Client {
             consistency: consistency as i32,
         };
         let resp = self
-            .call(|ch| {
-                let req = req.clone();
-                async move { TallyClient::new(ch).get_tps_result(req).await }
-            })
+            .tally(req, |mut c, r| async move { c.get_tps_result(r).await })
             .await?;
         resp.result
             .ok_or_else(|| Status::internal("empty result response"))
     }
 
     pub async fn correct(&self, req: pb::CorrectRequest) -> Result<pb::CorrectResponse, Status> {
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).correct(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.correct(r).await })
+            .await
     }
 
     pub async fn clear_flags(
         &self,
         req: pb::ClearFlagsRequest,
     ) -> Result<pb::CorrectResponse, Status> {
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).clear_flags(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.clear_flags(r).await })
+            .await
     }
 
     pub async fn history(
@@ -340,10 +360,7 @@ impl Client {
             consistency: consistency as i32,
         };
         let resp = self
-            .call(|ch| {
-                let req = req.clone();
-                async move { TallyClient::new(ch).get_tps_history(req).await }
-            })
+            .tally(req, |mut c, r| async move { c.get_tps_history(r).await })
             .await?;
         Ok(resp.revisions)
     }
@@ -359,33 +376,24 @@ impl Client {
             contest_id: contest.into(),
             consistency: consistency as i32,
         };
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).list_children(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.list_children(r).await })
+            .await
     }
 
     pub async fn janggal(
         &self,
         req: pb::ListJanggalRequest,
     ) -> Result<pb::ListJanggalResponse, Status> {
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).list_janggal(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.list_janggal(r).await })
+            .await
     }
 
     pub async fn results_page(
         &self,
         req: pb::ListJanggalRequest,
     ) -> Result<pb::ListJanggalResponse, Status> {
-        self.call(|ch| {
-            let req = req.clone();
-            async move { TallyClient::new(ch).list_results(req).await }
-        })
-        .await
+        self.tally(req, |mut c, r| async move { c.list_results(r).await })
+            .await
     }
 
     /// One node's audit chain head (no retries, no forwarding).
@@ -420,11 +428,23 @@ impl Client {
         &self,
         req: pb::LoadRegistryRequest,
     ) -> Result<pb::LoadRegistryResponse, Status> {
-        self.call(|ch| {
-            let req = req.clone();
-            async move { AdminClient::new(ch).load_registry(req).await }
+        self.admin(|mut c| {
+            let r = req.clone();
+            async move { c.load_registry(r).await }
         })
         .await
+    }
+
+    /// Runs a Tally call with leader-following and retries; `req` is
+    /// cloned for each attempt.
+    async fn tally<Req, Resp, F, Fut>(&self, req: Req, call: F) -> Result<Resp, Status>
+    where
+        Req: Clone,
+        F: Fn(TallyClient<Channel>, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
+    {
+        self.call(|ch| call(TallyClient::new(ch), req.clone()))
+            .await
     }
 
     /// Runs an admin call with leader-following (membership changes etc.).

@@ -20,6 +20,9 @@ use crate::store::StateMachineStore;
 
 pub const LEADER_HEADER: &str = "x-rekap-leader";
 pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
+/// The answering node's own id, so a client behind NAT or port mapping can
+/// tell which of its endpoints reaches which node.
+pub const NODE_ID_HEADER: &str = "x-rekap-node-id";
 pub const HOPS_HEADER: &str = "x-rekap-hops";
 pub const RULE_HEADER: &str = "x-rekap-rule";
 /// A request forwarded this many times is not forwarded again: leadership
@@ -85,6 +88,7 @@ impl Node {
     }
 
     fn annotate_meta(&self, md: &mut tonic::metadata::MetadataMap) {
+        md.insert(NODE_ID_HEADER, MetadataValue::from(self.id));
         if let Some((id, addr)) = self.leader() {
             if let Ok(v) = MetadataValue::try_from(addr.as_str()) {
                 md.insert(LEADER_HEADER, v);

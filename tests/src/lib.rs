@@ -325,6 +325,24 @@ pub const CONTEST: &str = "PILKADA";
 /// Code of the synthetic registry's kabupaten.
 pub const KABUPATEN: &str = "63.02";
 
+/// A started cluster with a synthetic registry of `kecamatan` × 100 TPS
+/// loaded; also every TPS id and every node's address.
+pub async fn start_with_registry(
+    opts: ClusterOptions,
+    kecamatan: usize,
+) -> (Cluster, std::sync::Arc<Vec<String>>, Vec<String>) {
+    let cluster = Cluster::start(opts).await;
+    let reg = synthetic_registry(kecamatan);
+    load_registry(&cluster.client(), &reg).await;
+    let tps = std::sync::Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
+    let endpoints = cluster
+        .running()
+        .into_iter()
+        .map(|id| cluster.addr(id))
+        .collect();
+    (cluster, tps, endpoints)
+}
+
 pub async fn load_registry(client: &Client, reg: &rekap_client::registry::Registry) {
     for chunk in reg.chunks(2000) {
         client.load_registry(chunk).await.expect("registry loads");

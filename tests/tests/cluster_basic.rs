@@ -262,3 +262,32 @@ async fn init_is_a_no_op_and_leadership_can_be_handed_over() {
         .await
         .unwrap();
 }
+
+/// Behind port mapping (compose, Kubernetes) a client reaches nodes through
+/// other addresses than they advertise. It must still find the leader through
+/// its own endpoints, which it tells apart by the node id every answer names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_behind_other_addresses_finds_the_leader_through_its_own_endpoints() {
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let aliases: Vec<String> = cluster
+        .running()
+        .into_iter()
+        .map(|id| cluster.addr(id).replace("127.0.0.1", "localhost"))
+        .collect();
+    let c = rekap_client::Client::new(aliases.clone());
+    let reg = synthetic_registry(1);
+    for chunk in reg.chunks(2000) {
+        c.load_registry(chunk).await.unwrap();
+    }
+    for (n, t) in reg.tps.iter().take(10).enumerate() {
+        c.submit(submission(&t.tps_id, n)).await.unwrap();
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let expected = cluster.addr(leader).replace("127.0.0.1", "localhost");
+    assert_eq!(c.leader(), Some(expected));
+    assert!(
+        c.endpoints().iter().all(|e| e.starts_with("localhost")),
+        "{:?}",
+        c.endpoints()
+    );
+}

@@ -6,22 +6,13 @@
 //!
 //! `REKAP_FAILOVER_RUNS=10` repeats the scenario (default once).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{Cluster, ClusterOptions, load_registry, synthetic_registry};
+use rekap_tests::{ClusterOptions, start_with_registry};
 
 async fn one_run(run: usize) -> Duration {
-    let mut cluster = Cluster::start(ClusterOptions::default()).await;
-    let reg = synthetic_registry(40);
-    load_registry(&cluster.client(), &reg).await;
-    let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
-    let endpoints: Vec<String> = cluster
-        .running()
-        .into_iter()
-        .map(|id| cluster.addr(id))
-        .collect();
+    let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 40).await;
 
     let load = Workload::start(endpoints, tps.clone(), 8);
     load.wait_acked(300, Duration::from_secs(60)).await;

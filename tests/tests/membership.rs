@@ -2,23 +2,14 @@
 //! remove an original node: a follower in one run, the leader in another.
 //! Nothing acknowledged is lost.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rekap_client::proto as pb;
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{Cluster, ClusterOptions, load_registry, synthetic_registry, wait_until};
+use rekap_tests::{ClusterOptions, start_with_registry, wait_until};
 
 async fn replace_node(remove_leader: bool) {
-    let mut cluster = Cluster::start(ClusterOptions::default()).await;
-    let reg = synthetic_registry(30);
-    load_registry(&cluster.client(), &reg).await;
-    let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
-    let endpoints: Vec<String> = cluster
-        .running()
-        .into_iter()
-        .map(|id| cluster.addr(id))
-        .collect();
+    let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 30).await;
     let load = Workload::start(endpoints, tps.clone(), 4);
     load.wait_acked(100, Duration::from_secs(60)).await;
 

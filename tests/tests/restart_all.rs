@@ -5,19 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{Cluster, ClusterOptions, load_registry, synthetic_registry};
+use rekap_tests::{ClusterOptions, start_with_registry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cluster_restart_keeps_everything() {
-    let mut cluster = Cluster::start(ClusterOptions::default()).await;
-    let reg = synthetic_registry(10);
-    load_registry(&cluster.client(), &reg).await;
-    let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
-    let endpoints: Vec<String> = cluster
-        .running()
-        .into_iter()
-        .map(|id| cluster.addr(id))
-        .collect();
+    let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 10).await;
     let load = Workload::start(endpoints.clone(), tps.clone(), 4);
     load.wait_acked(200, Duration::from_secs(60)).await;
     let history = load.stop().await;

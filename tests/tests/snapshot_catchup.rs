@@ -2,27 +2,21 @@
 //! its log past everything the follower had, restart it: it can only catch
 //! up by snapshot, and then holds everything acknowledged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{Cluster, ClusterOptions, load_registry, synthetic_registry, wait_until};
+use rekap_tests::{ClusterOptions, start_with_registry, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_follower_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(ClusterOptions {
-        nodes: 3,
-        snapshot_every: 100,
-    })
+    let (mut cluster, tps, endpoints) = start_with_registry(
+        ClusterOptions {
+            nodes: 3,
+            snapshot_every: 100,
+        },
+        20,
+    )
     .await;
-    let reg = synthetic_registry(20);
-    load_registry(&cluster.client(), &reg).await;
-    let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
-    let endpoints: Vec<String> = cluster
-        .running()
-        .into_iter()
-        .map(|id| cluster.addr(id))
-        .collect();
     let load = Workload::start(endpoints, tps.clone(), 4);
     load.wait_acked(50, Duration::from_secs(60)).await;
 

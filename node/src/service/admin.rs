@@ -122,6 +122,10 @@ impl AdminService {
     ) -> Result<pb::MembershipResponse, Failure> {
         use pb::change_membership_request::Change;
         let m = self.node.metrics();
+        // Health and catch-up are the leader's knowledge: decide there.
+        if m.state != ServerState::Leader {
+            return Err(Failure::NotLeader(self.node.leader()));
+        }
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let known: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();

@@ -1,14 +1,17 @@
 //! The public `Tally` service: submissions and reads.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use rekap_proto::pb;
 use rekap_proto::pb::tally_client::TallyClient;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::{refused, required, unexpected};
 use crate::node::{Failure, Node};
-use crate::tally::rules;
+use crate::store::SmState;
+use crate::tally::{JanggalPage, TallyState, rules};
 
 pub struct TallyService {
     pub node: Arc<Node>,
@@ -59,41 +62,65 @@ async fn submit_batch(
     Ok(pb::SubmitBatchResponse { items })
 }
 
-type PageFn = fn(
-    &crate::tally::TallyState,
-    &str,
-    &str,
-    usize,
-    &str,
-) -> Result<crate::tally::JanggalPage, pb::Rejection>;
+type PageFn = fn(&TallyState, &str, &str, usize, &str) -> Result<JanggalPage, pb::Rejection>;
 
-/// A paged read of results (flagged, or all) in a region.
-async fn paged(
-    node: &Node,
+/// A page of results (flagged, or all) in a region.
+fn paged(
+    st: &SmState,
     r: pb::ListJanggalRequest,
     page: PageFn,
-) -> Result<pb::ListJanggalResponse, Failure> {
-    node.read_barrier(r.consistency).await?;
-    let view = node.sm.view();
-    let size = if r.page_size == 0 {
-        100
-    } else {
-        r.page_size as usize
-    };
+) -> Result<pb::ListJanggalResponse, pb::Rejection> {
     let p = page(
-        &view.tally,
+        &st.tally,
         &r.region_code,
         &r.contest_id,
-        size,
+        page_size(r.page_size),
         &r.page_token,
-    )
-    .map_err(refused)?;
+    )?;
     Ok(pb::ListJanggalResponse {
         items: p.items,
         next_page_token: p.next_page_token,
         total_janggal: p.total_janggal,
-        applied_index: view.last_applied.map_or(0, |l| l.index),
+        applied_index: applied(st),
     })
+}
+
+fn page_size(requested: u32) -> usize {
+    if requested == 0 {
+        100
+    } else {
+        requested as usize
+    }
+}
+
+fn applied(st: &SmState) -> u64 {
+    st.last_applied.map_or(0, |l| l.index)
+}
+
+/// A read: here after a ReadIndex barrier (or at once when stale), or
+/// forwarded to the leader when this node cannot confirm it is current.
+async fn read<Req, Resp, R, RF>(
+    node: &Node,
+    req: Request<Req>,
+    consistency: impl Fn(&Req) -> i32,
+    read: impl FnOnce(&SmState, Req) -> Result<Resp, pb::Rejection>,
+    remote: R,
+) -> Result<Response<Resp>, Status>
+where
+    Req: Clone,
+    R: FnOnce(Channel, Request<Req>) -> RF,
+    RF: Future<Output = Result<Response<Resp>, Status>>,
+{
+    node.route(
+        req,
+        |r| async move {
+            node.read_barrier(consistency(&r)).await?;
+            let view = node.sm.view();
+            read(&view, r).map_err(refused)
+        },
+        remote,
+    )
+    .await
 }
 
 /// Proposes a correction or flag clearing and unwraps its answer.
@@ -151,17 +178,12 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::GetTpsResultRequest>,
     ) -> Result<Response<pb::GetTpsResultResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move {
-                node.read_barrier(r.consistency).await?;
-                let result = node
-                    .sm
-                    .view()
-                    .tally
-                    .tps_result(&r.tps_id, &r.contest_id)
-                    .map_err(refused)?;
+            |r| r.consistency,
+            |st, r| {
+                let result = st.tally.tps_result(&r.tps_id, &r.contest_id)?;
                 Ok(pb::GetTpsResultResponse {
                     result: Some(result),
                 })
@@ -175,19 +197,14 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::GetTotalsRequest>,
     ) -> Result<Response<pb::GetTotalsResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move {
-                node.read_barrier(r.consistency).await?;
-                let view = node.sm.view();
-                let totals = view
-                    .tally
-                    .totals(&r.region_code, &r.contest_id)
-                    .map_err(refused)?;
+            |r| r.consistency,
+            |st, r| {
                 Ok(pb::GetTotalsResponse {
-                    totals: Some(totals),
-                    applied_index: view.last_applied.map_or(0, |l| l.index),
+                    totals: Some(st.tally.totals(&r.region_code, &r.contest_id)?),
+                    applied_index: applied(st),
                 })
             },
             |ch, r| async move { TallyClient::new(ch).get_totals(r).await },
@@ -199,20 +216,16 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::GetProgressRequest>,
     ) -> Result<Response<pb::GetProgressResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move {
-                node.read_barrier(r.consistency).await?;
-                let view = node.sm.view();
-                let (progress, children) = view
-                    .tally
-                    .progress(&r.region_code, &r.contest_id)
-                    .map_err(refused)?;
+            |r| r.consistency,
+            |st, r| {
+                let (progress, children) = st.tally.progress(&r.region_code, &r.contest_id)?;
                 Ok(pb::GetProgressResponse {
                     progress: Some(progress),
                     children,
-                    applied_index: view.last_applied.map_or(0, |l| l.index),
+                    applied_index: applied(st),
                 })
             },
             |ch, r| async move { TallyClient::new(ch).get_progress(r).await },
@@ -224,26 +237,22 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::ListMissingTpsRequest>,
     ) -> Result<Response<pb::ListMissingTpsResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move {
-                node.read_barrier(r.consistency).await?;
-                let view = node.sm.view();
-                let size = if r.page_size == 0 {
-                    100
-                } else {
-                    r.page_size as usize
-                };
-                let page = view
-                    .tally
-                    .missing(&r.region_code, &r.contest_id, size, &r.page_token)
-                    .map_err(refused)?;
+            |r| r.consistency,
+            |st, r| {
+                let page = st.tally.missing(
+                    &r.region_code,
+                    &r.contest_id,
+                    page_size(r.page_size),
+                    &r.page_token,
+                )?;
                 Ok(pb::ListMissingTpsResponse {
                     tps: page.tps,
                     next_page_token: page.next_page_token,
                     total_missing: page.total_missing,
-                    applied_index: view.last_applied.map_or(0, |l| l.index),
+                    applied_index: applied(st),
                 })
             },
             |ch, r| async move { TallyClient::new(ch).list_missing_tps(r).await },
@@ -292,17 +301,12 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::GetTpsHistoryRequest>,
     ) -> Result<Response<pb::GetTpsHistoryResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move {
-                node.read_barrier(r.consistency).await?;
-                let revisions = node
-                    .sm
-                    .view()
-                    .tally
-                    .tps_history(&r.tps_id, &r.contest_id)
-                    .map_err(refused)?;
+            |r| r.consistency,
+            |st, r| {
+                let revisions = st.tally.tps_history(&r.tps_id, &r.contest_id)?;
                 Ok(pb::GetTpsHistoryResponse { revisions })
             },
             |ch, r| async move { TallyClient::new(ch).get_tps_history(r).await },
@@ -314,20 +318,16 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::ListChildrenRequest>,
     ) -> Result<Response<pb::ListChildrenResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move {
-                node.read_barrier(r.consistency).await?;
-                let view = node.sm.view();
-                let (totals, children) = view
-                    .tally
-                    .children_totals(&r.region_code, &r.contest_id)
-                    .map_err(refused)?;
+            |r| r.consistency,
+            |st, r| {
+                let (totals, children) = st.tally.children_totals(&r.region_code, &r.contest_id)?;
                 Ok(pb::ListChildrenResponse {
                     totals: Some(totals),
                     children,
-                    applied_index: view.last_applied.map_or(0, |l| l.index),
+                    applied_index: applied(st),
                 })
             },
             |ch, r| async move { TallyClient::new(ch).list_children(r).await },
@@ -339,10 +339,11 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::ListJanggalRequest>,
     ) -> Result<Response<pb::ListJanggalResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move { paged(node, r, crate::tally::TallyState::janggal_queue).await },
+            |r| r.consistency,
+            |st, r| paged(st, r, TallyState::janggal_queue),
             |ch, r| async move { TallyClient::new(ch).list_janggal(r).await },
         )
         .await
@@ -352,10 +353,11 @@ impl pb::tally_server::Tally for TallyService {
         &self,
         req: Request<pb::ListJanggalRequest>,
     ) -> Result<Response<pb::ListJanggalResponse>, Status> {
-        let node = &self.node;
-        node.route(
+        read(
+            &self.node,
             req,
-            |r| async move { paged(node, r, crate::tally::TallyState::results_page).await },
+            |r| r.consistency,
+            |st, r| paged(st, r, TallyState::results_page),
             |ch, r| async move { TallyClient::new(ch).list_results(r).await },
         )
         .await

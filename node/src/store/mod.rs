@@ -20,7 +20,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
 pub use log_store::LogStore;
 pub use snapshot::SnapshotFile;
-pub use state_machine::{SmView, StateMachineStore};
+pub use state_machine::{SmState, SmView, StateMachineStore};
 
 pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT_META: &str = "raft_meta";

@@ -90,7 +90,12 @@ impl StateMachineStore {
         let (last_applied, membership) =
             read_meta(|k| db.get_cf(cf(&db, CF_SM_META), k).map_err(io_err))?;
         let mut records = Vec::new();
-        for kv in db.iterator_cf(cf(&db, CF_SM_DATA), IteratorMode::Start) {
+        // Audit entries sort first (kind 'a') and stay on disk: start after them.
+        let after_audit = [keys::AUDIT + 1];
+        for kv in db.iterator_cf(
+            cf(&db, CF_SM_DATA),
+            IteratorMode::From(&after_audit, Direction::Forward),
+        ) {
             let (k, v) = kv?;
             records.push((k.into_vec(), v.into_vec()));
         }

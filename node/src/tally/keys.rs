@@ -11,8 +11,11 @@ pub const RESULT: u8 = b'x';
 /// The audit chain's head (one record).
 pub const CHAIN: u8 = b'h';
 /// One audit log entry per applied command, by big-endian log index. Never
-/// read back into memory: the store serves them from disk.
+/// read back into memory: the store serves them from disk, and skips them on
+/// start by reading from the kind after this one, so it must sort first.
 pub const AUDIT: u8 = b'a';
+const _: () =
+    assert!(AUDIT < REGION && AUDIT < TPS && AUDIT < CONTEST && AUDIT < RESULT && AUDIT < CHAIN);
 
 pub fn region(code: &str) -> Vec<u8> {
     with_kind(REGION, code)

@@ -250,6 +250,16 @@ impl TallyState {
         out
     }
 
+    /// Contests (id, number of candidates) whose scope holds a TPS with
+    /// these ancestors.
+    fn covering(&self, chain: &[String]) -> Vec<(String, usize)> {
+        self.contests
+            .values()
+            .filter(|c| self.covers(c, chain))
+            .map(|c| (c.contest_id.clone(), c.candidates.len()))
+            .collect()
+    }
+
     fn covers(&self, contest: &pb::Contest, chain: &[String]) -> bool {
         let scope = scope_of(contest);
         chain.iter().any(|c| c == scope)
@@ -285,12 +295,7 @@ impl TallyState {
         }
         if is_new {
             let chain = self.ancestors(&t.desa_code);
-            let covering: Vec<(String, usize)> = self
-                .contests
-                .values()
-                .filter(|c| self.covers(c, &chain))
-                .map(|c| (c.contest_id.clone(), c.candidates.len()))
-                .collect();
+            let covering = self.covering(&chain);
             for (contest_id, n) in covering {
                 for code in &chain {
                     self.agg_mut(code, &contest_id, n).tps_total += 1;

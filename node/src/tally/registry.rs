@@ -308,12 +308,7 @@ impl TallyState {
             d.tps.remove(id);
         }
         let chain = self.ancestors(&t.desa_code);
-        let covering: Vec<(String, usize)> = self
-            .contests
-            .values()
-            .filter(|c| self.covers(c, &chain))
-            .map(|c| (c.contest_id.clone(), c.candidates.len()))
-            .collect();
+        let covering = self.covering(&chain);
         for (contest_id, n) in covering {
             for code in &chain {
                 self.agg_mut(code, &contest_id, n).tps_total -= 1;
