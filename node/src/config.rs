@@ -20,9 +20,11 @@ pub struct Args {
     /// TOML file with any of the settings below (keys as the long flags, with '_').
     #[arg(long, env = "REKAP_CONFIG")]
     pub config: Option<PathBuf>,
-    /// This node's id: a positive integer, unique in the cluster and never reused.
+    /// This node's id: a positive integer, unique in the cluster and never
+    /// reused; or `ordinal` for the hostname's trailing number + 1 (a
+    /// Kubernetes StatefulSet pod rekap-0 is node 1).
     #[arg(long, env = "REKAP_NODE_ID")]
-    pub id: Option<NodeId>,
+    pub id: Option<String>,
     /// Address to listen on for gRPC (clients and peers).
     #[arg(long, env = "REKAP_LISTEN")]
     pub listen: Option<String>,
@@ -72,10 +74,10 @@ impl Config {
             .with_context(|| format!("parsing {}", p.display()))?,
             None => FileConfig::default(),
         };
-        let id = args
-            .id
-            .or(file.id)
-            .context("--id (REKAP_NODE_ID) is required")?;
+        let id = match args.id {
+            Some(s) => parse_id(&s)?,
+            None => file.id.context("--id (REKAP_NODE_ID) is required")?,
+        };
         if id == 0 {
             bail!("node id 0 is reserved; use a positive id");
         }
@@ -114,6 +116,25 @@ impl Config {
             snapshot_every,
         })
     }
+}
+
+/// A node id, or `ordinal`: the hostname's trailing number + 1.
+fn parse_id(s: &str) -> anyhow::Result<NodeId> {
+    if s != "ordinal" {
+        return s
+            .parse()
+            .with_context(|| format!("node id {s:?} is not a positive integer"));
+    }
+    let host = std::env::var("HOSTNAME")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .context("REKAP_NODE_ID=ordinal needs the hostname")?;
+    let ordinal: NodeId = host
+        .trim()
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("hostname {host:?} does not end in -<ordinal>"))?;
+    Ok(ordinal + 1)
 }
 
 pub fn parse_cluster(s: &str) -> anyhow::Result<BTreeMap<NodeId, String>> {

@@ -63,20 +63,11 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
     let c = &ctx.client;
     match cmd {
         ClusterCmd::Status => {
-            let mut addrs = c.endpoints();
             let mut rows = Vec::new();
             let mut out = Vec::new();
-            let mut i = 0;
-            while i < addrs.len() {
-                let addr = addrs[i].clone();
-                i += 1;
-                match c.status_of(&addr).await {
+            for (addr, answer) in discover(c).await {
+                match answer {
                     Ok(s) => {
-                        for m in &s.members {
-                            if !addrs.contains(&m.addr) {
-                                addrs.push(m.addr.clone());
-                            }
-                        }
                         rows.push(vec![
                             s.node_id.to_string(),
                             addr.clone(),
@@ -229,4 +220,30 @@ fn show_membership(ctx: &Ctx, resp: &pb::MembershipResponse) {
         println!("membership committed at log index {}", resp.log_index);
         println!("{}", members_table(&resp.members));
     }
+}
+
+/// Every node's status: each configured endpoint first, then every member
+/// that none of them turned out to be. Behind port mapping the members'
+/// advertised addresses may be unreachable from here; the endpoints are not.
+pub async fn discover(
+    c: &rekap_client::Client,
+) -> Vec<(String, Result<pb::ClusterStatusResponse, tonic::Status>)> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut members = Vec::new();
+    for addr in c.endpoints() {
+        let answer = c.status_of(&addr).await;
+        if let Ok(s) = &answer {
+            seen.insert(s.node_id);
+            members.extend(s.members.iter().map(|m| (m.node_id, m.addr.clone())));
+        }
+        out.push((addr, answer));
+    }
+    for (id, addr) in members {
+        if seen.insert(id) {
+            let answer = c.status_of(&addr).await;
+            out.push((addr, answer));
+        }
+    }
+    out
 }

@@ -5,6 +5,7 @@ mod bench;
 mod cluster;
 mod drill;
 mod export;
+mod health;
 mod import;
 mod output;
 mod pilpres;
@@ -74,6 +75,8 @@ enum Cmd {
     Janggal(drill::JanggalArgs),
     /// Check that every node holds the same audit chain.
     Verify,
+    /// One node's gRPC health (exit 0 only when SERVING).
+    Health(health::HealthArgs),
     /// Submit a results CSV in batches (rerunnable: counts nothing twice).
     Import(import::ImportArgs),
     /// Export a region's current per-TPS results (CSV or JSON Lines) and the audit log.
@@ -131,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Children(a) => drill::children(&ctx, a).await,
         Cmd::Janggal(a) => drill::janggal(&ctx, a).await,
         Cmd::Verify => verify::run(&ctx).await,
+        Cmd::Health(a) => health::run(&ctx, a).await,
         Cmd::Import(a) => import::run(&ctx, a).await,
         Cmd::Export(a) => export::run(&ctx, a).await,
         Cmd::Pilpres2019(a) => pilpres::run(&ctx, a).await,

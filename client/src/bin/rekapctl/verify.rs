@@ -11,21 +11,14 @@ use serde_json::json;
 use crate::Ctx;
 use crate::output::{print_json, table};
 
-/// Every node's address: the endpoints and every member they know of.
+/// Every reachable node's address.
 async fn nodes(ctx: &Ctx) -> Vec<String> {
-    let mut addrs = ctx.client.endpoints();
-    let mut i = 0;
-    while i < addrs.len() {
-        if let Ok(s) = ctx.client.status_of(&addrs[i].clone()).await {
-            for m in s.members {
-                if !addrs.contains(&m.addr) {
-                    addrs.push(m.addr);
-                }
-            }
-        }
-        i += 1;
-    }
-    addrs
+    crate::cluster::discover(&ctx.client)
+        .await
+        .into_iter()
+        .filter(|(_, answer)| answer.is_ok())
+        .map(|(addr, _)| addr)
+        .collect()
 }
 
 async fn heads_at(
