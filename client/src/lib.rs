@@ -49,7 +49,7 @@ impl Default for ClientOptions {
             deadline: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(20),
-            backoff_max: Duration::from_millis(500),
+            backoff_max: Duration::from_millis(150),
         }
     }
 }
