@@ -415,7 +415,9 @@ impl Client {
         after_index: u64,
         page_size: u32,
     ) -> Result<Vec<pb::AuditEntry>, Status> {
-        let mut admin = AdminClient::new(self.channel(addr)?);
+        // One entry is one command, up to a whole registry chunk.
+        let mut admin =
+            AdminClient::new(self.channel(addr)?).max_decoding_message_size(64 * 1024 * 1024);
         let mut req = tonic::Request::new(pb::ListAuditLogRequest {
             after_index,
             page_size,

@@ -20,6 +20,10 @@ const CAUGHT_UP_LAG: u64 = 1000;
 /// ...nor one that has not acknowledged the leader for this long.
 const ALIVE_WITHIN: Duration = Duration::from_secs(3);
 
+/// About how many bytes of commands one `ListAuditLog` page carries; a
+/// single command can be larger (a registry chunk), up to the admin limit.
+const AUDIT_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
 /// How long a blocking `AddLearner` waits for the learner to catch up.
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
 
@@ -417,7 +421,7 @@ impl pb::admin_server::Admin for AdminService {
         let entries = self
             .node
             .sm
-            .audit_entries(r.after_index, size)
+            .audit_entries(r.after_index, size, AUDIT_PAGE_BYTES)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListAuditLogResponse { entries }))
     }

@@ -125,19 +125,30 @@ impl StateMachineStore {
     }
 
     /// Audit entries with a log index above `after`, in order, read from
-    /// disk (they are never held in memory).
-    pub fn audit_entries(&self, after: u64, limit: usize) -> io::Result<Vec<pb::AuditEntry>> {
+    /// disk (they are never held in memory): at most `limit` entries and,
+    /// past the first, about `max_bytes` of them.
+    pub fn audit_entries(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> io::Result<Vec<pb::AuditEntry>> {
         let db = &self.inner.db;
         let start = keys::audit(after.saturating_add(1));
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for kv in db.iterator_cf(
             cf(db, CF_SM_DATA),
             IteratorMode::From(&start, Direction::Forward),
         ) {
             let (k, v) = kv.map_err(io_err)?;
-            if k.first() != Some(&keys::AUDIT) || out.len() >= limit {
+            if k.first() != Some(&keys::AUDIT)
+                || out.len() >= limit
+                || (bytes > 0 && bytes + v.len() > max_bytes)
+            {
                 break;
             }
+            bytes += v.len();
             out.push(pb::AuditEntry::decode(v.as_ref()).map_err(io_err)?);
         }
         Ok(out)
