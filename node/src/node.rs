@@ -28,7 +28,9 @@ pub const RULE_HEADER: &str = "x-rekap-rule";
 /// A request forwarded this many times is not forwarded again: leadership
 /// is moving and the client should retry.
 pub const MAX_HOPS: u32 = 2;
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shorter than the client library's 5 s attempt, so a slow leader is reported
+/// back before the client gives up on the attempt and retries elsewhere.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
 
 pub struct Node {
     pub id: NodeId,

@@ -19,7 +19,7 @@ use crate::{bootstrap, raft, store};
 /// Largest public request accepted: a full `SubmitBatch` fits easily.
 pub const MAX_PUBLIC_MESSAGE: usize = 4 * 1024 * 1024;
 /// Registry chunks are bigger than submissions.
-pub const MAX_ADMIN_MESSAGE: usize = 32 * 1024 * 1024;
+pub const MAX_ADMIN_MESSAGE: usize = 8 * 1024 * 1024;
 /// A node is healthy ("serving") when it follows a leader and its applied
 /// index is within this many entries of the commit index.
 const HEALTHY_LAG: u64 = 1000;

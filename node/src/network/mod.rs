@@ -34,7 +34,9 @@ use crate::raft::{NodeId, TypeConfig, Vote};
 use crate::store::SnapshotFile;
 
 /// Largest message either side of the Raft service accepts.
-pub const MAX_RAFT_MESSAGE: usize = 64 * 1024 * 1024;
+/// A full append batch: `max_payload_entries` commands of up to
+/// `server::MAX_ADMIN_MESSAGE` each.
+pub const MAX_RAFT_MESSAGE: usize = 512 * 1024 * 1024;
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 const SETUP_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// A peer that leaves a request unanswered this long is treated as gone.

@@ -41,7 +41,9 @@ pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
         election_timeout_min: 400,
         election_timeout_max: 800,
         install_snapshot_timeout: 5_000,
-        max_payload_entries: 256,
+        // With registry chunks of up to 8 MiB, 64 entries stay under the
+        // Raft message limit (network::MAX_RAFT_MESSAGE).
+        max_payload_entries: 64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
         // Keep some log behind the snapshot so a briefly lagging follower
         // catches up from the log rather than by a whole snapshot.

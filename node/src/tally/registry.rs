@@ -65,7 +65,12 @@ impl TallyState {
                 None => resp.contests_added += 1,
             }
             writes.push((keys::contest(&c.contest_id), Some(c.encode_to_vec())));
-            self.insert_contest(c);
+            match self.contests.get_mut(&c.contest_id) {
+                // Same candidates in the same order, same scope: only names or
+                // numbers changed, and the aggregates stay as they are.
+                Some(old) if same_shape(old, &c) => *old = c,
+                _ => self.insert_contest(c),
+            }
         }
         for id in &req.remove_tps {
             if self.remove_tps(id) {
@@ -252,12 +257,7 @@ impl TallyState {
             }
             if let Some(old) = self.contests.get(&c.contest_id) {
                 let new = normalise_contest(c);
-                let shape_changed = old
-                    .candidates
-                    .iter()
-                    .map(|x| &x.candidate_id)
-                    .ne(new.candidates.iter().map(|x| &x.candidate_id))
-                    || scope_of(old) != scope_of(&new);
+                let shape_changed = !same_shape(old, &new);
                 if shape_changed && self.has_results(&c.contest_id) {
                     return Err(reject(
                         code::FAILED_PRECONDITION,
@@ -277,12 +277,9 @@ impl TallyState {
     /// its place in the hierarchy.
     fn check_removals(&self, ids: &[String]) -> Result<(), pb::Rejection> {
         for id in ids {
+            // Already gone: a retried removal is a no-op, not an error.
             if !self.tps.contains_key(id) {
-                return Err(reject(
-                    code::NOT_FOUND,
-                    "tps_exists",
-                    format!("TPS {id} is not in the registry"),
-                ));
+                continue;
             }
             if self
                 .contests
@@ -317,11 +314,20 @@ impl TallyState {
         true
     }
 
+    /// Asks the results, not the aggregates: those are derived.
     fn has_results(&self, contest_id: &str) -> bool {
-        self.aggregates
-            .get(&(NASIONAL.to_string(), contest_id.to_string()))
-            .is_some_and(|a| a.tps_reported > 0)
+        self.results.keys().any(|(_, c)| c == contest_id)
     }
+}
+
+/// Whether two versions of a contest aggregate alike: the same candidate
+/// ids in the same order, and the same scope.
+fn same_shape(a: &pb::Contest, b: &pb::Contest) -> bool {
+    scope_of(a) == scope_of(b)
+        && a.candidates
+            .iter()
+            .map(|c| &c.candidate_id)
+            .eq(b.candidates.iter().map(|c| &c.candidate_id))
 }
 
 /// Candidates in ballot-number order, scope spelt out.

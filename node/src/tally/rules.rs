@@ -95,7 +95,16 @@ pub fn check_submission(s: &pb::Submission) -> Result<Figures, pb::Rejection> {
         ("tidak_sah", Some(tidak_sah)),
         ("total", Some(total)),
     ];
-    for (name, v) in named.into_iter().chain(admin_fields(s)) {
+    let votes = s.votes.iter().map(|v| ("votes", Some(v.votes)));
+    for (name, v) in named.into_iter().chain(admin_fields(s)).chain(votes) {
+        if let Some(v) = v
+            && v > MAX_FIGURE
+        {
+            return Err(invalid(
+                "figure_limit",
+                format!("{name} is {v}; no TPS figure exceeds {MAX_FIGURE}"),
+            ));
+        }
         if let Some(v) = v
             && v < 0
         {
@@ -171,6 +180,10 @@ pub fn check_submission(s: &pb::Submission) -> Result<Figures, pb::Rejection> {
         total: total as u64,
     })
 }
+
+/// No figure of one TPS form comes near this; it keeps every sum in the
+/// state machine far from overflow.
+pub const MAX_FIGURE: i64 = 1_000_000;
 
 /// Legal maximum of ballots counted at one TPS.
 pub const MAX_TPS_TOTAL: i64 = 800;

@@ -77,6 +77,7 @@ fn every_hard_rule_refuses_and_unknown_fields_are_not_zero() {
         ),
         (|s| s.dpt = Some(190), "users_dpt_le_dpt"),
         (|s| s.sah = None, "required_field"),
+        (|s| s.dpt = Some(i64::MAX), "figure_limit"),
     ];
     for (i, (break_it, rule)) in cases.into_iter().enumerate() {
         let mut s = full(&format!("h{i}"), "A1");
@@ -335,5 +336,67 @@ fn a_tps_without_results_can_be_removed_one_with_results_cannot() {
         panic!()
     };
     assert_eq!(r.tps_removed, 1);
+    assert_eq!(st.totals("63", "PPWP").unwrap().tps_total, 2);
+}
+
+#[test]
+fn renaming_a_contest_with_results_keeps_its_totals() {
+    let mut st = loaded();
+    submit(&mut st, sub("s1", "A1", "PPWP", 100, 50, 5), 2).unwrap();
+    let before = st.totals("ID", "PPWP").unwrap();
+    let mut renamed = super::tests::contest("PPWP", "");
+    renamed.name = "PEMILU PRESIDEN".into();
+    renamed.candidates[0].name = "PASLON SATU".into();
+    let cmd = pb::Command {
+        kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
+            contests: vec![renamed],
+            ..Default::default()
+        })),
+    };
+    let (resp, _) = st.apply(&cmd, 3);
+    let Some(pb::command_response::Kind::LoadRegistry(r)) = resp.kind else {
+        panic!("refused")
+    };
+    assert_eq!(r.contests_updated, 1);
+    let after = st.totals("ID", "PPWP").unwrap();
+    assert_eq!(
+        (after.sah, after.tps_reported),
+        (before.sah, before.tps_reported)
+    );
+    assert_eq!(after.candidates[0].name, "PASLON SATU");
+    let back = TallyState::restore(st.records()).unwrap();
+    assert_eq!(back.totals("ID", "PPWP").unwrap(), after);
+    // Changing its candidates is still refused once it has results.
+    let mut reshaped = super::tests::contest("PPWP", "");
+    reshaped.candidates.pop();
+    let cmd = pb::Command {
+        kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
+            contests: vec![reshaped],
+            ..Default::default()
+        })),
+    };
+    let (resp, _) = st.apply(&cmd, 4);
+    let Some(pb::command_response::Kind::Rejection(rej)) = resp.kind else {
+        panic!("accepted")
+    };
+    assert_eq!(rej.rule, "registry_immutable");
+}
+
+#[test]
+fn removing_a_removed_tps_again_is_a_no_op() {
+    let mut st = loaded();
+    let remove = pb::Command {
+        kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
+            remove_tps: vec!["A2".into()],
+            ..Default::default()
+        })),
+    };
+    let (first, _) = st.apply(&remove, 2);
+    let (again, _) = st.apply(&remove, 3);
+    let removed = |r: pb::CommandResponse| match r.kind {
+        Some(pb::command_response::Kind::LoadRegistry(r)) => r.tps_removed,
+        other => panic!("refused: {other:?}"),
+    };
+    assert_eq!((removed(first), removed(again)), (1, 0));
     assert_eq!(st.totals("63", "PPWP").unwrap().tps_total, 2);
 }
