@@ -5,6 +5,7 @@
 //! kill -9 or restart a node, add a node, wait for a leader or for a
 //! condition with a deadline, and get a client for the cluster or one node.
 
+pub mod docker;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,67 @@ use std::time::{Duration, Instant};
 
 use rekap_client::proto as pb;
 use rekap_client::{Client, ClientOptions};
+
+/// What the harness and the checker need of a cluster, whether its nodes
+/// run as processes on loopback or as containers.
+pub trait Nodes {
+    /// Ids of the nodes that should be up.
+    fn running(&self) -> Vec<u64>;
+    fn addr(&self, id: u64) -> String;
+}
+
+impl Nodes for Cluster {
+    fn running(&self) -> Vec<u64> {
+        Cluster::running(self)
+    }
+
+    fn addr(&self, id: u64) -> String {
+        Cluster::addr(self, id)
+    }
+}
+
+/// A client that talks to one node only (reads see that node's state).
+pub fn client_for(nodes: &impl Nodes, id: u64) -> Client {
+    let opts = ClientOptions {
+        deadline: Duration::from_secs(10),
+        ..ClientOptions::default()
+    };
+    Client::with_options([nodes.addr(id)], opts)
+}
+
+pub async fn status(nodes: &impl Nodes, id: u64) -> Option<pb::ClusterStatusResponse> {
+    client_for(nodes, id).status_of(&nodes.addr(id)).await.ok()
+}
+
+/// Waits until a running node reports a leader that itself agrees it leads.
+pub async fn wait_for_leader(nodes: &impl Nodes, timeout: Duration) -> u64 {
+    wait_until("a leader", timeout, || async {
+        for id in nodes.running() {
+            if let Some(s) = status(nodes, id).await
+                && s.state == "leader"
+            {
+                return Some(id);
+            }
+        }
+        None
+    })
+    .await
+}
+
+/// Waits until the given nodes have applied at least `index`.
+pub async fn wait_applied(nodes: &impl Nodes, ids: &[u64], index: u64, timeout: Duration) {
+    for &id in ids {
+        wait_until(
+            &format!("node {id} to apply {index}"),
+            timeout,
+            || async move {
+                let s = status(nodes, id).await?;
+                (s.applied_index.unwrap_or(0) >= index).then_some(())
+            },
+        )
+        .await;
+    }
+}
 
 /// Polls `f` until it returns `Some`, failing the test after `timeout`.
 pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
@@ -204,11 +266,7 @@ impl Cluster {
 
     /// A client that talks to one node only (reads see that node's state).
     pub fn client_for(&self, id: u64) -> Client {
-        let opts = ClientOptions {
-            deadline: Duration::from_secs(10),
-            ..ClientOptions::default()
-        };
-        Client::with_options([self.addr(id)], opts)
+        client_for(self, id)
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
@@ -252,38 +310,18 @@ impl Cluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<pb::ClusterStatusResponse> {
-        self.client_for(id).status_of(&self.addr(id)).await.ok()
+        status(self, id).await
     }
 
     /// Waits until a running node reports a leader that itself agrees it
     /// leads. Returns the leader's id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
-        wait_until("a leader", timeout, || async {
-            for id in self.running() {
-                if let Some(s) = self.status(id).await
-                    && s.state == "leader"
-                {
-                    return Some(id);
-                }
-            }
-            None
-        })
-        .await
+        wait_for_leader(self, timeout).await
     }
 
     /// Waits until the given nodes have applied at least `index`.
     pub async fn wait_applied(&self, ids: &[u64], index: u64, timeout: Duration) {
-        for &id in ids {
-            wait_until(
-                &format!("node {id} to apply {index}"),
-                timeout,
-                || async move {
-                    let s = self.status(id).await?;
-                    (s.applied_index.unwrap_or(0) >= index).then_some(())
-                },
-            )
-            .await;
-        }
+        wait_applied(self, ids, index, timeout).await
     }
 
     /// The last lines of a node's log, for failure messages.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rekap_client::proto as pb;
 use rekap_client::{Client, ClientOptions, is_retryable};
 
-use crate::{CONTEST, Cluster, KABUPATEN};
+use crate::{CONTEST, KABUPATEN, Nodes, client_for, wait_applied, wait_for_leader};
 
 /// What became of each submission.
 #[derive(Debug, Default)]
@@ -162,17 +162,17 @@ pub struct NodeTally {
 /// node's aggregates equal the sum of what it holds (so nothing counted
 /// twice). Returns what the node holds, for comparison across nodes.
 pub async fn check_node(
-    cluster: &Cluster,
+    cluster: &impl Nodes,
     id: u64,
     all_tps: &[String],
     history: &History,
 ) -> NodeTally {
-    let c = cluster.client_for(id);
-    let mut missing = BTreeSet::new();
+    let c = client_for(cluster, id);
+    let mut held: BTreeMap<String, pb::StoredResult> = BTreeMap::new();
     let mut token = String::new();
     loop {
         let page = c
-            .missing(pb::ListMissingTpsRequest {
+            .results_page(pb::ListJanggalRequest {
                 region_code: KABUPATEN.into(),
                 contest_id: CONTEST.into(),
                 page_size: 1000,
@@ -180,35 +180,35 @@ pub async fn check_node(
                 consistency: pb::Consistency::Stale as i32,
             })
             .await
-            .expect("missing list");
-        missing.extend(page.tps.into_iter().map(|t| t.tps_id));
+            .expect("results page");
+        for item in page.items {
+            let tps = item.tps.expect("tps").tps_id;
+            assert!(
+                held.insert(tps.clone(), item.result.expect("result"))
+                    .is_none(),
+                "node {id} lists TPS {tps} twice"
+            );
+        }
         token = page.next_page_token;
         if token.is_empty() {
             break;
         }
     }
-    let present: BTreeSet<String> = all_tps
-        .iter()
-        .filter(|t| !missing.contains(*t))
-        .cloned()
-        .collect();
+    let known: BTreeSet<&String> = all_tps.iter().collect();
     for t in history.acked.keys() {
         assert!(
-            present.contains(t),
+            held.contains_key(t),
             "node {id} lost acknowledged submission for TPS {t}"
         );
     }
     let mut sah_sum = 0u64;
-    for t in &present {
+    for (t, r) in &held {
+        assert!(known.contains(t), "node {id} holds unknown TPS {t}");
         assert!(
             history.acked.contains_key(t) || history.unknown.contains(t),
             "node {id} holds a result for TPS {t} that was never submitted"
         );
-        let r = c
-            .tps_result(t, CONTEST, pb::Consistency::Stale)
-            .await
-            .expect("result of a present TPS");
-        let s = r.submission.expect("submission");
+        let s = r.submission.as_ref().expect("submission");
         assert_eq!(
             s.submission_id,
             format!("w:{t}"),
@@ -230,7 +230,7 @@ pub async fn check_node(
     let t = totals.totals.expect("totals body");
     assert_eq!(
         t.tps_reported,
-        present.len() as u64,
+        held.len() as u64,
         "node {id}: TPS reported != results held"
     );
     assert_eq!(
@@ -238,7 +238,7 @@ pub async fn check_node(
         "node {id}: sah total != sum of results held (counted twice?)"
     );
     NodeTally {
-        present,
+        present: held.into_keys().collect(),
         sah: t.sah,
         tps_reported: t.tps_reported,
         applied_index: totals.applied_index,
@@ -247,25 +247,27 @@ pub async fn check_node(
 
 /// Waits until every running node has applied the leader's commit index,
 /// then checks each and asserts they hold the same tally.
-pub async fn check_all(cluster: &Cluster, all_tps: &[String], history: &History) -> Vec<NodeTally> {
+pub async fn check_all(
+    cluster: &impl Nodes,
+    all_tps: &[String],
+    history: &History,
+) -> Vec<NodeTally> {
     assert!(
         history.failed.is_empty(),
         "submissions refused: {:?}",
         &history.failed[..history.failed.len().min(5)]
     );
-    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let leader = wait_for_leader(cluster, Duration::from_secs(30)).await;
     // A linearizable read through the leader fixes the point every node must reach.
-    let c = cluster.client_for(leader);
+    let c = client_for(cluster, leader);
     let t = c
         .totals(KABUPATEN, CONTEST, pb::Consistency::Linearizable)
         .await
         .expect("leader totals");
     let ids = cluster.running();
-    cluster
-        .wait_applied(&ids, t.applied_index, Duration::from_secs(60))
-        .await;
+    wait_applied(cluster, &ids, t.applied_index, Duration::from_secs(60)).await;
     let mut out: Vec<NodeTally> = Vec::new();
-    for id in ids {
+    for &id in &ids {
         let n = check_node(cluster, id, all_tps, history).await;
         if let Some(first) = out.first() {
             assert_eq!(
@@ -280,5 +282,34 @@ pub async fn check_all(cluster: &Cluster, all_tps: &[String], history: &History)
         }
         out.push(n);
     }
+    check_chains(cluster, &ids).await;
     out
+}
+
+/// Every node holds the same audit chain at the lowest index all applied.
+pub async fn check_chains(cluster: &impl Nodes, ids: &[u64]) {
+    let mut heads = Vec::new();
+    let mut applied = u64::MAX;
+    for &id in ids {
+        let h = client_for(cluster, id)
+            .chain_head_of(&cluster.addr(id), None)
+            .await
+            .expect("chain head");
+        applied = applied.min(h.applied_index);
+    }
+    for &id in ids {
+        let h = client_for(cluster, id)
+            .chain_head_of(&cluster.addr(id), Some(applied))
+            .await
+            .expect("chain head");
+        heads.push((id, h.index, h.head));
+    }
+    let first = &heads[0];
+    for h in &heads[1..] {
+        assert_eq!(
+            (h.1, &h.2),
+            (first.1, &first.2),
+            "audit chains differ: {heads:?}"
+        );
+    }
 }
