@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs Rekap's whole test suite: unit tests of the tally state machine, the
-# openraft storage suite on RocksDB, and the cluster scenarios on real
-# rekap-node processes over loopback. Works on a fresh machine.
+# openraft storage suite on RocksDB, the cluster scenarios on real rekap-node
+# processes over loopback, and a short fault-injection run (20 faults) on
+# node containers. Works on a fresh machine with Docker running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/prereqs.sh
+docker info >/dev/null 2>&1 || { echo "the tests need a running Docker engine (fault injection runs nodes as containers)" >&2; exit 1; }
 
 # One profile (release) for tests, binaries and images.
 cargo build --release --locked --workspace --bins
+# The fault-injection scenario runs the nodes as containers of this image.
+bash deploy/image/build.sh
 # Cluster scenarios start several processes each; one at a time keeps their
 # timing meaningful on a small machine.
 cargo test --release --locked --workspace -- --test-threads=1
