@@ -308,17 +308,20 @@ impl pb::admin_server::Admin for AdminService {
                     .await
                     .map_err(write_failure)?;
                 if r.blocking {
-                    // Caught up: it holds the log up to the membership entry
-                    // that added it.
+                    // Caught up the way a promote will judge it: it holds the
+                    // entry that added it, answers the leader, and is close to
+                    // the leader's log.
                     let want = resp.log_id.index;
                     node.raft
                         .wait(Some(LEARNER_CATCH_UP))
                         .metrics(
                             |m| {
-                                m.replication
+                                let holds = m
+                                    .replication
                                     .as_ref()
                                     .and_then(|r| r.get(&id).cloned().flatten())
-                                    .is_some_and(|l| l.index >= want)
+                                    .is_some_and(|l| l.index >= want);
+                                holds && healthy(m).contains(&id)
                             },
                             "learner caught up",
                         )
