@@ -6,6 +6,7 @@
 //! condition with a deadline, and get a client for the cluster or one node.
 
 pub mod docker;
+pub mod ops;
 pub mod workload;
 
 use std::collections::BTreeMap;

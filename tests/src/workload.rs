@@ -286,17 +286,26 @@ pub async fn check_all(
     out
 }
 
-/// Every node holds the same audit chain at the lowest index all applied.
+/// Once quiet, every node reports the same applied index and the same
+/// audit chain head there.
 pub async fn check_chains(cluster: &impl Nodes, ids: &[u64]) {
+    let applied = crate::wait_until(
+        "every node to apply the same index",
+        Duration::from_secs(30),
+        || async {
+            let mut seen = BTreeSet::new();
+            for &id in ids {
+                let h = client_for(cluster, id)
+                    .chain_head_of(&cluster.addr(id), None)
+                    .await
+                    .ok()?;
+                seen.insert(h.applied_index);
+            }
+            (seen.len() == 1).then(|| seen.into_iter().next().expect("one index"))
+        },
+    )
+    .await;
     let mut heads = Vec::new();
-    let mut applied = u64::MAX;
-    for &id in ids {
-        let h = client_for(cluster, id)
-            .chain_head_of(&cluster.addr(id), None)
-            .await
-            .expect("chain head");
-        applied = applied.min(h.applied_index);
-    }
     for &id in ids {
         let h = client_for(cluster, id)
             .chain_head_of(&cluster.addr(id), Some(applied))
@@ -309,7 +318,7 @@ pub async fn check_chains(cluster: &impl Nodes, ids: &[u64]) {
         assert_eq!(
             (h.1, &h.2),
             (first.1, &first.2),
-            "audit chains differ: {heads:?}"
+            "audit chains differ at applied index {applied}: {heads:?}"
         );
     }
 }

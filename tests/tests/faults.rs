@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rekap_client::proto as pb;
 use rekap_client::{Client, ClientOptions};
 use rekap_tests::docker::DockerCluster;
 use rekap_tests::workload::{History, Workload, check_all};
-use rekap_tests::{Nodes, load_registry, status, synthetic_registry, wait_for_leader, wait_until};
+use rekap_tests::{Nodes, load_registry, ops, synthetic_registry, wait_for_leader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -55,65 +54,11 @@ fn admin_client(c: &DockerCluster) -> Client {
 async fn replace(c: &mut DockerCluster, victim: u64) -> u64 {
     let new_id = c.spawn_joiner();
     let admin = admin_client(c);
-    let add = pb::AddLearnerRequest {
-        node: Some(pb::NodeAddr {
-            node_id: new_id,
-            addr: c.addr(new_id),
-        }),
-        blocking: true,
-    };
-    admin
-        .admin(|mut a| {
-            let r = add.clone();
-            async move { a.add_learner(r).await }
-        })
-        .await
-        .expect("add learner");
-    let change = |ch| pb::ChangeMembershipRequest { change: Some(ch) };
-    let promote = change(pb::change_membership_request::Change::Promote(
-        pb::NodeIds {
-            node_ids: vec![new_id],
-        },
-    ));
-    admin
-        .admin(|mut a| {
-            let r = promote.clone();
-            async move { a.change_membership(r).await }
-        })
-        .await
-        .expect("promote");
-    let remove = change(pb::change_membership_request::Change::Remove(pb::NodeIds {
-        node_ids: vec![victim],
-    }));
-    admin
-        .admin(|mut a| {
-            let r = remove.clone();
-            async move { a.change_membership(r).await }
-        })
-        .await
-        .expect("remove");
+    ops::add_learner(&admin, new_id, c.addr(new_id)).await;
+    ops::promote(&admin, new_id).await;
+    ops::remove(&admin, victim).await;
     let survivors: Vec<u64> = c.running().into_iter().filter(|id| *id != victim).collect();
-    let cref = &*c;
-    wait_until(
-        "a leader without the removed node",
-        Duration::from_secs(60),
-        || async {
-            for &id in &survivors {
-                let s = status(cref, id).await?;
-                let voters: Vec<u64> = s
-                    .members
-                    .iter()
-                    .filter(|m| m.role == "voter")
-                    .map(|m| m.node_id)
-                    .collect();
-                if s.state == "leader" && !s.joint && !voters.contains(&victim) {
-                    return Some(());
-                }
-            }
-            None
-        },
-    )
-    .await;
+    ops::wait_removed(&*c, &survivors, victim, Duration::from_secs(60)).await;
     c.destroy(victim);
     new_id
 }

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use rekap_client::proto as pb;
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{ClusterOptions, start_with_registry, wait_until};
+use rekap_tests::{ClusterOptions, ops, start_with_registry};
 
 async fn replace_node(remove_leader: bool) {
     let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 30).await;
@@ -15,36 +14,9 @@ async fn replace_node(remove_leader: bool) {
 
     let admin = cluster.client();
     let new_id = cluster.spawn_joiner();
-    let add = pb::AddLearnerRequest {
-        node: Some(pb::NodeAddr {
-            node_id: new_id,
-            addr: cluster.addr(new_id),
-        }),
-        blocking: true,
-    };
-    admin
-        .admin(|mut a| {
-            let r = add.clone();
-            async move { a.add_learner(r).await }
-        })
-        .await
-        .expect("add learner");
+    ops::add_learner(&admin, new_id, cluster.addr(new_id)).await;
     load.wait_acked(50, Duration::from_secs(60)).await;
-
-    let change =
-        |c: pb::change_membership_request::Change| pb::ChangeMembershipRequest { change: Some(c) };
-    let promote = change(pb::change_membership_request::Change::Promote(
-        pb::NodeIds {
-            node_ids: vec![new_id],
-        },
-    ));
-    let m = admin
-        .admin(|mut a| {
-            let r = promote.clone();
-            async move { a.change_membership(r).await }
-        })
-        .await
-        .expect("promote");
+    let m = ops::promote(&admin, new_id).await;
     assert_eq!(m.members.iter().filter(|m| m.role == "voter").count(), 4);
     load.wait_acked(50, Duration::from_secs(60)).await;
 
@@ -58,17 +30,7 @@ async fn replace_node(remove_leader: bool) {
             .find(|id| **id != leader && **id != new_id)
             .unwrap()
     };
-    let remove = change(pb::change_membership_request::Change::Remove(pb::NodeIds {
-        node_ids: vec![victim],
-    }));
-    admin
-        .admin(|mut a| {
-            let r = remove.clone();
-            async move { a.change_membership(r).await }
-        })
-        .await
-        .expect("remove");
-
+    ops::remove(&admin, victim).await;
     // The remaining nodes agree on a 3-voter membership without the victim,
     // and (if the leader left) elect a new leader among themselves.
     let survivors: Vec<u64> = cluster
@@ -76,27 +38,7 @@ async fn replace_node(remove_leader: bool) {
         .into_iter()
         .filter(|id| *id != victim)
         .collect();
-    wait_until(
-        "a leader among the survivors with the new membership",
-        Duration::from_secs(30),
-        || async {
-            for &id in &survivors {
-                let s = cluster.status(id).await?;
-                let voters: Vec<u64> = s
-                    .members
-                    .iter()
-                    .filter(|m| m.role == "voter")
-                    .map(|m| m.node_id)
-                    .collect();
-                if s.state == "leader" && !s.joint && voters.len() == 3 && !voters.contains(&victim)
-                {
-                    return Some(());
-                }
-            }
-            None
-        },
-    )
-    .await;
+    ops::wait_removed(&cluster, &survivors, victim, Duration::from_secs(30)).await;
     cluster.forget(victim);
     load.wait_acked(100, Duration::from_secs(60)).await;
     let history = load.stop().await;

@@ -45,9 +45,10 @@ pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
         // Raft message limit (network::MAX_RAFT_MESSAGE).
         max_payload_entries: 64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
-        // Keep some log behind the snapshot so a briefly lagging follower
-        // catches up from the log rather than by a whole snapshot.
-        max_in_snapshot_log_to_keep: snapshot_every / 4,
+        // Keep a whole interval of log behind the snapshot: a follower that
+        // is installing a snapshot must still find the entries after it when
+        // it is done, or it needs another snapshot, and another (openraft#1706).
+        max_in_snapshot_log_to_keep: snapshot_every,
         purge_batch_size: 256,
         enable_pre_vote: Some(true),
         ..Default::default()
