@@ -11,7 +11,7 @@
 pub mod pilpres2019;
 pub mod registry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,6 +64,8 @@ struct Inner {
     via: HashMap<u64, String>,
     /// The endpoints this client was given.
     configured: Vec<String>,
+    /// Endpoints whose last attempt reached no node at all.
+    unreachable: HashSet<String>,
     /// Round-robin position while no leader is known.
     rr: usize,
 }
@@ -118,6 +120,7 @@ impl Client {
                 leader: None,
                 channels: HashMap::new(),
                 via: HashMap::new(),
+                unreachable: HashSet::new(),
             })),
             opts,
         }
@@ -182,17 +185,26 @@ impl Client {
     /// address used (a node added to the cluster since).
     fn observe(&self, md: &tonic::metadata::MetadataMap, addr: &str) -> Option<String> {
         let mut inner = self.inner.lock().expect("client lock");
-        if let Some(id) = header(md, NODE_ID_HEADER).and_then(|v| v.parse::<u64>().ok()) {
-            inner.via.insert(id, addr.to_string());
+        match header(md, NODE_ID_HEADER).and_then(|v| v.parse::<u64>().ok()) {
+            Some(id) => {
+                inner.via.insert(id, addr.to_string());
+                inner.unreachable.remove(addr);
+            }
+            // No node answered: a refused or timed-out connection.
+            None => {
+                inner.unreachable.insert(addr.to_string());
+            }
         }
         let leader_id = header(md, LEADER_ID_HEADER).and_then(|v| v.parse::<u64>().ok())?;
         if let Some(ep) = inner.via.get(&leader_id) {
             return Some(ep.clone());
         }
+        // Every configured endpoint that still answers is known; the leader
+        // is elsewhere (a node added since, or all old ones replaced).
         let all_mapped = inner
             .configured
             .iter()
-            .all(|e| inner.via.values().any(|v| v == e));
+            .all(|e| inner.unreachable.contains(e) || inner.via.values().any(|v| v == e));
         if all_mapped {
             header(md, LEADER_HEADER)
         } else {
