@@ -26,6 +26,9 @@ pub use rekap_proto::pb as proto;
 
 /// Metadata key with the leader's address, set by every node on every reply.
 pub const LEADER_HEADER: &str = "x-rekap-leader";
+/// How often the endpoint list is refreshed from the cluster's membership.
+const MEMBER_SYNC: Duration = Duration::from_secs(3);
+
 /// Metadata key with the leader's node id.
 pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
 /// Metadata key with the answering node's id.
@@ -68,6 +71,18 @@ struct Inner {
     unreachable: HashSet<String>,
     /// Round-robin position while no leader is known.
     rr: usize,
+    /// When the endpoint list was last refreshed from the membership.
+    synced: Option<Instant>,
+}
+
+impl Inner {
+    /// Whether every configured endpoint has either named its node or
+    /// failed to reach any.
+    fn configured_known(&self) -> bool {
+        self.configured
+            .iter()
+            .all(|e| self.unreachable.contains(e) || self.via.values().any(|v| v == e))
+    }
 }
 
 /// A cluster client; cheap to clone, safe to share between tasks.
@@ -116,6 +131,7 @@ impl Client {
             inner: Arc::new(Mutex::new(Inner {
                 configured: endpoints.clone(),
                 rr: 0,
+                synced: None,
                 endpoints,
                 leader: None,
                 channels: HashMap::new(),
@@ -201,14 +217,53 @@ impl Client {
         }
         // Every configured endpoint that still answers is known; the leader
         // is elsewhere (a node added since, or all old ones replaced).
-        let all_mapped = inner
-            .configured
-            .iter()
-            .all(|e| inner.unreachable.contains(e) || inner.via.values().any(|v| v == e));
-        if all_mapped {
+        if inner.configured_known() {
             header(md, LEADER_HEADER)
         } else {
             None
+        }
+    }
+
+    /// Every few seconds, learns the current members' addresses from a node
+    /// that answers, and drops learned addresses of removed members, so a
+    /// client keeps up when every node it was configured with has been
+    /// replaced (etcd's client does the same).
+    async fn sync_members(&self, addr: &str) {
+        {
+            let mut inner = self.inner.lock().expect("client lock");
+            // Learn nothing until the configured endpoints are sorted out:
+            // behind port mapping they, not the advertised addresses, reach
+            // the nodes.
+            if inner.synced.is_some_and(|t| t.elapsed() < MEMBER_SYNC) || !inner.configured_known()
+            {
+                return;
+            }
+            inner.synced = Some(Instant::now());
+        }
+        let Ok(status) = self.status_of(addr).await else {
+            return;
+        };
+        if status.members.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("client lock");
+        let ids: HashSet<u64> = status.members.iter().map(|m| m.node_id).collect();
+        // Endpoints through which this client reaches a current member.
+        let reaching: HashSet<String> = inner
+            .via
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|(_, a)| a.clone())
+            .collect();
+        let advertised: HashSet<String> = status.members.iter().map(|m| m.addr.clone()).collect();
+        let configured = inner.configured.clone();
+        inner
+            .endpoints
+            .retain(|e| configured.contains(e) || reaching.contains(e) || advertised.contains(e));
+        for m in status.members {
+            if !inner.via.contains_key(&m.node_id) && !inner.endpoints.contains(&m.addr) {
+                inner.endpoints.push(m.addr);
+            }
         }
     }
 
@@ -247,6 +302,7 @@ impl Client {
                 Ok(resp) => {
                     let leader = self.observe(resp.metadata(), &addr);
                     self.set_leader(leader);
+                    self.sync_members(&addr).await;
                     return Ok(resp.into_inner());
                 }
                 Err(status) => {
