@@ -151,19 +151,23 @@ pub fn registry(rows: &[Row]) -> Registry {
     reg
 }
 
+/// Header of a results CSV (`rekapctl import` format) for a two-paslon
+/// contest; the demo results and the 2019 conversion both write it.
+pub const TWO_PASLON_RESULTS_HEADER: [&str; 7] = [
+    "tps_id",
+    "contest_id",
+    "paslon_01",
+    "paslon_02",
+    "sah",
+    "tidak_sah",
+    "total",
+];
+
 /// Writes the results in `rekapctl import` format; incomplete rows keep
 /// their empty cells (the import counts and skips them).
 pub fn write_results(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
-    w.write_record([
-        "tps_id",
-        "contest_id",
-        "paslon_01",
-        "paslon_02",
-        "sah",
-        "tidak_sah",
-        "total",
-    ])?;
+    w.write_record(TWO_PASLON_RESULTS_HEADER)?;
     for r in rows {
         w.write_record([
             r.tps_id().as_str(),

@@ -164,15 +164,7 @@ fn write_demo_results(
     let percent = (share.clamp(0.0, 1.0) * 100.0) as usize;
     let mut n = 0;
     let mut w = csv::Writer::from_path(path)?;
-    w.write_record([
-        "tps_id",
-        "contest_id",
-        "paslon_01",
-        "paslon_02",
-        "sah",
-        "tidak_sah",
-        "total",
-    ])?;
+    w.write_record(rekap_client::pilpres2019::TWO_PASLON_RESULTS_HEADER)?;
     // Spread the reported TPS over every kecamatan, as on a count night.
     for (i, t) in reg
         .tps
