@@ -8,8 +8,10 @@
 //! never counts twice. Refusals (invalid input, unknown TPS, conflicts) are
 //! returned at once: retrying would not change them.
 
+pub mod certs;
 pub mod pilpres2019;
 pub mod registry;
+mod users;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use rekap_proto::pb;
 use rekap_proto::pb::admin_client::AdminClient;
 use rekap_proto::pb::tally_client::TallyClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 pub use rekap_proto::pb as proto;
@@ -36,6 +38,102 @@ pub const NODE_ID_HEADER: &str = "x-rekap-node-id";
 /// Metadata key naming the rule a refused input broke.
 pub const RULE_HEADER: &str = "x-rekap-rule";
 
+/// A user's TLS files: the cluster's CA bundle, the user's certificate and
+/// its key.
+#[derive(Clone)]
+pub struct ClientTls {
+    pub ca_pem: Vec<u8>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// The user the certificate names.
+    pub user: String,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl ClientTls {
+    /// Reads `ca.crt`, `client.<user>.crt` and `client.<user>.key` from
+    /// `dir`. Without a user name: the only user certificate in `dir`, or,
+    /// when there is none, a node's own `node.crt` and `node.key` (a node's
+    /// health check uses its own identity).
+    pub fn from_dir(dir: &std::path::Path, user: Option<&str>) -> anyhow::Result<ClientTls> {
+        use anyhow::Context;
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+        };
+        install_crypto_provider();
+        let (user, cert, key) = match user {
+            Some(u) => (
+                u.to_string(),
+                certs::user_cert_file(u),
+                certs::user_key_file(u),
+            ),
+            None => match only_user_in(dir)? {
+                Some(u) => (
+                    u.clone(),
+                    certs::user_cert_file(&u),
+                    certs::user_key_file(&u),
+                ),
+                None => (
+                    "node".to_string(),
+                    certs::NODE_CERT.into(),
+                    certs::NODE_KEY.into(),
+                ),
+            },
+        };
+        Ok(ClientTls {
+            ca_pem: read(certs::CA_CERT)?,
+            cert_pem: read(&cert)?,
+            key_pem: read(&key)?,
+            user,
+        })
+    }
+
+    fn config(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+    }
+}
+
+fn only_user_in(dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let mut users = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))? {
+        let name = e?.file_name().to_string_lossy().to_string();
+        if let Some(u) = name
+            .strip_prefix("client.")
+            .and_then(|n| n.strip_suffix(".crt"))
+        {
+            users.push(u.to_string());
+        }
+    }
+    match users.len() {
+        1 => Ok(users.pop()),
+        0 if dir.join(certs::NODE_CERT).exists() => Ok(None),
+        0 => anyhow::bail!(
+            "{} holds no user certificate (client.<user>.crt); make one with rekapctl certs user",
+            dir.display()
+        ),
+        _ => anyhow::bail!(
+            "{} holds certificates for several users ({}); say which with --user",
+            dir.display(),
+            users.join(", ")
+        ),
+    }
+}
+
+/// Installs rustls' ring provider as the process default (once).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// How long one call may take in all, retries included.
@@ -44,6 +142,9 @@ pub struct ClientOptions {
     pub attempt_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// TLS with a user certificate; `None` talks plaintext (only to nodes
+    /// started with `--insecure`).
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -53,6 +154,7 @@ impl Default for ClientOptions {
             attempt_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_millis(150),
+            tls: None,
         }
     }
 }
@@ -102,15 +204,21 @@ pub fn rule_of(status: &Status) -> Option<String> {
 }
 
 /// Failures another attempt may cure. Everything else is an answer.
+/// A connection that broke mid-call (over TLS, tonic reports it as INTERNAL
+/// "h2 protocol error") is a transport failure, not an answer.
 pub fn is_retryable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::Aborted
-            | Code::Unknown
-    ) && rule_of(status).is_none()
+    let transport =
+        status.code() == Code::Internal && status.message().starts_with("h2 protocol error");
+    (transport
+        || matches!(
+            status.code(),
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Aborted
+                | Code::Unknown
+        ))
+        && rule_of(status).is_none()
 }
 
 impl Client {
@@ -157,8 +265,17 @@ impl Client {
         if let Some(ch) = inner.channels.get(addr) {
             return Ok(ch.clone());
         }
-        let ch = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| Status::invalid_argument(format!("bad endpoint {addr}: {e}")))?
+        let bad = |e: tonic::transport::Error| {
+            Status::invalid_argument(format!("bad endpoint {addr}: {e}"))
+        };
+        let ep = match &self.opts.tls {
+            Some(t) => Endpoint::from_shared(format!("https://{addr}"))
+                .map_err(bad)?
+                .tls_config(t.config())
+                .map_err(bad)?,
+            None => Endpoint::from_shared(format!("http://{addr}")).map_err(bad)?,
+        };
+        let ch = ep
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(2))
@@ -413,6 +530,22 @@ impl Client {
         req: pb::ClearFlagsRequest,
     ) -> Result<pb::CorrectResponse, Status> {
         self.tally(req, |mut c, r| async move { c.clear_flags(r).await })
+            .await
+    }
+
+    pub async fn mark_reviewed(
+        &self,
+        req: pb::ReviewRequest,
+    ) -> Result<pb::CorrectResponse, Status> {
+        self.tally(req, |mut c, r| async move { c.mark_reviewed(r).await })
+            .await
+    }
+
+    pub async fn file_objection(
+        &self,
+        req: pb::ObjectionRequest,
+    ) -> Result<pb::CorrectResponse, Status> {
+        self.tally(req, |mut c, r| async move { c.file_objection(r).await })
             .await
     }
 

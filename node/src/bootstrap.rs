@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{InitializeError, RaftError};
 use rekap_proto::pb;
 use rekap_proto::pb::admin_client::AdminClient;
@@ -41,17 +42,17 @@ pub async fn initialize(raft: &Raft, members: BTreeMap<NodeId, BasicNode>) -> Re
 }
 
 /// Whether a peer answers, and whether it is part of a cluster already.
-async fn peer_initialized(addr: &str) -> Option<bool> {
-    let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .ok()?
-        .connect_timeout(Duration::from_millis(500));
-    let ch = tokio::time::timeout(Duration::from_secs(1), ep.connect())
-        .await
-        .ok()?
-        .ok()?;
+async fn peer_initialized(node: &Node, addr: &str) -> Option<bool> {
+    let ch = node.peers.public(addr).ok()?;
     let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
     req.set_timeout(Duration::from_secs(1));
-    let resp = AdminClient::new(ch).cluster_status(req).await.ok()?;
+    let resp = tokio::time::timeout(
+        Duration::from_secs(1),
+        AdminClient::new(ch).cluster_status(req),
+    )
+    .await
+    .ok()?
+    .ok()?;
     Some(resp.into_inner().initialized)
 }
 
@@ -77,7 +78,7 @@ pub async fn auto_initialize(node: Arc<Node>, initial: BTreeMap<NodeId, String>)
             if *id == node.id {
                 continue;
             }
-            match peer_initialized(addr).await {
+            match peer_initialized(&node, addr).await {
                 Some(true) => someone_initialized = true,
                 Some(false) => pristine += 1,
                 None => {}
@@ -97,5 +98,39 @@ pub async fn auto_initialize(node: Arc<Node>, initial: BTreeMap<NodeId, String>)
             }
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Runs on every node: while the cluster has no users and this node leads,
+/// proposes its first admin (from --initial-admin, or the caller of
+/// InitCluster). The state machine accepts only the first such command, so
+/// a leader change in between cannot make two admins.
+pub async fn ensure_first_admin(node: Arc<Node>) {
+    let mut rx = node.raft.metrics();
+    loop {
+        if node.sm.view().tally.auth_enabled() {
+            return;
+        }
+        let pending = node.first_admin.lock().expect("first admin lock").clone();
+        let leads = node.leader().is_some_and(|(id, _)| id == node.id);
+        if let (Some((name, who)), true) = (pending, leads) {
+            let cmd = pb::Command {
+                kind: Some(pb::command::Kind::BootstrapAdmin(pb::BootstrapAdmin {
+                    name: name.clone(),
+                })),
+                principal: None,
+            };
+            match node.propose(cmd, &who).await {
+                Ok(pb::CommandResponse {
+                    kind: Some(pb::command_response::Kind::User(_)),
+                }) => tracing::info!(admin = %name, "first admin set"),
+                Ok(other) => {
+                    tracing::warn!(admin = %name, response = %other, "first admin not set")
+                }
+                Err(_) => tracing::debug!(admin = %name, "first admin not set yet; retrying"),
+            }
+        }
+        // Wake on a leadership change, or look again shortly.
+        let _ = tokio::time::timeout(Duration::from_millis(300), rx.changed()).await;
     }
 }

@@ -41,6 +41,21 @@ pub struct Args {
     /// Build a snapshot (and purge the log behind it) every this many entries.
     #[arg(long, env = "REKAP_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Directory with this node's TLS files: `ca.crt` (one or more CA
+    /// certificates), `node.crt` and `node.key` (made by `rekapctl certs
+    /// node`), or `node-<id>.crt` and `node-<id>.key`. Re-read on SIGHUP
+    /// and when a file changes.
+    #[arg(long, env = "REKAP_CERTS_DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Serve plaintext, with no authentication and no authorization. For
+    /// benchmarks and experiments only; never on an election network.
+    #[arg(long, env = "REKAP_INSECURE")]
+    pub insecure: bool,
+    /// The user who administers a new cluster (the name in their
+    /// certificate). Needed with --initial-cluster; set once, when the
+    /// cluster first elects a leader.
+    #[arg(long, env = "REKAP_INITIAL_ADMIN")]
+    pub initial_admin: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -52,6 +67,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     initial_cluster: Option<String>,
     snapshot_every: Option<u64>,
+    certs_dir: Option<PathBuf>,
+    insecure: Option<bool>,
+    initial_admin: Option<String>,
 }
 
 /// The resolved settings.
@@ -63,6 +81,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub initial_cluster: BTreeMap<NodeId, String>,
     pub snapshot_every: u64,
+    /// `None` only with `--insecure`.
+    pub certs_dir: Option<PathBuf>,
+    pub initial_admin: Option<String>,
 }
 
 impl Config {
@@ -107,6 +128,25 @@ impl Config {
             .or(file.snapshot_every)
             .unwrap_or(20_000)
             .max(10);
+        let insecure = args.insecure || file.insecure.unwrap_or(false);
+        let certs_dir = match (args.certs_dir.or(file.certs_dir), insecure) {
+            (_, true) => None,
+            (Some(d), false) => Some(d),
+            (None, false) => bail!(
+                "--certs-dir (REKAP_CERTS_DIR) is required: nodes serve TLS only (make the files with `rekapctl certs`); --insecure serves plaintext with no authentication"
+            ),
+        };
+        let initial_admin = args.initial_admin.or(file.initial_admin);
+        if let Some(a) = &initial_admin
+            && !rekap_proto::identity::valid_user_name(a)
+        {
+            bail!("--initial-admin {a:?} is not a valid user name");
+        }
+        if !insecure && !initial_cluster.is_empty() && initial_admin.is_none() {
+            bail!(
+                "--initial-admin (REKAP_INITIAL_ADMIN) is required with --initial-cluster: name the user (as in their certificate) who administers the new cluster"
+            );
+        }
         Ok(Config {
             id,
             listen,
@@ -114,6 +154,8 @@ impl Config {
             data_dir,
             initial_cluster,
             snapshot_every,
+            certs_dir,
+            initial_admin,
         })
     }
 }

@@ -5,15 +5,18 @@
 //! - [`store`]: RocksDB log and state-machine storage, snapshot files.
 //! - [`raft`]: openraft type configuration and protobuf conversions.
 //! - [`network`]: the Raft client side over tonic.
+//! - [`security`]: TLS, certificate identities and authentication.
 //! - [`service`]: the gRPC services (public Tally and Admin, internal Raft).
-//! - [`node`], [`server`], [`bootstrap`], [`config`]: wiring and operations.
+//! - [`node`], [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
 
 pub mod bootstrap;
 pub mod config;
 pub mod network;
 pub mod node;
 pub mod raft;
+pub mod security;
 pub mod server;
 pub mod service;
+pub mod shutdown;
 pub mod store;
 pub mod tally;

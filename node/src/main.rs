@@ -1,20 +1,62 @@
 //! `rekap-node`: runs one node of a Rekap cluster.
+//!
+//! A stop is orderly: stop serving, shut Raft down, stop every task (which
+//! joins the fsync thread and drops every store handle), then close RocksDB
+//! on this thread before `main` returns. See `shutdown.rs` for the bound.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use rekap_node::config::{Args, Config};
+use rekap_node::shutdown::Shutdown;
+use rekap_node::{server, store};
 use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+/// The longest a shutdown may take before the process exits non-zero.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+/// Of that, how long stopping the runtime's tasks may take.
+const TASKS_BOUND: Duration = Duration::from_secs(3);
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cfg = Config::resolve(Args::parse())?;
-    tokio::runtime::Builder::new_multi_thread()
+    let shutdown = Shutdown::install(SHUTDOWN_BOUND)?;
+    let (log, sm, closer) = store::open(&cfg.data_dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(rekap_node::server::run(cfg))
+        .build()?;
+    let served = rt.block_on(server::serve(cfg, log, sm, shutdown.clone()));
+    // Dropping the runtime drops every task, and with them every handle to
+    // the store; the last log-store handle joins the fsync thread.
+    shutdown.step("stopping the runtime");
+    rt.shutdown_timeout(TASKS_BOUND);
+    shutdown.step("closing the database");
+    let start = shutdown.started().unwrap_or_else(Instant::now);
+    // Leave a second so this reports before the watchdog does.
+    closer.close(SHUTDOWN_BOUND.saturating_sub(start.elapsed() + Duration::from_secs(1)))?;
+    served?;
+    tracing::info!(
+        took_ms = start.elapsed().as_millis() as u64,
+        "shut down cleanly"
+    );
+    Ok(())
 }

@@ -16,7 +16,9 @@ use tracing::Instrument;
 
 use crate::network::ChannelPool;
 use crate::raft::{NodeId, Raft, RaftMetrics, TypeConfig};
+use crate::security::{Caller, caller_of};
 use crate::store::StateMachineStore;
+use rekap_proto::identity::{ON_BEHALF_OF_HEADER, ON_BEHALF_SERIAL_HEADER};
 
 pub const LEADER_HEADER: &str = "x-rekap-leader";
 pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
@@ -39,6 +41,9 @@ pub struct Node {
     pub sm: StateMachineStore,
     /// Channels to other nodes' public services, for forwarding.
     pub peers: ChannelPool,
+    /// Who becomes the first admin when this node leads a cluster that has
+    /// no users yet, and on whose behalf it proposes that.
+    pub first_admin: std::sync::Mutex<Option<(String, Caller)>>,
 }
 
 /// Why a call could not be served here.
@@ -65,6 +70,14 @@ pub fn rejection_status(rej: &pb::Rejection) -> Status {
 }
 
 impl Node {
+    /// Names the first admin, unless one is named already (by configuration).
+    pub fn offer_first_admin(&self, name: String, on_behalf_of: Caller) {
+        let mut slot = self.first_admin.lock().expect("first admin lock");
+        if slot.is_none() {
+            *slot = Some((name, on_behalf_of));
+        }
+    }
+
     pub fn metrics(&self) -> RaftMetrics {
         self.raft.metrics().borrow_watched().clone()
     }
@@ -109,7 +122,7 @@ impl Node {
     ) -> Result<Response<Resp>, Status>
     where
         Req: Clone,
-        L: FnOnce(Req) -> LF,
+        L: FnOnce(Req, Caller) -> LF,
         LF: Future<Output = Result<Resp, Failure>>,
         R: FnOnce(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
@@ -120,8 +133,12 @@ impl Node {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let caller = caller_of(&req)?;
         let body = req.into_inner();
-        let result = match local(body.clone()).instrument(self.span()).await {
+        let result = match local(body.clone(), caller.clone())
+            .instrument(self.span())
+            .await
+        {
             Ok(r) => Ok(r),
             Err(Failure::Status(s)) => Err(s),
             Err(Failure::NotLeader(Some((id, addr)))) if id != self.id => {
@@ -130,7 +147,7 @@ impl Node {
                         "leadership is moving (hop limit {MAX_HOPS} reached); retry, leader hint {addr}"
                     )))
                 } else {
-                    self.forward(body, hops + 1, &addr, remote).await
+                    self.forward(body, &caller, hops + 1, &addr, remote).await
                 }
             }
             Err(Failure::NotLeader(_)) => Err(Status::unavailable(
@@ -153,6 +170,7 @@ impl Node {
     async fn forward<Req, Resp, R, RF>(
         &self,
         body: Req,
+        caller: &Caller,
         hops: u32,
         addr: &str,
         remote: R,
@@ -168,6 +186,17 @@ impl Node {
         let mut req = Request::new(body);
         req.metadata_mut()
             .insert(HOPS_HEADER, MetadataValue::from(hops));
+        // The leader must judge the user, not this node: assert who it is.
+        if let Caller::User { name, serial, .. } = caller {
+            for (k, v) in [
+                (ON_BEHALF_OF_HEADER, name),
+                (ON_BEHALF_SERIAL_HEADER, serial),
+            ] {
+                let v = MetadataValue::try_from(v.as_str())
+                    .map_err(|_| Status::invalid_argument("principal is not ASCII"))?;
+                req.metadata_mut().insert(k, v);
+            }
+        }
         req.set_timeout(FORWARD_TIMEOUT);
         tracing::debug!(leader = addr, hops, "forwarding to leader");
         match tokio::time::timeout(FORWARD_TIMEOUT, remote(ch, req)).await {
@@ -178,11 +207,38 @@ impl Node {
         }
     }
 
-    /// Proposes a command and waits until it is committed and applied.
-    pub async fn propose(&self, cmd: pb::Command) -> Result<pb::CommandResponse, Failure> {
+    /// Proposes a command on behalf of `who` and waits until it is
+    /// committed and applied.
+    pub async fn propose(
+        &self,
+        mut cmd: pb::Command,
+        who: &Caller,
+    ) -> Result<pb::CommandResponse, Failure> {
+        cmd.principal = Some(who.principal());
+        self.lead_or_forward()?;
+        // Refused here, a command never reaches the log (nor the audit
+        // chain); the state machine decides again at apply.
+        self.sm
+            .view()
+            .tally
+            .check_command(&cmd)
+            .map_err(|rej| Failure::Status(rejection_status(&rej)))?;
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
             Err(e) => Err(write_failure(e)),
+        }
+    }
+
+    /// Fails with `NotLeader` (so `route` forwards) unless this node leads:
+    /// the leader has applied every change it acknowledged, so its checks
+    /// see every grant and revocation a client was told about.
+    pub fn lead_or_forward(&self) -> Result<(), Failure> {
+        let m = self.raft.metrics();
+        let leads = m.borrow_watched().current_leader == Some(self.id);
+        if leads {
+            Ok(())
+        } else {
+            Err(Failure::NotLeader(self.leader()))
         }
     }
 

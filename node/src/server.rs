@@ -1,5 +1,6 @@
-//! Wiring: opens storage, starts Raft, serves every gRPC service on one
-//! port (Tally, Admin, Raft, health, reflection) until SIGINT/SIGTERM.
+//! Wiring: starts Raft on the opened storage and serves every gRPC service
+//! on one port (Tally, Admin, Raft, health, reflection) until a shutdown is
+//! requested, then drains and shuts Raft down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,12 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::network::{ChannelPool, MAX_RAFT_MESSAGE, NetworkFactory};
 use crate::node::Node;
+use crate::security::material::Paths;
+use crate::security::{self, AuthLayer, Authenticator, Caller, Tls, acceptor};
 use crate::service::{admin::AdminService, raft::RaftService, tally::TallyService};
-use crate::{bootstrap, raft, store};
+use crate::shutdown::Shutdown;
+use crate::store::{LogStore, StateMachineStore};
+use crate::{bootstrap, raft};
 
 /// Largest public request accepted: a full `SubmitBatch` fits easily.
 pub const MAX_PUBLIC_MESSAGE: usize = 4 * 1024 * 1024;
@@ -23,12 +28,28 @@ pub const MAX_ADMIN_MESSAGE: usize = 8 * 1024 * 1024;
 /// A node is healthy ("serving") when it follows a leader and its applied
 /// index is within this many entries of the commit index.
 const HEALTHY_LAG: u64 = 1000;
+/// How long in-flight calls get to finish once a shutdown is requested.
+const DRAIN: Duration = Duration::from_secs(3);
 
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// Serves until `shutdown` is requested, then stops serving (in-flight calls
+/// get `DRAIN` to finish) and shuts Raft down. The caller stops the runtime
+/// and closes the storage afterwards.
+pub async fn serve(
+    cfg: Config,
+    log: LogStore,
+    sm: StateMachineStore,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let span = tracing::info_span!("node", id = cfg.id);
     async move {
-        let (log, sm) = store::open(&cfg.data_dir)?;
-        let pool = ChannelPool::default();
+        let tls = match &cfg.certs_dir {
+            Some(dir) => Some(Tls::load(Paths::for_node(dir, cfg.id), cfg.id)?),
+            None => {
+                tracing::warn!("--insecure: serving plaintext with no authentication and no authorization; anyone who reaches this port can change the count");
+                None
+            }
+        };
+        let pool = ChannelPool::new(tls.clone());
         let network = NetworkFactory {
             node_id: cfg.id,
             pool: pool.clone(),
@@ -40,23 +61,33 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             raft: raft.clone(),
             sm,
             peers: pool,
+            first_admin: std::sync::Mutex::new(
+                cfg.initial_admin.clone().map(|name| (name, Caller::Node(cfg.id))),
+            ),
         });
 
         let (reporter, health) = tonic_health::server::health_reporter();
-        tokio::spawn(report_health(node.clone(), reporter).in_current_span());
+        let mut tasks = vec![tokio::spawn(report_health(node.clone(), reporter).in_current_span())];
+        if let Some(t) = &tls {
+            tasks.push(tokio::spawn(security::watch_files(t.clone(), shutdown.hangups()).in_current_span()));
+        }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
         let listener = TcpListener::bind(&cfg.listen).await?;
         tracing::info!(listen = %cfg.listen, advertise = %cfg.advertise, data_dir = %cfg.data_dir.display(), "rekap-node serving");
+        tasks.push(tokio::spawn(bootstrap::ensure_first_admin(node.clone()).in_current_span()));
         if !cfg.initial_cluster.is_empty() {
-            tokio::spawn(bootstrap::auto_initialize(node.clone(), cfg.initial_cluster.clone()).in_current_span());
+            tasks.push(tokio::spawn(
+                bootstrap::auto_initialize(node.clone(), cfg.initial_cluster.clone()).in_current_span(),
+            ));
         }
 
-        Server::builder()
-            .tcp_nodelay(true)
+        let incoming = acceptor::incoming(listener, tls.clone())?;
+        let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
+            .layer(AuthLayer(Authenticator::new(tls)))
             .add_service(
                 pb::tally_server::TallyServer::new(TallyService { node: node.clone() })
                     .max_decoding_message_size(MAX_PUBLIC_MESSAGE),
@@ -66,29 +97,32 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     .max_decoding_message_size(MAX_ADMIN_MESSAGE),
             )
             .add_service(
-                pb::raft_server::RaftServer::new(RaftService { node: node.clone() })
+                pb::raft_server::RaftServer::new(RaftService::new(node.clone()))
                     .max_decoding_message_size(MAX_RAFT_MESSAGE)
                     .max_encoding_message_size(MAX_RAFT_MESSAGE),
             )
             .add_service(health)
             .add_service(reflection)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
-            .await?;
-        tracing::info!("shutting down");
+            .serve_with_incoming_shutdown(incoming, shutdown.requested());
+        let drained = async {
+            shutdown.requested().await;
+            tracing::info!("shutting down: draining calls in flight");
+            tokio::time::sleep(DRAIN).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            _ = drained => tracing::debug!("calls still open after {DRAIN:?}; closing them"),
+        }
+        shutdown.step("stopping background tasks");
+        for t in tasks {
+            t.abort();
+        }
+        shutdown.step("shutting Raft down");
         raft.shutdown().await.ok();
         Ok(())
     }
     .instrument(span)
     .await
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Standard gRPC health: SERVING only with a known leader and a caught-up

@@ -16,6 +16,8 @@ pub mod v1 {
 
 pub use v1 as pb;
 
+pub mod identity;
+
 /// Short summaries for logs (openraft wants its application data `Display`).
 mod display {
     use std::fmt;
@@ -49,7 +51,27 @@ mod display {
                         c.tps_id, c.contest_id, c.replaces_revision
                     )
                 }
+                Some(command::Kind::Review(r)) => {
+                    write!(
+                        f,
+                        "review({} {} rev {})",
+                        r.tps_id, r.contest_id, r.replaces_revision
+                    )
+                }
+                Some(command::Kind::Objection(r)) => {
+                    write!(
+                        f,
+                        "objection({} {} rev {})",
+                        r.tps_id, r.contest_id, r.replaces_revision
+                    )
+                }
+                Some(command::Kind::UserAdmin(_)) => write!(f, "user_admin"),
+                Some(command::Kind::BootstrapAdmin(b)) => write!(f, "bootstrap_admin({})", b.name),
                 None => write!(f, "empty"),
+            }?;
+            match &self.principal {
+                Some(p) => write!(f, " by {}", p.name),
+                None => Ok(()),
             }
         }
     }
@@ -67,6 +89,11 @@ mod display {
                         c.result.as_ref().map_or(0, |r| r.revision)
                     )
                 }
+                Some(command_response::Kind::User(u)) => write!(
+                    f,
+                    "user {}",
+                    u.user.as_ref().map_or("", |u| u.name.as_str())
+                ),
                 Some(command_response::Kind::None(_)) | None => write!(f, "none"),
             }
         }

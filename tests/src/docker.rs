@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use crate::Nodes;
+use crate::pki::{ADMIN, Pki};
 
 const PORT: u16 = 7000;
 
@@ -57,6 +58,9 @@ pub struct DockerCluster {
     pub hosts: BTreeMap<u64, Host>,
     subnet: String,
     image: String,
+    /// Certificates; each node's folder is mounted at /certs.
+    pki: Pki,
+    _dir: tempfile::TempDir,
 }
 
 impl DockerCluster {
@@ -88,11 +92,17 @@ impl DockerCluster {
             }
         }
         let subnet = subnet.expect("no free subnet for the test network");
+        let dir = tempfile::Builder::new()
+            .prefix("rekap-ft-certs-")
+            .tempdir()
+            .expect("temp dir");
         let mut c = DockerCluster {
             net,
             hosts: BTreeMap::new(),
             subnet,
             image,
+            pki: Pki::new(dir.path()),
+            _dir: dir,
         };
         let initial = (1..=n)
             .map(|id| format!("{id}={}", c.ip_of(id) + ":7000"))
@@ -112,6 +122,10 @@ impl DockerCluster {
         let name = format!("{}-n{id}", self.net);
         let ip = self.ip_of(id);
         let advertise = format!("{ip}:{PORT}");
+        // The node's own address for its peers and the test; loopback for
+        // the image's health check inside the container.
+        let certs = self.pki.node_dir(id, &[&ip, "127.0.0.1"]);
+        let mount = format!("{}:/certs:ro", certs.display());
         must(&[
             "run",
             "-d",
@@ -127,6 +141,10 @@ impl DockerCluster {
             &format!("REKAP_ADVERTISE={advertise}"),
             "-e",
             &format!("REKAP_INITIAL_CLUSTER={initial}"),
+            "-e",
+            &format!("REKAP_INITIAL_ADMIN={ADMIN}"),
+            "-v",
+            &mount,
             // Snapshots (and their transfer to new and lagging nodes) happen during
             // the run, yet leave a snapshot install time to finish.
             "-e",
@@ -229,6 +247,10 @@ impl Nodes for DockerCluster {
 
     fn addr(&self, id: u64) -> String {
         format!("{}:{PORT}", self.hosts[&id].ip)
+    }
+
+    fn pki(&self) -> &Pki {
+        &self.pki
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod docker;
 pub mod ops;
+pub mod pki;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -19,12 +20,16 @@ use std::time::{Duration, Instant};
 use rekap_client::proto as pb;
 use rekap_client::{Client, ClientOptions};
 
+use crate::pki::{ADMIN, AUDITOR, OPERATOR, Pki};
+
 /// What the harness and the checker need of a cluster, whether its nodes
 /// run as processes on loopback or as containers.
 pub trait Nodes {
     /// Ids of the nodes that should be up.
     fn running(&self) -> Vec<u64>;
     fn addr(&self, id: u64) -> String;
+    /// The cluster's certificates.
+    fn pki(&self) -> &Pki;
 }
 
 impl Nodes for Cluster {
@@ -35,15 +40,41 @@ impl Nodes for Cluster {
     fn addr(&self, id: u64) -> String {
         Cluster::addr(self, id)
     }
+
+    fn pki(&self) -> &Pki {
+        &self.pki
+    }
 }
 
-/// A client that talks to one node only (reads see that node's state).
-pub fn client_for(nodes: &impl Nodes, id: u64) -> Client {
+/// A client as `user` that talks to one node only.
+pub fn client_as_for(nodes: &impl Nodes, user: &str, id: u64) -> Client {
     let opts = ClientOptions {
         deadline: Duration::from_secs(10),
-        ..ClientOptions::default()
+        ..nodes.pki().options(user)
     };
     Client::with_options([nodes.addr(id)], opts)
+}
+
+/// A client (the operator, who also reads everything) that talks to one
+/// node only: its reads see that node's state.
+pub fn client_for(nodes: &impl Nodes, id: u64) -> Client {
+    client_as_for(nodes, OPERATOR, id)
+}
+
+/// The auditor's client for one node (audit chain heads).
+pub fn auditor_for(nodes: &impl Nodes, id: u64) -> Client {
+    client_as_for(nodes, AUDITOR, id)
+}
+
+/// Waits until the first admin is in place (the first leader proposes it),
+/// then adds the scenario users.
+pub async fn setup_users(nodes: &impl Nodes, admin: &Client) {
+    wait_until("the first admin", Duration::from_secs(30), || async {
+        admin.users().await.ok()
+    })
+    .await;
+    pki::add_users(admin).await;
+    let _ = nodes;
 }
 
 pub async fn status(nodes: &impl Nodes, id: u64) -> Option<pb::ClusterStatusResponse> {
@@ -144,6 +175,7 @@ impl Default for ClusterOptions {
 
 pub struct NodeProc {
     pub id: u64,
+    pub certs: PathBuf,
     pub addr: String,
     pub data_dir: PathBuf,
     log: PathBuf,
@@ -163,6 +195,7 @@ pub struct Cluster {
     opts: ClusterOptions,
     dir: tempfile::TempDir,
     bin: PathBuf,
+    pub pki: Pki,
 }
 
 impl Cluster {
@@ -181,24 +214,29 @@ impl Cluster {
             .map(|(id, a)| format!("{id}={a}"))
             .collect::<Vec<_>>()
             .join(",");
+        let pki = Pki::new(dir.path());
         let mut c = Cluster {
             nodes: BTreeMap::new(),
             opts,
             dir,
             bin: node_binary(),
+            pki,
         };
         for (id, addr) in addrs {
             c.spawn_node(id, addr, initial.clone());
         }
         c.wait_for_leader(Duration::from_secs(30)).await;
+        setup_users(&c, &c.client()).await;
         c
     }
 
     fn spawn_node(&mut self, id: u64, addr: String, initial_cluster: String) {
         let data_dir = self.dir.path().join(format!("node-{id}"));
         let log = self.dir.path().join(format!("node-{id}.log"));
+        let certs = self.pki.node_dir(id, &["127.0.0.1", "localhost"]);
         let mut n = NodeProc {
             id,
+            certs,
             addr,
             data_dir,
             log,
@@ -226,6 +264,10 @@ impl Cluster {
             .arg(&n.initial_cluster)
             .arg("--snapshot-every")
             .arg(self.opts.snapshot_every.to_string())
+            .arg("--certs-dir")
+            .arg(&n.certs)
+            .arg("--initial-admin")
+            .arg(ADMIN)
             .env(
                 "RUST_LOG",
                 std::env::var("REKAP_TEST_NODE_LOG")
@@ -260,9 +302,17 @@ impl Cluster {
             .collect()
     }
 
-    /// A client that knows every node's address.
+    /// The admin's client, knowing every node's address.
     pub fn client(&self) -> Client {
-        Client::new(self.nodes.values().map(|n| n.addr.clone()))
+        self.client_as(ADMIN)
+    }
+
+    /// A client as `user`, knowing every node's address.
+    pub fn client_as(&self, user: &str) -> Client {
+        Client::with_options(
+            self.nodes.values().map(|n| n.addr.clone()),
+            self.pki.options(user),
+        )
     }
 
     /// A client that talks to one node only (reads see that node's state).
@@ -278,21 +328,42 @@ impl Cluster {
         }
     }
 
-    /// SIGTERM, then wait for the process to exit.
-    pub async fn stop(&mut self, id: u64) {
-        let Some(mut c) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) else {
-            return;
-        };
+    /// SIGTERM, then wait for the process to exit, and return its exit
+    /// status. An orderly stop must exit 0 (issue 10): this fails the test
+    /// otherwise, or if the node takes more than 15 s (its own bound is 10 s).
+    pub async fn stop(&mut self, id: u64) -> std::process::ExitStatus {
+        let status = self.stop_status(id).await;
+        assert!(
+            status.success(),
+            "node {id} did not stop cleanly on SIGTERM: {status}\n{}",
+            self.log_tail(id, 30)
+        );
+        status
+    }
+
+    /// SIGTERM, then the exit status, whatever it is.
+    pub async fn stop_status(&mut self, id: u64) -> std::process::ExitStatus {
+        let mut c = self
+            .nodes
+            .get_mut(&id)
+            .and_then(|n| n.child.take())
+            .unwrap_or_else(|| panic!("node {id} is not running"));
         let pid = nix::unistd::Pid::from_raw(c.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let start = Instant::now();
-        while c.try_wait().ok().flatten().is_none() {
-            if start.elapsed() > Duration::from_secs(10) {
+        loop {
+            if let Some(status) = c.try_wait().expect("wait for node") {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
                 let _ = c.kill();
                 let _ = c.wait();
-                break;
+                panic!(
+                    "node {id} still running 15 s after SIGTERM\n{}",
+                    self.log_tail(id, 30)
+                );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -382,8 +453,11 @@ pub async fn start_with_registry(
     (cluster, tps, endpoints)
 }
 
-pub async fn load_registry(client: &Client, reg: &rekap_client::registry::Registry) {
+/// Loads `reg` as the admin, then grants the scenario operator and verifier
+/// over it.
+pub async fn load_registry(admin: &Client, reg: &rekap_client::registry::Registry) {
     for chunk in reg.chunks(2000) {
-        client.load_registry(chunk).await.expect("registry loads");
+        admin.load_registry(chunk).await.expect("registry loads");
     }
+    pki::grant_over(admin, reg).await;
 }

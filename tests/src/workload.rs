@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rekap_client::proto as pb;
 use rekap_client::{Client, ClientOptions, is_retryable};
 
-use crate::{CONTEST, KABUPATEN, Nodes, client_for, wait_applied, wait_for_leader};
+use crate::{CONTEST, KABUPATEN, Nodes, auditor_for, client_for, wait_applied, wait_for_leader};
 
 /// What became of each submission.
 #[derive(Debug, Default)]
@@ -78,7 +78,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn start(endpoints: Vec<String>, tps: Arc<Vec<String>>, clients: usize) -> Workload {
+    /// Submits as the scenario operator of `nodes`' certificates.
+    pub fn start(
+        nodes: &impl Nodes,
+        endpoints: Vec<String>,
+        tps: Arc<Vec<String>>,
+        clients: usize,
+    ) -> Workload {
+        let base = nodes.pki().options(crate::pki::OPERATOR);
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(AtomicUsize::new(0));
@@ -90,7 +97,7 @@ impl Workload {
                     endpoints.clone(),
                     ClientOptions {
                         deadline: Duration::from_secs(20),
-                        ..ClientOptions::default()
+                        ..base.clone()
                     },
                 );
                 tokio::spawn(async move {
@@ -295,7 +302,7 @@ pub async fn check_chains(cluster: &impl Nodes, ids: &[u64]) {
         || async {
             let mut seen = BTreeSet::new();
             for &id in ids {
-                let h = client_for(cluster, id)
+                let h = auditor_for(cluster, id)
                     .chain_head_of(&cluster.addr(id), None)
                     .await
                     .ok()?;
@@ -307,7 +314,7 @@ pub async fn check_chains(cluster: &impl Nodes, ids: &[u64]) {
     .await;
     let mut heads = Vec::new();
     for &id in ids {
-        let h = client_for(cluster, id)
+        let h = auditor_for(cluster, id)
             .chain_head_of(&cluster.addr(id), Some(applied))
             .await
             .expect("chain head");

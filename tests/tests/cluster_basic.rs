@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use rekap_client::proto as pb;
 use rekap_client::rule_of;
+use rekap_tests::pki::{ADMIN, OPERATOR};
 use rekap_tests::workload::submission;
 use rekap_tests::{
-    CONTEST, Cluster, ClusterOptions, KABUPATEN, load_registry, synthetic_registry, wait_until,
+    CONTEST, Cluster, ClusterOptions, KABUPATEN, client_as_for, load_registry, synthetic_registry,
+    wait_until,
 };
 use tonic::Code;
 
@@ -216,7 +218,8 @@ async fn init_is_a_no_op_and_leadership_can_be_handed_over() {
 
     // Initialising an initialised cluster changes nothing, on any node.
     for id in cluster.running() {
-        let ch = cluster.client_for(id).channel(&cluster.addr(id)).unwrap();
+        let admin = client_as_for(&cluster, ADMIN, id);
+        let ch = admin.channel(&cluster.addr(id)).unwrap();
         let resp = pb::admin_client::AdminClient::new(ch)
             .init_cluster(pb::InitClusterRequest {
                 members: vec![pb::NodeAddr {
@@ -247,7 +250,7 @@ async fn init_is_a_no_op_and_leadership_can_be_handed_over() {
         .filter(|id| *id != leader)
         .collect();
     let target = others[0];
-    let via = cluster.client_for(others[1]);
+    let via = client_as_for(&cluster, ADMIN, others[1]);
     let resp = via
         .admin(|mut a| async move {
             a.transfer_leader(pb::TransferLeaderRequest { to_node_id: target })
@@ -264,7 +267,7 @@ async fn init_is_a_no_op_and_leadership_can_be_handed_over() {
     let reg = synthetic_registry(1);
     load_registry(&cluster.client(), &reg).await;
     cluster
-        .client()
+        .client_as(OPERATOR)
         .submit(submission(&reg.tps[0].tps_id, 0))
         .await
         .unwrap();
@@ -281,11 +284,10 @@ async fn a_client_behind_other_addresses_finds_the_leader_through_its_own_endpoi
         .into_iter()
         .map(|id| cluster.addr(id).replace("127.0.0.1", "localhost"))
         .collect();
-    let c = rekap_client::Client::new(aliases.clone());
+    let admin = rekap_client::Client::with_options(aliases.clone(), cluster.pki.options(ADMIN));
     let reg = synthetic_registry(1);
-    for chunk in reg.chunks(2000) {
-        c.load_registry(chunk).await.unwrap();
-    }
+    load_registry(&admin, &reg).await;
+    let c = rekap_client::Client::with_options(aliases.clone(), cluster.pki.options(OPERATOR));
     for (n, t) in reg.tps.iter().take(10).enumerate() {
         c.submit(submission(&t.tps_id, n)).await.unwrap();
     }

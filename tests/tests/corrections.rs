@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use rekap_client::proto as pb;
 use rekap_client::rule_of;
+use rekap_tests::pki::{OPERATOR, VERIFIER, VERIFIER2};
 use rekap_tests::workload::submission;
 use rekap_tests::{
-    CONTEST, Cluster, ClusterOptions, KABUPATEN, load_registry, synthetic_registry, wait_until,
+    CONTEST, Cluster, ClusterOptions, KABUPATEN, client_as_for, load_registry, synthetic_registry,
+    wait_until,
 };
 use tonic::Code;
 
@@ -37,10 +39,18 @@ async fn racing_corrections_through_two_nodes_one_wins() {
     let reg = synthetic_registry(1);
     load_registry(&cluster.client(), &reg).await;
     let tps = reg.tps[0].tps_id.clone();
-    cluster.client().submit(submission(&tps, 0)).await.unwrap();
+    cluster
+        .client_as(OPERATOR)
+        .submit(submission(&tps, 0))
+        .await
+        .unwrap();
 
+    // Two verifiers' offices, through two different nodes.
     let ids = cluster.running();
-    let (a, b) = (cluster.client_for(ids[1]), cluster.client_for(ids[2]));
+    let (a, b) = (
+        client_as_for(&cluster, VERIFIER, ids[1]),
+        client_as_for(&cluster, VERIFIER2, ids[2]),
+    );
     let (ra, rb) = tokio::join!(
         a.correct(correction("fix-a", &tps, 11)),
         b.correct(correction("fix-b", &tps, 22))
@@ -72,6 +82,21 @@ async fn racing_corrections_through_two_nodes_one_wins() {
             },
         )
         .await;
+        let h = c
+            .history(&tps, CONTEST, pb::Consistency::Stale)
+            .await
+            .unwrap();
+        let by = |r: &pb::Revision| r.author.as_ref().map(|a| a.name.clone());
+        let winner_name = if h[1].submission.as_ref().unwrap().submission_id == "fix-a" {
+            VERIFIER
+        } else {
+            VERIFIER2
+        };
+        assert_eq!(
+            (by(&h[0]), by(&h[1])),
+            (Some(OPERATOR.into()), Some(winner_name.into())),
+            "node {id}: who did what"
+        );
         let t = c
             .totals(KABUPATEN, CONTEST, pb::Consistency::Stale)
             .await
@@ -114,7 +139,7 @@ async fn flagged_results_are_queued_and_cleared_with_a_reason() {
         .await
         .unwrap();
     assert_eq!((q.total_janggal, q.items.len()), (1, 1));
-    let r = c
+    let r = client_as_for(&cluster, VERIFIER, follower)
         .clear_flags(pb::ClearFlagsRequest {
             request_id: "review-1".into(),
             tps_id: tps.clone(),

@@ -85,10 +85,21 @@ fn kubernetes_manifests_have_the_required_fields() {
     let c = &containers[0];
     s(c, &["name"]);
     s(c, &["image"]);
-    assert_eq!(
-        get(c, &["readinessProbe", "grpc", "port"]).as_i64(),
-        Some(7000)
+    // The kubelet's own gRPC probe cannot do TLS: the probe runs the health
+    // check with a certificate from the Secret.
+    let probe: Vec<&str> = get(c, &["readinessProbe", "exec", "command"])
+        .as_vec()
+        .expect("exec probe")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(probe.contains(&"health") && probe.contains(&"127.0.0.1:7000"));
+    let pod = get(set, &["spec", "template", "spec"]);
+    let secret = get(
+        &get(pod, &["volumes"]).as_vec().unwrap()[0],
+        &["secret", "secretName"],
     );
+    assert_eq!(secret.as_str(), Some("rekap-certs"));
     let env: Vec<&str> = get(c, &["env"])
         .as_vec()
         .unwrap()
@@ -100,6 +111,8 @@ fn kubernetes_manifests_have_the_required_fields() {
         "REKAP_ADVERTISE",
         "REKAP_INITIAL_CLUSTER",
         "REKAP_DATA_DIR",
+        "REKAP_CERTS_DIR",
+        "REKAP_INITIAL_ADMIN",
     ] {
         assert!(env.contains(&required), "env {required}");
     }
@@ -116,10 +129,23 @@ fn kubernetes_manifests_have_the_required_fields() {
 fn compose_file_defines_three_healthy_persistent_nodes() {
     let doc = &load("deploy/docker-compose.yml")[0];
     let services = get(doc, &["services"]).as_hash().expect("services");
-    assert_eq!(services.len(), 3);
+    assert_eq!(services.len(), 4, "a certs step and three nodes");
+    let certs = &doc["services"]["certs"];
+    let entry: Vec<&str> = get(certs, &["entrypoint"])
+        .as_vec()
+        .expect("certs entrypoint")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(&entry[1..3], &["certs", "cluster"]);
     let volumes = get(doc, &["volumes"]).as_hash().expect("named volumes");
-    for (name, svc) in services {
+    for (name, svc) in services.iter().filter(|(n, _)| n.as_str() != Some("certs")) {
         let name = name.as_str().unwrap();
+        assert_eq!(
+            s(svc, &["depends_on", "certs", "condition"]),
+            "service_completed_successfully",
+            "{name} waits for its certificates"
+        );
         s(svc, &["image"]);
         assert!(
             get(svc, &["healthcheck", "test"]).as_vec().is_some(),
@@ -132,9 +158,21 @@ fn compose_file_defines_three_healthy_persistent_nodes() {
             "{name} is reached by service name"
         );
         assert!(s(env, &["REKAP_INITIAL_CLUSTER"]).contains(&format!("={name}:7000")));
-        let vol = get(svc, &["volumes"]).as_vec().unwrap()[0]
-            .as_str()
-            .unwrap();
+        s(env, &["REKAP_INITIAL_ADMIN"]);
+        let n = name.trim_start_matches("rekap");
+        assert!(
+            entry.contains(&format!("{n}={name},127.0.0.1,localhost").as_str()),
+            "{name}'s certificate names its service and loopback (the health check)"
+        );
+        let mounts = get(svc, &["volumes"]).as_vec().unwrap();
+        assert!(
+            mounts.iter().any(|m| m
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/node-{n}:/certs:ro"))),
+            "{name} mounts its certificates read-only"
+        );
+        let vol = mounts[0].as_str().unwrap();
         let (named, path) = vol.split_once(':').unwrap();
         assert_eq!(path, "/data");
         assert!(

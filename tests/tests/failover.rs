@@ -14,7 +14,7 @@ use rekap_tests::{ClusterOptions, start_with_registry};
 async fn one_run(run: usize) -> Duration {
     let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 40).await;
 
-    let load = Workload::start(endpoints, tps.clone(), 8);
+    let load = Workload::start(&cluster, endpoints, tps.clone(), 8);
     load.wait_acked(300, Duration::from_secs(60)).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     cluster.kill(leader);

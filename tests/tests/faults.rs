@@ -20,8 +20,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rekap_client::{Client, ClientOptions};
 use rekap_tests::docker::DockerCluster;
+use rekap_tests::pki::ADMIN;
 use rekap_tests::workload::{History, Workload, check_all};
-use rekap_tests::{Nodes, load_registry, ops, synthetic_registry, wait_for_leader};
+use rekap_tests::{Nodes, load_registry, ops, setup_users, synthetic_registry, wait_for_leader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -45,7 +46,7 @@ fn admin_client(c: &DockerCluster) -> Client {
         c.running().into_iter().map(|id| c.addr(id)),
         ClientOptions {
             deadline: Duration::from_secs(60),
-            ..ClientOptions::default()
+            ..c.pki().options(ADMIN)
         },
     )
 }
@@ -126,11 +127,12 @@ async fn random_faults_across_containers_lose_nothing() {
 
     let mut c = DockerCluster::start(3);
     wait_for_leader(&c, Duration::from_secs(60)).await;
+    setup_users(&c, &admin_client(&c)).await;
     let reg = synthetic_registry((faults * 15).max(50));
     load_registry(&admin_client(&c), &reg).await;
     let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
     let endpoints: Vec<String> = c.running().into_iter().map(|id| c.addr(id)).collect();
-    let load = Workload::start(endpoints, tps.clone(), 4);
+    let load = Workload::start(&c, endpoints, tps.clone(), 4);
     load.wait_acked(50, Duration::from_secs(60)).await;
 
     let kinds = [

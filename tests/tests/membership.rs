@@ -9,7 +9,7 @@ use rekap_tests::{ClusterOptions, ops, start_with_registry};
 
 async fn replace_node(remove_leader: bool) {
     let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 30).await;
-    let load = Workload::start(endpoints, tps.clone(), 4);
+    let load = Workload::start(&cluster, endpoints, tps.clone(), 4);
     load.wait_acked(100, Duration::from_secs(60)).await;
 
     let admin = cluster.client();

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use rekap_client::pilpres2019::{self, CONTEST};
 use rekap_client::proto as pb;
+use rekap_tests::pki::{ADMIN, AUDITOR, OPERATOR};
 use rekap_tests::{Cluster, ClusterOptions, node_binary};
 use serde_json::Value;
 
@@ -18,11 +19,14 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pilpres2019_sample.csv")
 }
 
-fn rekapctl(endpoints: &str, args: &[&str]) -> Value {
+/// Runs rekapctl as `user` with that user's certificate.
+fn rekapctl(cluster: &Cluster, user: &str, endpoints: &str, args: &[&str]) -> Value {
     let bin = node_binary().with_file_name("rekapctl");
     let out = Command::new(&bin)
         .arg("--endpoints")
         .arg(endpoints)
+        .arg("--certs-dir")
+        .arg(cluster.pki.user_dir(user))
         .arg("--json")
         .args(args)
         .output()
@@ -94,12 +98,35 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     let out = dir.path().to_str().unwrap();
     let sample = sample();
     rekapctl(
+        &cluster,
+        ADMIN,
         &endpoints,
         &["pilpres2019", sample.to_str().unwrap(), "--out", out],
     );
-    rekapctl(&endpoints, &["registry", "load", out]);
+    rekapctl(&cluster, ADMIN, &endpoints, &["registry", "load", out]);
+    // The operator may submit for every kecamatan of the sample.
+    rekapctl(
+        &cluster,
+        ADMIN,
+        &endpoints,
+        &[
+            "users",
+            "grant",
+            OPERATOR,
+            "operator",
+            "--each-kecamatan-of",
+            "ID",
+            "--contest",
+            CONTEST,
+        ],
+    );
     let results = dir.path().join("results.csv");
-    let first = rekapctl(&endpoints, &["import", results.to_str().unwrap()]);
+    let first = rekapctl(
+        &cluster,
+        OPERATOR,
+        &endpoints,
+        &["import", results.to_str().unwrap()],
+    );
 
     let rows = pilpres2019::read_rows(&sample).unwrap();
     let (nat, prov) = independent_sums(&rows);
@@ -153,7 +180,12 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     }
 
     // A rerun counts nothing twice.
-    let again = rekapctl(&endpoints, &["import", results.to_str().unwrap()]);
+    let again = rekapctl(
+        &cluster,
+        OPERATOR,
+        &endpoints,
+        &["import", results.to_str().unwrap()],
+    );
     assert_eq!(again["accepted"], 0);
     assert_eq!(again["already_present"], first["accepted"]);
     let t2 = c
@@ -170,6 +202,8 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     let csv_path = dir.path().join("export.csv");
     let audit_path = dir.path().join("audit.jsonl");
     rekapctl(
+        &cluster,
+        AUDITOR,
         &endpoints,
         &[
             "export",
@@ -183,6 +217,11 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     );
     let exported = std::fs::read_to_string(&csv_path).unwrap();
     assert_eq!(exported.lines().count() as u64, nat.rows + 1);
+    // Every exported result names who submitted it.
+    let mut lines = exported.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "submitted_by").unwrap();
+    assert!(lines.all(|l| l.split(',').nth(col) == Some(OPERATOR)));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("audit_chain.py");
     let py = Command::new("python3")
         .arg(&script)
@@ -201,7 +240,7 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     assert_eq!(recomputed["commands"], head.commands);
 
     // Every node holds the same audit chain.
-    let v = rekapctl(&endpoints, &["verify"]);
+    let v = rekapctl(&cluster, AUDITOR, &endpoints, &["verify"]);
     assert_eq!(v["agree"], true, "{v}");
     println!(
         "2019 sample: {} rows, {} accepted, national pas1 {} pas2 {} sah {} tidak sah {}",

@@ -10,7 +10,7 @@ use rekap_tests::{ClusterOptions, start_with_registry};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cluster_restart_keeps_everything() {
     let (mut cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 10).await;
-    let load = Workload::start(endpoints.clone(), tps.clone(), 4);
+    let load = Workload::start(&cluster, endpoints.clone(), tps.clone(), 4);
     load.wait_acked(200, Duration::from_secs(60)).await;
     let history = load.stop().await;
     let before = check_all(&cluster, &tps, &history).await;
@@ -37,6 +37,7 @@ async fn full_cluster_restart_keeps_everything() {
     }
     // And the restarted cluster still takes writes.
     let load = Workload::start(
+        &cluster,
         endpoints,
         Arc::new(tps[history.acked.len() + history.unknown.len()..].to_vec()),
         2,

@@ -17,7 +17,7 @@ async fn lagging_follower_catches_up_by_snapshot() {
         20,
     )
     .await;
-    let load = Workload::start(endpoints, tps.clone(), 4);
+    let load = Workload::start(&cluster, endpoints, tps.clone(), 4);
     load.wait_acked(50, Duration::from_secs(60)).await;
 
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;

@@ -12,7 +12,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (log, sm) = store::open(dir.path()).expect("open store");
+        let (log, sm, _closer) = store::open(dir.path()).expect("open store");
         Ok((dir, log, sm))
     }
 }

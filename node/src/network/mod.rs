@@ -27,10 +27,11 @@ use openraft::{BasicNode, OptionalSend, RPCTypes, RaftNetworkFactory, RaftNetwor
 use rekap_proto::pb;
 use rekap_proto::pb::raft_client::RaftClient;
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::raft::convert as cv;
 use crate::raft::{NodeId, TypeConfig, Vote};
+use crate::security::Tls;
 use crate::store::SnapshotFile;
 
 /// Largest message either side of the Raft service accepts.
@@ -51,26 +52,50 @@ enum Purpose {
     Public,
 }
 
-/// Channels shared by every connection this node opens to its peers.
-#[derive(Clone, Default)]
+/// Channels shared by every connection this node opens to its peers. With
+/// TLS they present this node's certificate and trust only the cluster's
+/// CAs; after a certificate reload new channels use the new files (open
+/// connections keep the session they have).
+#[derive(Clone)]
 pub struct ChannelPool {
-    channels: Arc<Mutex<HashMap<(String, Purpose), Channel>>>,
+    inner: Arc<Mutex<Pool>>,
+    tls: Option<Arc<Tls>>,
+}
+
+#[derive(Default)]
+struct Pool {
+    channels: HashMap<(String, Purpose), Channel>,
+    /// TLS generation the channels were made with.
+    generation: u64,
 }
 
 impl ChannelPool {
+    pub fn new(tls: Option<Arc<Tls>>) -> Self {
+        ChannelPool {
+            inner: Arc::default(),
+            tls,
+        }
+    }
+
     fn get(&self, addr: &str, purpose: Purpose) -> Result<Channel, tonic::transport::Error> {
-        let mut map = self.channels.lock().expect("pool lock");
-        if let Some(ch) = map.get(&(addr.to_string(), purpose)) {
+        let mut pool = self.inner.lock().expect("pool lock");
+        let generation = self.tls.as_ref().map_or(0, |t| t.generation());
+        if pool.generation != generation {
+            pool.channels.clear();
+            pool.generation = generation;
+        }
+        if let Some(ch) = pool.channels.get(&(addr.to_string(), purpose)) {
             return Ok(ch.clone());
         }
-        let ch = Endpoint::from_shared(format!("http://{addr}"))?
+        let ch = endpoint(addr, self.tls.as_deref())?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(1))
             .keep_alive_timeout(Duration::from_secs(2))
             .keep_alive_while_idle(true)
             .connect_lazy();
-        map.insert((addr.to_string(), purpose), ch.clone());
+        pool.channels
+            .insert((addr.to_string(), purpose), ch.clone());
         Ok(ch)
     }
 
@@ -78,6 +103,19 @@ impl ChannelPool {
     pub fn public(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         self.get(addr, Purpose::Public)
     }
+}
+
+/// An endpoint for `addr` (host:port): https with this node's certificate
+/// when `tls` is given, plaintext otherwise.
+pub fn endpoint(addr: &str, tls: Option<&Tls>) -> Result<Endpoint, tonic::transport::Error> {
+    let Some(tls) = tls else {
+        return Endpoint::from_shared(format!("http://{addr}"));
+    };
+    let m = tls.current();
+    let cfg = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&m.ca_pem))
+        .identity(Identity::from_pem(&m.cert_pem, &m.key_pem));
+    Endpoint::from_shared(format!("https://{addr}"))?.tls_config(cfg)
 }
 
 /// Builds per-peer connections for openraft.

@@ -9,10 +9,13 @@ use rekap_proto::pb;
 use rekap_proto::pb::admin_client::AdminClient;
 use tonic::{Request, Response, Status};
 
-use super::{refused, required, unexpected};
+use super::{authorize, refused, required, unexpected, users};
 use crate::node::{Failure, Node, write_failure};
 use crate::raft::{NodeId, RaftMetrics};
+use crate::security::{Caller, caller_of};
+use crate::tally::Action;
 use crate::tally::rules;
+use rekap_proto::pb::user_admin_request::Op;
 
 /// A voter whose log trails the leader's by more than this is not counted
 /// as caught up when checking that a membership change keeps a quorum.
@@ -87,6 +90,14 @@ fn healthy(m: &RaftMetrics) -> BTreeSet<NodeId> {
         }
     }
     out
+}
+
+/// A refusal outside `Node::route`, as the status it carries.
+fn status(f: Failure) -> Status {
+    match f {
+        Failure::Status(s) => s,
+        Failure::NotLeader(_) => Status::unavailable("not the leader"),
+    }
 }
 
 fn precondition(rule: &str, msg: String) -> Failure {
@@ -207,11 +218,12 @@ impl pb::admin_server::Admin for AdminService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move {
+            |r, who| async move {
                 let cmd = pb::Command {
                     kind: Some(pb::command::Kind::LoadRegistry(r)),
+                    principal: None,
                 };
-                match node.propose(cmd).await? {
+                match node.propose(cmd, &who).await? {
                     pb::CommandResponse {
                         kind: Some(pb::command_response::Kind::LoadRegistry(resp)),
                     } => Ok(resp),
@@ -225,9 +237,10 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn cluster_status(
         &self,
-        _req: Request<pb::ClusterStatusRequest>,
+        req: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
         let node = &self.node;
+        authorize(node, &caller_of(&req)?, Action::Status).map_err(status)?;
         let m = node.metrics();
         let leader = node.leader();
         let initialized = node.raft.is_initialized().await.unwrap_or(false);
@@ -254,6 +267,14 @@ impl pb::admin_server::Admin for AdminService {
         req: Request<pb::InitClusterRequest>,
     ) -> Result<Response<pb::InitClusterResponse>, Status> {
         let node = &self.node;
+        let who = caller_of(&req)?;
+        if node.raft.is_initialized().await.unwrap_or(true) {
+            // A no-op that tells no more than ClusterStatus does.
+            authorize(node, &who, Action::Status).map_err(status)?;
+            return Ok(Response::new(pb::InitClusterResponse {
+                already_initialized: true,
+            }));
+        }
         let mut members: BTreeMap<NodeId, BasicNode> = req
             .into_inner()
             .members
@@ -269,6 +290,11 @@ impl pb::admin_server::Admin for AdminService {
             );
         }
         let already_initialized = crate::bootstrap::initialize(&node.raft, members).await?;
+        if !already_initialized && let Caller::User { name, .. } = &who {
+            // The CA-signed caller who initialised the cluster administers it
+            // (unless the node was configured with --initial-admin).
+            node.offer_first_admin(name.clone(), who.clone());
+        }
         Ok(Response::new(pb::InitClusterResponse {
             already_initialized,
         }))
@@ -281,8 +307,17 @@ impl pb::admin_server::Admin for AdminService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move {
+            |r, who| async move {
+                node.lead_or_forward()?;
+                authorize(node, &who, Action::Membership)?;
                 let n = required(r.node, "node")?;
+                if node.sm.view().tally.is_removed(n.node_id) {
+                    return Err(refused(rules::reject(
+                        rules::code::FAILED_PRECONDITION,
+                        "node_id_removed",
+                        format!("node id {} was removed from this cluster; node ids are never reused, give the new node a new id", n.node_id),
+                    )));
+                }
                 if n.addr.is_empty() {
                     return Err(refused(rules::invalid(
                         "required_field",
@@ -349,7 +384,11 @@ impl pb::admin_server::Admin for AdminService {
         self.node
             .route(
                 req,
-                |r| async move { self.change(required(r.change, "change")?).await },
+                |r, who| async move {
+                    self.node.lead_or_forward()?;
+                    authorize(&self.node, &who, Action::Membership)?;
+                    self.change(required(r.change, "change")?).await
+                },
                 |ch, r| async move { AdminClient::new(ch).change_membership(r).await },
             )
             .await
@@ -362,7 +401,9 @@ impl pb::admin_server::Admin for AdminService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move {
+            |r, who| async move {
+                node.lead_or_forward()?;
+                authorize(node, &who, Action::Membership)?;
                 let m = node.metrics();
                 if m.state != ServerState::Leader {
                     return Err(Failure::NotLeader(node.leader()));
@@ -403,6 +444,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::GetChainHeadRequest>,
     ) -> Result<Response<pb::GetChainHeadResponse>, Status> {
+        authorize(&self.node, &caller_of(&req)?, Action::Audit).map_err(status)?;
         let head = self
             .node
             .sm
@@ -415,6 +457,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         req: Request<pb::ListAuditLogRequest>,
     ) -> Result<Response<pb::ListAuditLogResponse>, Status> {
+        authorize(&self.node, &caller_of(&req)?, Action::Audit).map_err(status)?;
         let r = req.into_inner();
         let size = if r.page_size == 0 {
             100
@@ -427,5 +470,47 @@ impl pb::admin_server::Admin for AdminService {
             .audit_entries(r.after_index, size, AUDIT_PAGE_BYTES)
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListAuditLogResponse { entries }))
+    }
+
+    async fn add_user(
+        &self,
+        req: Request<pb::AddUserRequest>,
+    ) -> Result<Response<pb::UserResponse>, Status> {
+        users::change(&self.node, req, Op::Add).await
+    }
+
+    async fn grant_role(
+        &self,
+        req: Request<pb::GrantRoleRequest>,
+    ) -> Result<Response<pb::UserResponse>, Status> {
+        users::change(&self.node, req, Op::Grant).await
+    }
+
+    async fn revoke_role(
+        &self,
+        req: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::UserResponse>, Status> {
+        users::change(&self.node, req, Op::Revoke).await
+    }
+
+    async fn set_user_disabled(
+        &self,
+        req: Request<pb::SetUserDisabledRequest>,
+    ) -> Result<Response<pb::UserResponse>, Status> {
+        users::change(&self.node, req, Op::SetDisabled).await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        req: Request<pb::RevokeCertificateRequest>,
+    ) -> Result<Response<pb::UserResponse>, Status> {
+        users::change(&self.node, req, Op::RevokeCert).await
+    }
+
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        users::list(&self.node, req).await
     }
 }

@@ -9,11 +9,14 @@
 pub mod admin;
 pub mod raft;
 pub mod tally;
+pub mod users;
 
 use rekap_proto::pb;
 use tonic::Status;
 
-use crate::node::{Failure, rejection_status};
+use crate::node::{Failure, Node, rejection_status};
+use crate::security::Caller;
+use crate::tally::Action;
 
 /// A request field that must be present.
 pub(crate) fn required<T>(v: Option<T>, what: &str) -> Result<T, Failure> {
@@ -35,4 +38,13 @@ pub(crate) fn unexpected(resp: pb::CommandResponse) -> Failure {
             "unexpected state machine response {other:?}"
         ))),
     }
+}
+
+/// Refuses `who` unless the tally's authorization allows `action` now.
+pub(crate) fn authorize(node: &Node, who: &Caller, action: Action) -> Result<(), Failure> {
+    node.sm
+        .view()
+        .tally
+        .authorize(Some(&who.principal()), &action)
+        .map_err(refused)
 }

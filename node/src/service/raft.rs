@@ -1,25 +1,47 @@
-//! The internal `Raft` service: hands peers' messages to openraft.
+//! The internal `Raft` service: hands peers' messages to openraft, but only
+//! from callers with a node certificate whose node id belongs to the
+//! cluster. A user certificate, even one from the cluster's CA, is refused
+//! (hashicorp/consul#792).
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use openraft::async_runtime::WatchReceiver;
 use openraft::storage::Snapshot;
 use rekap_proto::pb;
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::node::Node;
+use crate::node::{Node, RULE_HEADER};
+use crate::raft::NodeId;
 use crate::raft::convert as cv;
+use crate::security::{Caller, caller_of};
 use crate::store::SnapshotFile;
 use crate::store::snapshot::temp_name;
 
 /// A snapshot sender that goes quiet this long is given up on.
 const CHUNK_IDLE: Duration = Duration::from_secs(30);
 
+/// How long a member's word that an unknown node id belongs to the cluster
+/// (or does not) is trusted.
+const VOUCH_TTL: Duration = Duration::from_secs(10);
+
 pub struct RaftService {
-    pub node: Arc<Node>,
+    node: Arc<Node>,
+    /// Node ids this node does not know but a member vouched for (true) or
+    /// did not (false), and when that was asked.
+    vouched: Mutex<HashMap<NodeId, (Instant, bool)>>,
+}
+
+fn denied(rule: &str, msg: String) -> Status {
+    let mut s = Status::permission_denied(format!("rule={rule}: {msg}"));
+    if let Ok(v) = rule.parse() {
+        s.metadata_mut().insert(RULE_HEADER, v);
+    }
+    s
 }
 
 fn fatal(e: impl std::fmt::Display) -> Status {
@@ -27,6 +49,90 @@ fn fatal(e: impl std::fmt::Display) -> Status {
 }
 
 impl RaftService {
+    pub fn new(node: Arc<Node>) -> Self {
+        RaftService {
+            node,
+            vouched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a caller to the Raft service: a node certificate whose node id
+    /// is a member as this node knows it. A node that knows no membership yet
+    /// (it is being added) admits any node. A node id it does not know may
+    /// still be a member this node has not heard of (it missed the change
+    /// that added it): a member it does know must vouch for it.
+    async fn admit<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let id = match caller_of(req)? {
+            Caller::Insecure => return Ok(()),
+            Caller::Node(id) => id,
+            Caller::User { name, .. } => {
+                return Err(denied(
+                    "node_identity",
+                    format!("the Raft service takes only node certificates, not user {name:?}"),
+                ));
+            }
+        };
+        if self.node.sm.view().tally.is_removed(id) {
+            return Err(denied(
+                "node_removed",
+                format!("node {id} was removed from this cluster and is never admitted again"),
+            ));
+        }
+        let members: Vec<(NodeId, String)> = {
+            let m = self.node.raft.metrics();
+            let m = m.borrow_watched();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        };
+        if members.is_empty() || members.iter().any(|(m, _)| *m == id) {
+            return Ok(());
+        }
+        if self.vouch(id, &members).await {
+            return Ok(());
+        }
+        Err(denied(
+            "cluster_member",
+            format!("node {id} is not a member of this cluster"),
+        ))
+    }
+
+    async fn vouch(&self, id: NodeId, members: &[(NodeId, String)]) -> bool {
+        if let Some((at, ok)) = self.vouched.lock().expect("vouch lock").get(&id)
+            && at.elapsed() < VOUCH_TTL
+        {
+            return *ok;
+        }
+        let mut ok = false;
+        for (m, addr) in members.iter().filter(|(m, _)| *m != self.node.id) {
+            let Ok(ch) = self.node.peers.public(addr) else {
+                continue;
+            };
+            let mut req = Request::new(pb::ClusterStatusRequest {});
+            req.set_timeout(Duration::from_secs(1));
+            let mut admin = pb::admin_client::AdminClient::new(ch);
+            let call = admin.cluster_status(req);
+            if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(1), call).await
+                && s.get_ref().members.iter().any(|x| x.node_id == id)
+            {
+                tracing::info!(
+                    node = id,
+                    vouched_by = m,
+                    "admitting a member this node had not heard of"
+                );
+                ok = true;
+                break;
+            }
+        }
+        self.vouched
+            .lock()
+            .expect("vouch lock")
+            .insert(id, (Instant::now(), ok));
+        ok
+    }
+
     /// Receives the chunks into a temporary file next to the snapshots,
     /// fsyncs it, then hands it to openraft.
     async fn receive_snapshot(
@@ -103,6 +209,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        self.admit(&req).await?;
         let rpc = cv::append_request_from_pb(req.into_inner())?;
         let resp = self.node.raft.append_entries(rpc).await.map_err(fatal)?;
         Ok(Response::new(cv::append_response_to_pb(&resp)))
@@ -114,6 +221,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.admit(&req).await?;
         // A malformed request ends the input; openraft then ends the output.
         let input = req
             .into_inner()
@@ -130,6 +238,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
+        self.admit(&req).await?;
         let rpc = cv::vote_request_from_pb(req.into_inner())?;
         let resp = self.node.raft.vote(rpc).await.map_err(fatal)?;
         Ok(Response::new(cv::vote_response_to_pb(&resp)))
@@ -139,6 +248,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
+        self.admit(&req).await?;
         let rpc = cv::vote_request_from_pb(req.into_inner())?;
         let resp = self.node.raft.pre_vote(rpc).await.map_err(fatal)?;
         Ok(Response::new(cv::vote_response_to_pb(&resp)))
@@ -148,6 +258,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::SnapshotReply>, Status> {
+        self.admit(&req).await?;
         self.receive_snapshot(req.into_inner())
             .await
             .map(Response::new)
@@ -157,6 +268,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: Request<pb::RaftTransferLeaderRequest>,
     ) -> Result<Response<pb::RaftTransferLeaderReply>, Status> {
+        self.admit(&req).await?;
         let rpc = cv::transfer_request_from_pb(req.into_inner())?;
         let resp = self
             .node

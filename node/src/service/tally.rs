@@ -10,8 +10,9 @@ use tonic::{Request, Response, Status};
 
 use super::{refused, required, unexpected};
 use crate::node::{Failure, Node};
+use crate::security::Caller;
 use crate::store::SmState;
-use crate::tally::{JanggalPage, TallyState, rules};
+use crate::tally::{Action, JanggalPage, TallyState, revise, rules};
 
 pub struct TallyService {
     pub node: Arc<Node>,
@@ -22,20 +23,32 @@ fn submit_cmd(submissions: Vec<pb::Submission>) -> pb::Command {
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions,
         })),
+        principal: None,
     }
 }
 
 async fn submit_batch(
     node: &Node,
+    who: &Caller,
     submissions: Vec<pb::Submission>,
 ) -> Result<pb::SubmitBatchResponse, Failure> {
     rules::check_batch(&submissions).map_err(refused)?;
+    // Items are authorized on the leader, against every grant it acknowledged.
+    node.lead_or_forward()?;
     // Items that fail a stateless rule are answered here and never reach
     // the log; the rest go as one command.
     let mut items: Vec<Option<pb::BatchItem>> = Vec::with_capacity(submissions.len());
     let mut to_propose = Vec::new();
+    let principal = who.principal();
+    let allowed = |s: &pb::Submission| {
+        rules::check_submission(s)?;
+        node.sm
+            .view()
+            .tally
+            .check_submission_auth(Some(&principal), s)
+    };
     for s in submissions {
-        match rules::check_submission(&s) {
+        match allowed(&s) {
             Ok(_) => {
                 items.push(None);
                 to_propose.push(s);
@@ -48,7 +61,7 @@ async fn submit_batch(
     let mut decided = if to_propose.is_empty() {
         Vec::new().into_iter()
     } else {
-        match node.propose(submit_cmd(to_propose)).await? {
+        match node.propose(submit_cmd(to_propose), who).await? {
             pb::CommandResponse {
                 kind: Some(pb::command_response::Kind::Submit(b)),
             } => b.items.into_iter(),
@@ -99,10 +112,12 @@ fn applied(st: &SmState) -> u64 {
 
 /// A read: here after a ReadIndex barrier (or at once when stale), or
 /// forwarded to the leader when this node cannot confirm it is current.
+/// The caller's read permission is checked after the barrier, against the
+/// state the answer comes from (a revocation applied before the read wins).
 async fn read<Req, Resp, R, RF>(
     node: &Node,
     req: Request<Req>,
-    consistency: impl Fn(&Req) -> i32,
+    consistency_and_target: impl Fn(&Req) -> (i32, &str),
     read: impl FnOnce(&SmState, Req) -> Result<Resp, pb::Rejection>,
     remote: R,
 ) -> Result<Response<Resp>, Status>
@@ -113,9 +128,13 @@ where
 {
     node.route(
         req,
-        |r| async move {
-            node.read_barrier(consistency(&r)).await?;
+        |r, who| async move {
+            let (consistency, target) = consistency_and_target(&r);
+            node.read_barrier(consistency).await?;
             let view = node.sm.view();
+            view.tally
+                .authorize(Some(&who.principal()), &Action::Read { target })
+                .map_err(refused)?;
             read(&view, r).map_err(refused)
         },
         remote,
@@ -126,9 +145,14 @@ where
 /// Proposes a correction or flag clearing and unwraps its answer.
 async fn propose_correction(
     node: &Node,
+    who: &Caller,
     kind: pb::command::Kind,
 ) -> Result<pb::CorrectResponse, Failure> {
-    match node.propose(pb::Command { kind: Some(kind) }).await? {
+    let cmd = pb::Command {
+        kind: Some(kind),
+        principal: None,
+    };
+    match node.propose(cmd, who).await? {
         pb::CommandResponse {
             kind: Some(pb::command_response::Kind::Correct(r)),
         } => Ok(r),
@@ -145,9 +169,9 @@ impl pb::tally_server::Tally for TallyService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move {
+            |r, who| async move {
                 let s = required(r.submission, "submission")?;
-                let mut resp = submit_batch(node, vec![s]).await?;
+                let mut resp = submit_batch(node, &who, vec![s]).await?;
                 match resp.items.pop().and_then(|i| i.result) {
                     Some(pb::batch_item::Result::Outcome(o)) => {
                         Ok(pb::SubmitResponse { outcome: Some(o) })
@@ -168,7 +192,7 @@ impl pb::tally_server::Tally for TallyService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move { submit_batch(node, r.submissions).await },
+            |r, who| async move { submit_batch(node, &who, r.submissions).await },
             |ch, r| async move { TallyClient::new(ch).submit_batch(r).await },
         )
         .await
@@ -181,7 +205,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.tps_id),
             |st, r| {
                 let result = st.tally.tps_result(&r.tps_id, &r.contest_id)?;
                 Ok(pb::GetTpsResultResponse {
@@ -200,7 +224,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.region_code),
             |st, r| {
                 Ok(pb::GetTotalsResponse {
                     totals: Some(st.tally.totals(&r.region_code, &r.contest_id)?),
@@ -219,7 +243,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.region_code),
             |st, r| {
                 let (progress, children) = st.tally.progress(&r.region_code, &r.contest_id)?;
                 Ok(pb::GetProgressResponse {
@@ -240,7 +264,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.region_code),
             |st, r| {
                 let page = st.tally.missing(
                     &r.region_code,
@@ -267,14 +291,14 @@ impl pb::tally_server::Tally for TallyService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move {
+            |r, who| async move {
                 rules::check_correction(&r.request_id, r.reason).map_err(refused)?;
                 let mut numbers = required(r.submission.clone(), "submission")?;
                 numbers.submission_id = r.request_id.clone();
                 numbers.tps_id = r.tps_id.clone();
                 numbers.contest_id = r.contest_id.clone();
                 rules::check_submission(&numbers).map_err(refused)?;
-                propose_correction(node, pb::command::Kind::Correct(r)).await
+                propose_correction(node, &who, pb::command::Kind::Correct(r)).await
             },
             |ch, r| async move { TallyClient::new(ch).correct(r).await },
         )
@@ -288,11 +312,43 @@ impl pb::tally_server::Tally for TallyService {
         let node = &self.node;
         node.route(
             req,
-            |r| async move {
+            |r, who| async move {
                 rules::check_correction(&r.request_id, r.reason).map_err(refused)?;
-                propose_correction(node, pb::command::Kind::ClearFlags(r)).await
+                propose_correction(node, &who, pb::command::Kind::ClearFlags(r)).await
             },
             |ch, r| async move { TallyClient::new(ch).clear_flags(r).await },
+        )
+        .await
+    }
+
+    async fn mark_reviewed(
+        &self,
+        req: Request<pb::ReviewRequest>,
+    ) -> Result<Response<pb::CorrectResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r, who| async move {
+                rules::check_id("request_id", &r.request_id).map_err(refused)?;
+                propose_correction(node, &who, pb::command::Kind::Review(r)).await
+            },
+            |ch, r| async move { TallyClient::new(ch).mark_reviewed(r).await },
+        )
+        .await
+    }
+
+    async fn file_objection(
+        &self,
+        req: Request<pb::ObjectionRequest>,
+    ) -> Result<Response<pb::CorrectResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r, who| async move {
+                revise::check_objection(&r).map_err(refused)?;
+                propose_correction(node, &who, pb::command::Kind::Objection(r)).await
+            },
+            |ch, r| async move { TallyClient::new(ch).file_objection(r).await },
         )
         .await
     }
@@ -304,7 +360,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.tps_id),
             |st, r| {
                 let revisions = st.tally.tps_history(&r.tps_id, &r.contest_id)?;
                 Ok(pb::GetTpsHistoryResponse { revisions })
@@ -321,7 +377,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.region_code),
             |st, r| {
                 let (totals, children) = st.tally.children_totals(&r.region_code, &r.contest_id)?;
                 Ok(pb::ListChildrenResponse {
@@ -342,7 +398,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.region_code),
             |st, r| paged(st, r, TallyState::janggal_queue),
             |ch, r| async move { TallyClient::new(ch).list_janggal(r).await },
         )
@@ -356,7 +412,7 @@ impl pb::tally_server::Tally for TallyService {
         read(
             &self.node,
             req,
-            |r| r.consistency,
+            |r| (r.consistency, &r.region_code),
             |st, r| paged(st, r, TallyState::results_page),
             |ch, r| async move { TallyClient::new(ch).list_results(r).await },
         )

@@ -1,8 +1,14 @@
 //! Group commit for log appends: one WAL fsync covers every append that
 //! arrived while the previous fsync ran.
+//!
+//! The fsync thread holds a handle to the database, so it must be gone
+//! before the database can close. When the last `LogStore` is dropped the
+//! channel closes, the thread answers every callback still queued, and the
+//! drop joins it: no thread outlives its store and touches RocksDB while the
+//! process exits (issue 10: "pthread lock: Invalid argument" at exit).
 
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 
 use openraft::storage::IOFlushed;
 use rocksdb::DB;
@@ -11,36 +17,67 @@ use crate::raft::TypeConfig;
 
 #[derive(Clone)]
 pub struct Flusher {
-    tx: mpsc::Sender<IOFlushed<TypeConfig>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Flusher {
     pub fn start(db: Arc<DB>) -> Self {
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("rekap-log-fsync".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(rx.try_iter());
-                    let res = db.flush_wal(true);
-                    for cb in waiting {
-                        cb.io_completed(
-                            res.as_ref()
-                                .map(|_| ())
-                                .map_err(|e| std::io::Error::other(e.to_string())),
-                        );
-                    }
-                }
-            })
+            .spawn(move || run(db, rx))
             .expect("spawn fsync thread");
-        Flusher { tx }
+        Flusher {
+            inner: Arc::new(Inner {
+                tx: Some(tx),
+                thread: Some(thread),
+            }),
+        }
     }
 
     /// Completes `cb` once everything written to the WAL so far is on disk.
     pub fn flush(&self, cb: IOFlushed<TypeConfig>) {
-        if let Err(mpsc::SendError(cb)) = self.tx.send(cb) {
-            cb.io_completed(Err(std::io::Error::other("fsync thread stopped")));
+        match &self.inner.tx {
+            Some(tx) => {
+                if let Err(mpsc::SendError(cb)) = tx.send(cb) {
+                    cb.io_completed(Err(std::io::Error::other("fsync thread stopped")));
+                }
+            }
+            None => cb.io_completed(Err(std::io::Error::other("log store is closing"))),
+        }
+    }
+}
+
+fn run(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+    // `recv` fails only once every sender is gone and the queue is empty, so
+    // every queued callback is answered before the thread ends.
+    while let Ok(first) = rx.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(rx.try_iter());
+        let res = db.flush_wal(true);
+        for cb in waiting {
+            cb.io_completed(
+                res.as_ref()
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
+        }
+    }
+    tracing::debug!("fsync thread stopped");
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.thread.take()
+            && h.join().is_err()
+        {
+            tracing::error!("fsync thread panicked");
         }
     }
 }

@@ -13,8 +13,9 @@ mod log_store;
 pub mod snapshot;
 mod state_machine;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
@@ -34,8 +35,9 @@ pub(crate) const KEY_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"last_membership";
 
 /// Opens (creating if needed) the node's database and its snapshot folder,
-/// and returns the log store and the state machine that share it.
-pub fn open(data_dir: &Path) -> anyhow::Result<(LogStore, StateMachineStore)> {
+/// and returns the log store and the state machine that share it, and the
+/// closer that owns the database's end.
+pub fn open(data_dir: &Path) -> anyhow::Result<(LogStore, StateMachineStore, Closer)> {
     std::fs::create_dir_all(data_dir)?;
     let mut opts = Options::default();
     opts.create_if_missing(true);
@@ -45,8 +47,47 @@ pub fn open(data_dir: &Path) -> anyhow::Result<(LogStore, StateMachineStore)> {
         .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
     let db = Arc::new(DB::open_cf_descriptors(&opts, data_dir.join("db"), cfs)?);
     let log = LogStore::new(db.clone());
-    let sm = StateMachineStore::open(db, data_dir.join("snapshots"))?;
-    Ok((log, sm))
+    let sm = StateMachineStore::open(db.clone(), data_dir.join("snapshots"))?;
+    let closer = Closer {
+        path: data_dir.join("db"),
+        db,
+    };
+    Ok((log, sm, closer))
+}
+
+/// Closes the database on purpose, on the caller's thread, before the
+/// process exits. The log store, the state machine and their clones all
+/// share the database; RocksDB must not still be open (or flushing) when
+/// the process tears down its static objects.
+pub struct Closer {
+    db: Arc<DB>,
+    path: PathBuf,
+}
+
+impl Closer {
+    /// Waits up to `within` until every other handle to the database is
+    /// gone (the fsync thread joined, every task dropped), then stops
+    /// RocksDB's background work, waiting for it, and closes the database.
+    /// On timeout it says how many handles are still open and leaves the
+    /// database as it is.
+    pub fn close(self, within: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while Arc::strong_count(&self.db) > 1 {
+            if start.elapsed() >= within {
+                anyhow::bail!(
+                    "{} other handle(s) to the database {} still open after {within:?}: a task or thread did not stop",
+                    Arc::strong_count(&self.db) - 1,
+                    self.path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tracing::debug!("cancelling RocksDB background work");
+        self.db.cancel_all_background_work(true);
+        drop(self.db);
+        tracing::debug!(path = %self.path.display(), "database closed");
+        Ok(())
+    }
 }
 
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
@@ -55,4 +96,34 @@ pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
 
 pub(crate) fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
     std::io::Error::other(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RocksDB holds a lock file while open: opening the same directory
+    /// again succeeds only if the previous database really closed.
+    #[test]
+    fn dropping_every_handle_closes_the_database_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, sm, closer) = open(dir.path()).unwrap();
+        let log2 = log.clone();
+        drop((log, log2, sm, closer));
+        let (log, sm, closer) = open(dir.path()).expect("database closed on drop");
+        drop((log, sm));
+        closer.close(Duration::from_secs(5)).expect("closes");
+        open(dir.path()).expect("database closed by close()");
+    }
+
+    #[test]
+    fn close_names_handles_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, sm, closer) = open(dir.path()).unwrap();
+        let err = closer
+            .close(Duration::from_millis(50))
+            .expect_err("handles are open");
+        assert!(err.to_string().contains("3 other handle(s)"), "{err}");
+        drop((log, sm));
+    }
 }

@@ -271,6 +271,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         resp
                     }
                     EntryPayload::Membership(m) => {
+                        // Node ids this change drops are never admitted again.
+                        let ids = |m: &crate::raft::Membership| -> std::collections::BTreeSet<u64> {
+                            m.nodes().map(|(id, _)| *id).collect()
+                        };
+                        let before = ids(st.membership.membership());
+                        for (k, v) in st.tally.note_membership(&before, &ids(&m)) {
+                            if let Some(v) = v {
+                                batch.put_cf(data, k, v);
+                            }
+                        }
                         st.membership = StoredMembership::new(Some(entry.log_id), m);
                         none_response()
                     }

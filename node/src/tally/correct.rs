@@ -13,6 +13,7 @@ impl TallyState {
         &mut self,
         req: &pb::CorrectRequest,
         log_index: u64,
+        who: Option<&pb::Principal>,
         writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         rules::check_correction(&req.request_id, req.reason)?;
@@ -28,6 +29,7 @@ impl TallyState {
             &req.tps_id,
             &req.contest_id,
             pb::RevisionKind::Corrected,
+            who,
         )? {
             return Ok(dup);
         }
@@ -55,6 +57,7 @@ impl TallyState {
             reason: req.reason,
             note: req.note.clone(),
             evidence_sha256: req.evidence_sha256.clone(),
+            author: who.cloned(),
         };
         Ok(self.push_revision(key, rev, writes))
     }
@@ -63,6 +66,7 @@ impl TallyState {
         &mut self,
         req: &pb::ClearFlagsRequest,
         log_index: u64,
+        who: Option<&pb::Principal>,
         writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         rules::check_correction(&req.request_id, req.reason)?;
@@ -71,6 +75,7 @@ impl TallyState {
             &req.tps_id,
             &req.contest_id,
             pb::RevisionKind::FlagsCleared,
+            who,
         )? {
             return Ok(dup);
         }
@@ -97,25 +102,29 @@ impl TallyState {
             reason: req.reason,
             note: req.note.clone(),
             evidence_sha256: req.evidence_sha256.clone(),
+            author: who.cloned(),
         };
         Ok(self.push_revision(key, rev, writes))
     }
 
     /// A retried request id answers with the revision it created; an id
-    /// used before for something else is refused.
-    fn repeated_request(
+    /// used before for something else, or by someone else, is refused.
+    pub(super) fn repeated_request(
         &self,
         request_id: &str,
         tps_id: &str,
         contest_id: &str,
         kind: pb::RevisionKind,
+        who: Option<&pb::Principal>,
     ) -> Result<Option<pb::CorrectResponse>, pb::Rejection> {
         let Some((key, rev)) = self.by_request.get(request_id) else {
             return Ok(None);
         };
         let h = &self.results[key];
         let created = &h.revisions[(*rev - 1) as usize];
-        if key.0 != tps_id || key.1 != contest_id || created.kind != kind as i32 {
+        let same_author =
+            created.author.as_ref().map(|a| (&a.name, a.kind)) == who.map(|p| (&p.name, p.kind));
+        if key.0 != tps_id || key.1 != contest_id || created.kind != kind as i32 || !same_author {
             return Err(reject(
                 code::ALREADY_EXISTS,
                 "request_id_reused",
@@ -135,7 +144,7 @@ impl TallyState {
     }
 
     /// The result's key once it exists and `replaces` is its current revision.
-    fn current_for(
+    pub(super) fn current_for(
         &self,
         tps_id: &str,
         contest_id: &str,
@@ -162,7 +171,7 @@ impl TallyState {
         Ok(key)
     }
 
-    fn push_revision(
+    pub(super) fn push_revision(
         &mut self,
         key: ResultKey,
         rev: pb::Revision,

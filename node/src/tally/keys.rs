@@ -14,8 +14,19 @@ pub const CHAIN: u8 = b'h';
 /// read back into memory: the store serves them from disk, and skips them on
 /// start by reading from the kind after this one, so it must sort first.
 pub const AUDIT: u8 = b'a';
-const _: () =
-    assert!(AUDIT < REGION && AUDIT < TPS && AUDIT < CONTEST && AUDIT < RESULT && AUDIT < CHAIN);
+/// A user with their roles.
+pub const USER: u8 = b'u';
+/// The node ids removed from the cluster (one record).
+pub const REMOVED_NODES: u8 = b'n';
+const _: () = assert!(
+    AUDIT < REGION
+        && AUDIT < TPS
+        && AUDIT < CONTEST
+        && AUDIT < RESULT
+        && AUDIT < CHAIN
+        && AUDIT < USER
+        && AUDIT < REMOVED_NODES
+);
 
 pub fn region(code: &str) -> Vec<u8> {
     with_kind(REGION, code)
@@ -39,6 +50,14 @@ pub fn result(tps_id: &str, contest_id: &str) -> Vec<u8> {
 
 pub fn chain() -> Vec<u8> {
     vec![CHAIN]
+}
+
+pub fn user(name: &str) -> Vec<u8> {
+    with_kind(USER, name)
+}
+
+pub fn removed_nodes() -> Vec<u8> {
+    vec![REMOVED_NODES]
 }
 
 pub fn audit(index: u64) -> Vec<u8> {

@@ -8,25 +8,30 @@
 //! and contest are maintained incrementally so totals and progress of any
 //! region are read in O(1), never by scanning its TPS.
 
+pub mod auth;
 pub mod chain;
 mod correct;
 pub mod keys;
 mod query;
 mod registry;
+pub mod revise;
 pub mod rules;
 mod submit;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_revisions;
+mod users;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost::Message;
 use rekap_proto::pb;
 
+pub use auth::{Action, Perm};
 pub use chain::Chain;
 pub use query::{JanggalPage, MissingPage};
+pub use users::UserEntry;
 
 /// Code of the single nasional region, the root of the hierarchy.
 pub const NASIONAL: &str = "ID";
@@ -82,6 +87,8 @@ fn view(h: &pb::ResultHistory) -> pb::StoredResult {
         revision: c.revision,
         log_index: c.log_index,
         janggal: c.janggal.clone(),
+        submitted_by: h.revisions[0].author.clone(),
+        changed_by: c.author.clone(),
     }
 }
 
@@ -96,6 +103,8 @@ pub struct TallyState {
     by_request: HashMap<String, (ResultKey, u64)>,
     aggregates: HashMap<ResultKey, Aggregate>,
     chain: Chain,
+    users: BTreeMap<String, UserEntry>,
+    removed_nodes: BTreeSet<u64>,
 }
 
 impl Default for TallyState {
@@ -129,12 +138,15 @@ impl TallyState {
             by_request: HashMap::new(),
             aggregates: HashMap::new(),
             chain: Chain::default(),
+            users: BTreeMap::new(),
+            removed_nodes: BTreeSet::new(),
         }
     }
 
     /// Applies one replicated command. Deterministic: the same state and
-    /// command always give the same response and writes. Every command,
-    /// refused or not, extends the audit chain.
+    /// command always give the same response and writes. The command's
+    /// principal is authorized first, against the users as of this index.
+    /// Every command, refused or not, extends the audit chain.
     pub fn apply(
         &mut self,
         cmd: &pb::Command,
@@ -143,25 +155,38 @@ impl TallyState {
         use pb::command::Kind;
         use pb::command_response::Kind as R;
         let mut writes = Vec::new();
-        let kind = match &cmd.kind {
-            Some(Kind::LoadRegistry(req)) => {
-                match self.load_registry(req, log_index, &mut writes) {
-                    Ok(resp) => R::LoadRegistry(resp),
-                    Err(rej) => R::Rejection(rej),
+        let who = cmd.principal.as_ref();
+        let kind = match self.check_command(cmd) {
+            Err(rej) => R::Rejection(rej),
+            Ok(()) => match &cmd.kind {
+                Some(Kind::LoadRegistry(req)) => either(
+                    self.load_registry(req, log_index, &mut writes),
+                    R::LoadRegistry,
+                ),
+                Some(Kind::Submit(batch)) => {
+                    R::Submit(self.submit_batch(&batch.submissions, log_index, who, &mut writes))
                 }
-            }
-            Some(Kind::Submit(batch)) => {
-                R::Submit(self.submit_batch(&batch.submissions, log_index, &mut writes))
-            }
-            Some(Kind::Correct(req)) => match self.correct(req, log_index, &mut writes) {
-                Ok(resp) => R::Correct(resp),
-                Err(rej) => R::Rejection(rej),
+                Some(Kind::Correct(req)) => {
+                    either(self.correct(req, log_index, who, &mut writes), R::Correct)
+                }
+                Some(Kind::ClearFlags(req)) => either(
+                    self.clear_flags(req, log_index, who, &mut writes),
+                    R::Correct,
+                ),
+                Some(Kind::Review(req)) => {
+                    either(self.review(req, log_index, who, &mut writes), R::Correct)
+                }
+                Some(Kind::Objection(req)) => {
+                    either(self.object(req, log_index, who, &mut writes), R::Correct)
+                }
+                Some(Kind::UserAdmin(req)) => {
+                    either(self.user_admin(req, log_index, &mut writes), R::User)
+                }
+                Some(Kind::BootstrapAdmin(req)) => {
+                    either(self.bootstrap_admin(req, log_index, &mut writes), R::User)
+                }
+                None => R::Rejection(rules::invalid("command", "empty command")),
             },
-            Some(Kind::ClearFlags(req)) => match self.clear_flags(req, log_index, &mut writes) {
-                Ok(resp) => R::Correct(resp),
-                Err(rej) => R::Rejection(rej),
-            },
-            None => R::Rejection(rules::invalid("command", "empty command")),
         };
         self.chain.extend(log_index, cmd, &mut writes);
         (pb::CommandResponse { kind: Some(kind) }, writes)
@@ -179,6 +204,8 @@ impl TallyState {
     {
         let (mut regions, mut tps, mut contests, mut results) = (vec![], vec![], vec![], vec![]);
         let mut chain = Chain::default();
+        let mut users = BTreeMap::new();
+        let mut removed = Vec::new();
         for (k, v) in records {
             match k.first() {
                 Some(&keys::REGION) => regions.push(pb::Region::decode(v.as_slice())?),
@@ -191,11 +218,20 @@ impl TallyState {
                         Chain::from_pb(&p).ok_or(RestoreError::UnknownKind(Some(keys::CHAIN)))?;
                 }
                 Some(&keys::AUDIT) => {}
+                Some(&keys::USER) => {
+                    let u = pb::User::decode(v.as_slice())?;
+                    users.insert(u.name.clone(), UserEntry::new(u));
+                }
+                Some(&keys::REMOVED_NODES) => {
+                    removed = pb::RemovedNodes::decode(v.as_slice())?.node_ids;
+                }
                 other => return Err(RestoreError::UnknownKind(other.copied())),
             }
         }
         let mut st = TallyState::new();
         st.chain = chain;
+        st.users = users;
+        st.removed_nodes = removed.into_iter().collect();
         regions.sort_by_key(|r| r.level);
         for r in regions {
             st.insert_region(r);
@@ -231,6 +267,15 @@ impl TallyState {
         }
         if self.chain.commands > 0 {
             out.push((keys::chain(), self.chain.to_pb().encode_to_vec()));
+        }
+        for u in self.users.values() {
+            out.push((keys::user(&u.user.name), u.user.encode_to_vec()));
+        }
+        if !self.removed_nodes.is_empty() {
+            let rec = pb::RemovedNodes {
+                node_ids: self.removed_nodes.iter().copied().collect(),
+            };
+            out.push((keys::removed_nodes(), rec.encode_to_vec()));
         }
         out.sort();
         out
@@ -411,6 +456,13 @@ impl TallyState {
     pub fn result_count(&self) -> usize {
         self.results.len()
     }
+}
+
+fn either<T>(
+    r: Result<T, pb::Rejection>,
+    ok: impl FnOnce(T) -> pb::command_response::Kind,
+) -> pb::command_response::Kind {
+    r.map_or_else(pb::command_response::Kind::Rejection, ok)
 }
 
 fn scope_of(c: &pb::Contest) -> &str {

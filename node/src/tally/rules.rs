@@ -11,7 +11,9 @@ pub mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
     pub const NOT_FOUND: i32 = 5;
     pub const ALREADY_EXISTS: i32 = 6;
+    pub const PERMISSION_DENIED: i32 = 7;
     pub const FAILED_PRECONDITION: i32 = 9;
+    pub const UNAUTHENTICATED: i32 = 16;
 }
 
 /// Most submissions one `SubmitBatch` may carry.

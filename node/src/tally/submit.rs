@@ -14,6 +14,7 @@ impl TallyState {
         &mut self,
         batch: &[pb::Submission],
         log_index: u64,
+        who: Option<&pb::Principal>,
         writes: &mut Vec<Write>,
     ) -> pb::SubmitBatchResponse {
         if let Err(rej) = rules::check_batch(batch) {
@@ -22,11 +23,16 @@ impl TallyState {
         }
         let items = batch
             .iter()
-            .map(|s| match self.submit_one(s, log_index, writes) {
-                Ok(outcome) => pb::BatchItem {
-                    result: Some(pb::batch_item::Result::Outcome(outcome)),
-                },
-                Err(rej) => rejection_item(rej),
+            .map(|s| {
+                match self
+                    .check_submission_auth(who, s)
+                    .and_then(|()| self.submit_one(s, log_index, who, writes))
+                {
+                    Ok(outcome) => pb::BatchItem {
+                        result: Some(pb::batch_item::Result::Outcome(outcome)),
+                    },
+                    Err(rej) => rejection_item(rej),
+                }
             })
             .collect();
         pb::SubmitBatchResponse { items }
@@ -36,6 +42,7 @@ impl TallyState {
         &mut self,
         s: &pb::Submission,
         log_index: u64,
+        who: Option<&pb::Principal>,
         writes: &mut Vec<Write>,
     ) -> Result<pb::SubmitOutcome, pb::Rejection> {
         rules::check_submission(s)?;
@@ -84,6 +91,7 @@ impl TallyState {
             submission: Some(canonical(s, &contest)),
             log_index,
             janggal: rules::janggal(s, dpt),
+            author: who.cloned(),
             ..Default::default()
         };
         let out = outcome(s, &rev, pb::SubmitStatus::Accepted);

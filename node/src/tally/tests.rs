@@ -69,6 +69,7 @@ pub(super) fn registry() -> pb::Command {
         tps("C1", "11.01.01.2001", 1),
     ];
     pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             regions,
             tps,
@@ -127,6 +128,7 @@ pub(super) fn submit(
     index: u64,
 ) -> Result<pb::SubmitOutcome, pb::Rejection> {
     let cmd = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions: vec![s],
         })),
@@ -276,6 +278,7 @@ fn retries_never_count_twice_and_conflicts_are_refused() {
 fn a_batch_decides_items_in_order() {
     let mut st = loaded();
     let cmd = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions: vec![
                 sub("a", "A1", "PPWP", 1, 1, 0),
@@ -307,6 +310,7 @@ fn oversized_batch_is_refused_whole() {
         .map(|i| sub(&format!("s{i}"), "A1", "PPWP", 1, 1, 0))
         .collect();
     let cmd = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions,
         })),
@@ -361,6 +365,7 @@ fn registry_reload_is_a_no_op_and_guards_its_shape() {
     );
 
     let orphan = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             tps: vec![tps("Z1", "99.99.99.9999", 1)],
             ..Default::default()
@@ -381,6 +386,7 @@ fn registry_reload_is_a_no_op_and_guards_its_shape() {
     );
 
     let moved = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             tps: vec![tps("A1", "63.02.02.2001", 1)],
             ..Default::default()
@@ -416,6 +422,7 @@ fn restore_rebuilds_the_same_state_and_aggregates() {
 fn new_tps_after_contest_counts_towards_totals() {
     let mut st = loaded();
     let more = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             tps: vec![tps("A3", "63.02.01.2001", 3)],
             ..Default::default()

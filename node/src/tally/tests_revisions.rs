@@ -28,6 +28,7 @@ fn full(id: &str, tps: &str) -> pb::Submission {
 
 fn correct_cmd(req: pb::CorrectRequest) -> pb::Command {
     pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::Correct(req)),
     }
 }
@@ -271,6 +272,7 @@ fn clearing_flags_is_a_recorded_revision() {
     let o = submit(&mut st, sub("s1", "A1", "PPWP", 150, 0, 1), 2).unwrap();
     assert_eq!(o.janggal, vec!["all_votes_one_candidate".to_string()]);
     let clear = |id: &str, replaces: u64| pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::ClearFlags(pb::ClearFlagsRequest {
             request_id: id.into(),
             tps_id: "A1".into(),
@@ -321,6 +323,7 @@ fn a_tps_without_results_can_be_removed_one_with_results_cannot() {
     let mut st = loaded();
     submit(&mut st, sub("s1", "A1", "PPWP", 100, 50, 5), 2).unwrap();
     let remove = |ids: &[&str]| pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             remove_tps: ids.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
@@ -348,6 +351,7 @@ fn renaming_a_contest_with_results_keeps_its_totals() {
     renamed.name = "PEMILU PRESIDEN".into();
     renamed.candidates[0].name = "PASLON SATU".into();
     let cmd = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             contests: vec![renamed],
             ..Default::default()
@@ -370,6 +374,7 @@ fn renaming_a_contest_with_results_keeps_its_totals() {
     let mut reshaped = super::tests::contest("PPWP", "");
     reshaped.candidates.pop();
     let cmd = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             contests: vec![reshaped],
             ..Default::default()
@@ -386,6 +391,7 @@ fn renaming_a_contest_with_results_keeps_its_totals() {
 fn removing_a_removed_tps_again_is_a_no_op() {
     let mut st = loaded();
     let remove = pb::Command {
+        principal: None,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             remove_tps: vec!["A2".into()],
             ..Default::default()

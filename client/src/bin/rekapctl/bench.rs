@@ -2,6 +2,11 @@
 //! result, wait for the acknowledgement, and submit the next, until N unique
 //! submissions are acknowledged. Registers its own synthetic registry (codes
 //! prefixed per run), so it can run against a cluster that holds real data.
+//!
+//! With TLS, run it as an admin (it loads the registry) and name an operator
+//! certificate folder with `--operator-certs-dir`: the bench grants that
+//! operator its registry's kecamatan and submits as the operator, so the
+//! figures include authentication and authorization as deployed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +34,9 @@ pub struct BenchArgs {
     /// Submissions per request (1 = `Submit`, more = `SubmitBatch`).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Certificate folder of the operator who submits (with TLS).
+    #[arg(long)]
+    operator_certs_dir: Option<std::path::PathBuf>,
 }
 
 pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
@@ -48,6 +56,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         reg.tps.len()
     );
     super::registry::load(ctx, &reg, 5000, true).await?;
+    let opts = writer_options(ctx, &a, &reg).await?;
 
     let tps: Arc<Vec<String>> = Arc::new(
         reg.tps
@@ -62,7 +71,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..a.clients.max(1) {
-        let client = Client::with_options(endpoints.clone(), ClientOptions::default());
+        let client = Client::with_options(endpoints.clone(), opts.clone());
         let (tps, next, contest) = (tps.clone(), next.clone(), spec.contest_id.clone());
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
@@ -154,6 +163,40 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("cluster totals do not match what was acknowledged");
     }
     Ok(())
+}
+
+/// The writers' options: the operator's certificate with TLS, after
+/// granting the operator the bench registry's kecamatan.
+async fn writer_options(
+    ctx: &Ctx,
+    a: &BenchArgs,
+    reg: &rekap_client::registry::Registry,
+) -> anyhow::Result<ClientOptions> {
+    if ctx.opts.tls.is_none() {
+        return Ok(ctx.opts.clone());
+    }
+    let dir = a.operator_certs_dir.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "with TLS, --operator-certs-dir names the operator who submits (an admin cannot)"
+        )
+    })?;
+    let tls = rekap_client::ClientTls::from_dir(dir, None)?;
+    ctx.client.add_user(&tls.user).await?;
+    let kecamatan: Vec<String> = reg
+        .regions
+        .iter()
+        .filter(|r| r.level == pb::RegionLevel::Kecamatan as i32)
+        .map(|r| r.code.clone())
+        .collect();
+    for chunk in kecamatan.chunks(2000) {
+        ctx.client
+            .grant(&tls.user, pb::Role::Operator, chunk.to_vec())
+            .await?;
+    }
+    Ok(ClientOptions {
+        tls: Some(tls),
+        ..ctx.opts.clone()
+    })
 }
 
 fn submission(tps: &str, contest: &str) -> pb::Submission {

@@ -9,6 +9,7 @@ use rekap_client::proto as pb;
 use serde_json::json;
 
 use crate::Ctx;
+use crate::revise::who;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -74,8 +75,16 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                         ];
                         h.extend(s.votes.iter().map(|v| format!("paslon_{}", v.candidate_id)));
                         h.extend(
-                            ["sah", "tidak_sah", "total", "janggal", "submission_id"]
-                                .map(String::from),
+                            [
+                                "sah",
+                                "tidak_sah",
+                                "total",
+                                "janggal",
+                                "submission_id",
+                                "submitted_by",
+                                "changed_by",
+                            ]
+                            .map(String::from),
                         );
                         w.write_record(&h)?;
                         header_done = true;
@@ -95,6 +104,8 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                         opt(s.total),
                         r.janggal.join(";"),
                         s.submission_id,
+                        who(&r.submitted_by),
+                        who(&r.changed_by),
                     ]);
                     w.write_record(&row)?;
                 }
@@ -108,6 +119,7 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                         "dpt": s.dpt, "dptb": s.dptb, "dpk": s.dpk, "users_total": s.users_total,
                         "ballots_received": s.ballots_received, "ballots_used": s.ballots_used,
                         "janggal": r.janggal, "submission_id": s.submission_id,
+                        "submitted_by": who(&r.submitted_by), "changed_by": who(&r.changed_by),
                     });
                     writeln!(file, "{v}")?;
                 }

@@ -2,6 +2,7 @@
 //! One file per command group; output is a table, or JSON with `--json`.
 
 mod bench;
+mod certs;
 mod cluster;
 mod drill;
 mod export;
@@ -13,12 +14,14 @@ mod read;
 mod registry;
 mod revise;
 mod submit;
+mod users;
 mod verify;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use rekap_client::{Client, ClientOptions};
+use rekap_client::{Client, ClientOptions, ClientTls};
 
 #[derive(Parser)]
 #[command(
@@ -41,12 +44,24 @@ struct Cli {
     /// Give up on a call after this many seconds (retries included).
     #[arg(long, default_value_t = 30, global = true)]
     timeout: u64,
+    /// Folder with your TLS files: ca.crt, client.USER.crt, client.USER.key.
+    #[arg(long, env = "REKAP_CERTS_DIR", global = true)]
+    certs_dir: Option<PathBuf>,
+    /// Which user certificate in --certs-dir to use (default: the only one).
+    #[arg(long, env = "REKAP_USER", global = true)]
+    user: Option<String>,
+    /// Talk plaintext, to nodes started with --insecure.
+    #[arg(long, env = "REKAP_INSECURE", global = true)]
+    insecure: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Make the cluster's certificates: a CA, node and user certificates.
+    #[command(subcommand)]
+    Certs(certs::CertsCmd),
     /// Cluster membership and health.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
@@ -67,6 +82,13 @@ enum Cmd {
     Correct(revise::CorrectArgs),
     /// Clear the janggal flags of a result after review (a new revision).
     ClearFlags(revise::Change),
+    /// Mark a result reviewed (verifiers; a new revision, same numbers).
+    Review(revise::Remark),
+    /// File an objection (keberatan) on a result (witnesses; flags it).
+    Object(revise::Remark),
+    /// Users and their roles (admin).
+    #[command(subcommand)]
+    Users(users::UsersCmd),
     /// Every revision of a TPS result.
     History(revise::HistoryArgs),
     /// Totals and progress of each child region.
@@ -90,10 +112,12 @@ enum Cmd {
 pub struct Ctx {
     pub client: Client,
     pub json: bool,
+    /// The options `client` was made with, for tools that open more clients.
+    pub opts: ClientOptions,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REKAPCTL_LOG")
@@ -101,7 +125,34 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    rekap_client::install_crypto_provider();
+    if let Err(e) = run(Cli::parse()).await {
+        match e.downcast_ref::<tonic::Status>() {
+            Some(s) => eprintln!("error: {:?}: {}", s.code(), s.message()),
+            None => eprintln!("error: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cmd = match cli.cmd {
+        Cmd::Certs(c) => return certs::run(c),
+        other => other,
+    };
+    // Commands that only read and write files need no certificate.
+    let offline = matches!(
+        &cmd,
+        Cmd::Pilpres2019(_) | Cmd::Registry(registry::RegistryCmd::Generate { .. })
+    );
+    let tls = match (&cli.certs_dir, cli.insecure) {
+        (_, true) => None,
+        (None, false) if offline => None,
+        (Some(dir), false) => Some(ClientTls::from_dir(dir, cli.user.as_deref())?),
+        (None, false) => anyhow::bail!(
+            "--certs-dir (REKAP_CERTS_DIR) is required: nodes take TLS connections with a user certificate (see rekapctl certs); --insecure talks plaintext"
+        ),
+    };
     let endpoints: Vec<String> = cli
         .endpoints
         .split(',')
@@ -114,13 +165,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let opts = ClientOptions {
         deadline: Duration::from_secs(cli.timeout),
+        tls,
         ..ClientOptions::default()
     };
     let ctx = Ctx {
-        client: Client::with_options(endpoints, opts),
+        client: Client::with_options(endpoints, opts.clone()),
         json: cli.json,
+        opts,
     };
-    let res = match cli.cmd {
+    match cmd {
+        Cmd::Certs(_) => unreachable!("handled above"),
         Cmd::Cluster(c) => cluster::run(&ctx, c).await,
         Cmd::Registry(c) => registry::run(&ctx, c).await,
         Cmd::Submit(a) => submit::run(&ctx, a).await,
@@ -131,6 +185,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Correct(a) => revise::correct(&ctx, a).await,
         Cmd::ClearFlags(a) => revise::clear_flags(&ctx, a).await,
         Cmd::History(a) => revise::history(&ctx, a).await,
+        Cmd::Review(a) => revise::review(&ctx, a).await,
+        Cmd::Object(a) => revise::object(&ctx, a).await,
+        Cmd::Users(c) => users::run(&ctx, c).await,
         Cmd::Children(a) => drill::children(&ctx, a).await,
         Cmd::Janggal(a) => drill::janggal(&ctx, a).await,
         Cmd::Verify => verify::run(&ctx).await,
@@ -139,13 +196,5 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Export(a) => export::run(&ctx, a).await,
         Cmd::Pilpres2019(a) => pilpres::run(&ctx, a).await,
         Cmd::Bench(a) => bench::run(&ctx, a).await,
-    };
-    if let Err(e) = res {
-        match e.downcast_ref::<tonic::Status>() {
-            Some(s) => eprintln!("error: {:?}: {}", s.code(), s.message()),
-            None => eprintln!("error: {e:#}"),
-        }
-        std::process::exit(1);
     }
-    Ok(())
 }

@@ -1,5 +1,5 @@
-//! `rekapctl correct|clear-flags|history`: accountable changes to a result
-//! and the record of every revision.
+//! `rekapctl correct|clear-flags|review|object|history`: accountable
+//! changes to a result and the record of every revision, with who made it.
 
 use clap::{Args, ValueEnum};
 use rekap_client::proto as pb;
@@ -49,6 +49,8 @@ fn kind_name(k: i32) -> &'static str {
         pb::RevisionKind::Submitted => "submitted",
         pb::RevisionKind::Corrected => "corrected",
         pb::RevisionKind::FlagsCleared => "flags cleared",
+        pb::RevisionKind::Reviewed => "reviewed",
+        pb::RevisionKind::Objected => "objection",
         pb::RevisionKind::Unspecified => "?",
     }
 }
@@ -97,6 +99,69 @@ pub struct CorrectArgs {
     change: Change,
     #[command(flatten)]
     numbers: Numbers,
+}
+
+/// A review or an objection: a revision that keeps the numbers.
+#[derive(Args)]
+pub struct Remark {
+    #[arg(long)]
+    tps: String,
+    #[arg(long)]
+    contest: String,
+    /// The current revision (see `history`).
+    #[arg(long)]
+    replaces: u64,
+    /// For a review, a note; for an objection, what is wrong (required).
+    #[arg(long, default_value = "")]
+    text: String,
+    /// SHA-256 (hex) of the evidence (objections).
+    #[arg(long, default_value = "")]
+    evidence: String,
+    /// Request id; default derived from the remark, so rerunning it is harmless.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+impl Remark {
+    fn request_id(&self, what: &str) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            let content = format!(
+                "{what}|{}|{}|{}|{}",
+                self.tps, self.contest, self.replaces, self.text
+            );
+            let digest = Sha256::digest(content.as_bytes());
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{what}:{hex}")
+        })
+    }
+}
+
+pub async fn review(ctx: &Ctx, r: Remark) -> anyhow::Result<()> {
+    let req = pb::ReviewRequest {
+        request_id: r.request_id("review"),
+        tps_id: r.tps.clone(),
+        contest_id: r.contest.clone(),
+        replaces_revision: r.replaces,
+        note: r.text.clone(),
+    };
+    show(ctx, ctx.client.mark_reviewed(req).await?)
+}
+
+pub async fn object(ctx: &Ctx, r: Remark) -> anyhow::Result<()> {
+    let req = pb::ObjectionRequest {
+        request_id: r.request_id("object"),
+        tps_id: r.tps.clone(),
+        contest_id: r.contest.clone(),
+        replaces_revision: r.replaces,
+        text: r.text.clone(),
+        evidence_sha256: r.evidence.clone(),
+    };
+    show(ctx, ctx.client.file_objection(req).await?)
+}
+
+/// A principal as people read it.
+pub fn who(p: &Option<pb::Principal>) -> String {
+    p.as_ref().map_or_else(|| "-".into(), |p| p.name.clone())
 }
 
 #[derive(Args)]
@@ -174,7 +239,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
             .map(|r| {
                 let s = r.submission.clone().unwrap_or_default();
                 json!({
-                    "revision": r.revision, "kind": kind_name(r.kind), "log_index": r.log_index,
+                    "revision": r.revision, "kind": kind_name(r.kind), "log_index": r.log_index, "by": who(&r.author),
                     "request_id": s.submission_id, "reason": reason_name(r.reason), "note": r.note,
                     "evidence_sha256": r.evidence_sha256, "janggal": r.janggal,
                     "votes": s.votes.iter().map(|v| json!({"candidate_id": v.candidate_id, "votes": v.votes})).collect::<Vec<_>>(),
@@ -197,6 +262,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
             vec![
                 r.revision.to_string(),
                 kind_name(r.kind).into(),
+                who(&r.author),
                 votes.join(" "),
                 format!("{}/{}/{}", opt(s.sah), opt(s.tidak_sah), opt(s.total)),
                 reason_name(r.reason).into(),
@@ -212,6 +278,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
             &[
                 "rev",
                 "kind",
+                "by",
                 "votes",
                 "sah/tidak sah/total",
                 "reason",
