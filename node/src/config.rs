@@ -47,6 +47,10 @@ pub struct Args {
     /// and when a file changes.
     #[arg(long, env = "REKAP_CERTS_DIR")]
     pub certs_dir: Option<PathBuf>,
+    /// This cluster's name, recorded in every data directory at creation: a
+    /// node refuses a directory of another cluster (give each its own).
+    #[arg(long, env = "REKAP_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
     /// Serve plaintext, with no authentication and no authorization. For
     /// benchmarks and experiments only; never on an election network.
     #[arg(long, env = "REKAP_INSECURE")]
@@ -68,6 +72,7 @@ struct FileConfig {
     initial_cluster: Option<String>,
     snapshot_every: Option<u64>,
     certs_dir: Option<PathBuf>,
+    cluster_name: Option<String>,
     insecure: Option<bool>,
     initial_admin: Option<String>,
 }
@@ -84,6 +89,7 @@ pub struct Config {
     /// `None` only with `--insecure`.
     pub certs_dir: Option<PathBuf>,
     pub initial_admin: Option<String>,
+    pub cluster_name: String,
 }
 
 impl Config {
@@ -147,7 +153,12 @@ impl Config {
                 "--initial-admin (REKAP_INITIAL_ADMIN) is required with --initial-cluster: name the user (as in their certificate) who administers the new cluster"
             );
         }
+        let cluster_name = args
+            .cluster_name
+            .or(file.cluster_name)
+            .unwrap_or_else(|| "rekap".into());
         Ok(Config {
+            cluster_name,
             id,
             listen,
             advertise,

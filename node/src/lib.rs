@@ -11,6 +11,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod fuzzing;
 pub mod network;
 pub mod node;
 pub mod raft;

@@ -40,7 +40,11 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let cfg = Config::resolve(Args::parse())?;
     let shutdown = Shutdown::install(SHUTDOWN_BOUND)?;
-    let (log, sm, closer) = store::open(&cfg.data_dir)?;
+    let owner = store::Owner {
+        node_id: cfg.id,
+        cluster: cfg.cluster_name.clone(),
+    };
+    let (log, sm, closer) = store::open(&cfg.data_dir, &owner)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -16,6 +16,7 @@ use crate::network::{ChannelPool, MAX_RAFT_MESSAGE, NetworkFactory};
 use crate::node::Node;
 use crate::security::material::Paths;
 use crate::security::{self, AuthLayer, Authenticator, Caller, Tls, acceptor};
+use crate::service::limits::SizeLimitLayer;
 use crate::service::{admin::AdminService, raft::RaftService, tally::TallyService};
 use crate::shutdown::Shutdown;
 use crate::store::{LogStore, StateMachineStore};
@@ -61,8 +62,13 @@ pub async fn serve(
             raft: raft.clone(),
             sm,
             peers: pool,
+            // Users would shut out every unauthenticated caller: an
+            // insecure cluster has none.
             first_admin: std::sync::Mutex::new(
-                cfg.initial_admin.clone().map(|name| (name, Caller::Node(cfg.id))),
+                cfg.initial_admin
+                    .clone()
+                    .filter(|_| cfg.certs_dir.is_some())
+                    .map(|name| (name, Caller::Node(cfg.id))),
             ),
         });
 
@@ -88,6 +94,7 @@ pub async fn serve(
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .layer(AuthLayer(Authenticator::new(tls)))
+            .layer(SizeLimitLayer)
             .add_service(
                 pb::tally_server::TallyServer::new(TallyService { node: node.clone() })
                     .max_decoding_message_size(MAX_PUBLIC_MESSAGE),

@@ -247,27 +247,71 @@ impl Cluster {
         self.nodes.insert(id, n);
     }
 
+    /// A node's command line, as `(flag, value)` pairs.
+    fn node_args(&self, n: &NodeProc) -> Vec<(String, String)> {
+        [
+            ("--id", n.id.to_string()),
+            ("--listen", n.addr.clone()),
+            ("--data-dir", n.data_dir.display().to_string()),
+            ("--initial-cluster", n.initial_cluster.clone()),
+            ("--snapshot-every", self.opts.snapshot_every.to_string()),
+            ("--certs-dir", n.certs.display().to_string()),
+            ("--initial-admin", ADMIN.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Runs a stopped node's process with its command line changed by
+    /// `edit`, expecting it to refuse to start: waits up to `timeout` for it
+    /// to exit and returns its status and everything it wrote.
+    pub async fn run_to_exit(
+        &self,
+        id: u64,
+        edit: impl FnOnce(&mut Vec<(String, String)>),
+        timeout: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let n = &self.nodes[&id];
+        assert!(n.child.is_none(), "node {id} is running");
+        let mut args = self.node_args(n);
+        edit(&mut args);
+        let out = self.dir.path().join(format!("node-{id}.refused.log"));
+        let file = File::create(&out).expect("output file");
+        let mut child = Command::new(&self.bin)
+            .args(args.iter().flat_map(|(k, v)| [k, v]))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("fd"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn rekap-node");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node {id} kept running; expected it to refuse to start:\n{}",
+                    std::fs::read_to_string(&out).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (status, std::fs::read_to_string(&out).unwrap_or_default())
+    }
+
     fn launch(&self, n: &mut NodeProc) {
         let log = File::options()
             .create(true)
             .append(true)
             .open(&n.log)
             .expect("node log");
+        let args = self.node_args(n);
         let child = Command::new(&self.bin)
-            .arg("--id")
-            .arg(n.id.to_string())
-            .arg("--listen")
-            .arg(&n.addr)
-            .arg("--data-dir")
-            .arg(&n.data_dir)
-            .arg("--initial-cluster")
-            .arg(&n.initial_cluster)
-            .arg("--snapshot-every")
-            .arg(self.opts.snapshot_every.to_string())
-            .arg("--certs-dir")
-            .arg(&n.certs)
-            .arg("--initial-admin")
-            .arg(ADMIN)
+            .args(args.iter().flat_map(|(k, v)| [k, v]))
             .env(
                 "RUST_LOG",
                 std::env::var("REKAP_TEST_NODE_LOG")
@@ -365,6 +409,13 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Sends `sig` to a running node (SIGHUP: re-read certificates).
+    pub fn signal(&self, id: u64, sig: nix::sys::signal::Signal) {
+        let child = self.nodes[&id].child.as_ref().expect("node is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, sig).expect("signal the node");
     }
 
     /// Starts a stopped or killed node again on its data directory.

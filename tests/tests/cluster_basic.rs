@@ -120,7 +120,7 @@ async fn bad_input_gets_a_status_naming_its_rule_and_changes_nothing() {
         (negative, Code::InvalidArgument, Some("non_negative")),
         (conflicting, Code::AlreadyExists, Some("result_exists")),
         (unknown_tps, Code::NotFound, Some("tps_exists")),
-        (huge, Code::OutOfRange, None),
+        (huge, Code::ResourceExhausted, Some("message_size")),
     ];
     for (s, code, rule) in cases {
         let e = c.submit(s).await.expect_err("must be refused");

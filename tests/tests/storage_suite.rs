@@ -12,7 +12,11 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (log, sm, _closer) = store::open(dir.path()).expect("open store");
+        let owner = store::Owner {
+            node_id: 1,
+            cluster: "storage-suite".into(),
+        };
+        let (log, sm, _closer) = store::open(dir.path(), &owner).expect("open store");
         Ok((dir, log, sm))
     }
 }

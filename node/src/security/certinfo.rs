@@ -60,7 +60,9 @@ pub fn explain(e: &rustls::Error) -> String {
             C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
             C::NotValidYet | C::NotValidYetContext { .. } => "certificate is not valid yet".into(),
             C::UnknownIssuer => "certificate is not signed by a CA this cluster trusts".into(),
-            C::BadSignature => "certificate signature does not verify".into(),
+            C::BadSignature => {
+                "certificate is not signed by a CA this cluster trusts (its signature does not verify)".into()
+            }
             C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
                 "certificate is not meant for this use (extended key usage)".into()
             }

@@ -7,6 +7,7 @@
 //! refusals become statuses that name their rule.
 
 pub mod admin;
+pub mod limits;
 pub mod raft;
 pub mod tally;
 pub mod users;

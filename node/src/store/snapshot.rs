@@ -3,8 +3,8 @@
 //!
 //! Layout: length-delimited messages, a `SnapshotHeader`, one
 //! `SnapshotRecord` per state-machine key, and a last record with an empty key
-//! whose value is the `SnapshotTrailer` (record count), so truncation is
-//! detected.
+//! whose value is the `SnapshotTrailer`: the record count and a SHA-256 of
+//! every byte before the trailer, so truncation and damage are detected.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 use rekap_proto::pb;
+use sha2::{Digest, Sha256};
 
 use super::io_err;
 use crate::raft::SnapshotMeta;
@@ -50,31 +51,59 @@ where
 {
     let tmp = temp_name(dir, "build");
     let mut w = BufWriter::new(File::create(&tmp)?);
+    write_to(&mut w, meta, records)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    publish(dir, &tmp, meta)
+}
+
+/// The snapshot format, to any writer.
+fn write_to<I, K, V>(w: &mut impl Write, meta: &SnapshotMeta, records: I) -> io::Result<()>
+where
+    I: IntoIterator<Item = io::Result<(K, V)>>,
+    K: Into<Vec<u8>>,
+    V: Into<Vec<u8>>,
+{
+    let mut hash = Sha256::new();
     let header = pb::SnapshotHeader {
         meta: Some(snapshot_meta_to_pb(meta)),
     };
-    w.write_all(&header.encode_length_delimited_to_vec())?;
+    let bytes = header.encode_length_delimited_to_vec();
+    hash.update(&bytes);
+    w.write_all(&bytes)?;
     let mut count = 0u64;
     for kv in records {
         let (key, value) = kv?;
         let rec = pb::SnapshotRecord {
-            key: key.into_vec(),
-            value: value.into_vec(),
+            key: key.into(),
+            value: value.into(),
         };
-        w.write_all(&rec.encode_length_delimited_to_vec())?;
+        let bytes = rec.encode_length_delimited_to_vec();
+        hash.update(&bytes);
+        w.write_all(&bytes)?;
         count += 1;
     }
     let trailer = pb::SnapshotRecord {
         key: Vec::new(),
         value: pb::SnapshotTrailer {
             record_count: count,
+            sha256: hash.finalize().to_vec(),
         }
         .encode_to_vec(),
     };
-    w.write_all(&trailer.encode_length_delimited_to_vec())?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    publish(dir, &tmp, meta)
+    w.write_all(&trailer.encode_length_delimited_to_vec())
+}
+
+/// A whole snapshot file in memory (for tests and fuzzing).
+pub fn to_bytes(meta: &SnapshotMeta, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_to(
+        &mut out,
+        meta,
+        records.iter().map(|(k, v)| Ok((k.clone(), v.clone()))),
+    )
+    .expect("writing to memory");
+    out
 }
 
 /// Moves a complete file into place under its final name, fsyncs the folder
@@ -118,44 +147,95 @@ pub fn clean_temp(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Longest record a snapshot may hold: far above any real record (a result
+/// with its history), far below what a damaged length prefix could claim.
+pub const MAX_RECORD: usize = 64 * 1024 * 1024;
+
 /// A snapshot file opened for reading.
-pub struct Reader {
-    r: BufReader<File>,
+pub struct Reader<R: Read = BufReader<File>> {
+    r: R,
+    hash: Sha256,
+    count: u64,
     pub meta: SnapshotMeta,
 }
 
 impl Reader {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let mut r = BufReader::new(File::open(path)?);
-        let header: pb::SnapshotHeader = read_msg(&mut r)?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "empty snapshot file"))?;
-        let meta = snapshot_meta_from_pb(header.meta)?;
-        Ok(Reader { r, meta })
-    }
-
-    /// All records, checked against the trailer's count.
-    pub fn records(mut self) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out = Vec::new();
-        loop {
-            let rec: pb::SnapshotRecord = read_msg(&mut self.r)?.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot file has no trailer")
-            })?;
-            if rec.key.is_empty() {
-                let t = pb::SnapshotTrailer::decode(rec.value.as_slice()).map_err(io_err)?;
-                if t.record_count != out.len() as u64 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "snapshot record count mismatch",
-                    ));
-                }
-                return Ok(out);
-            }
-            out.push((rec.key, rec.value));
-        }
+        Reader::new(BufReader::new(File::open(path)?))
     }
 }
 
-fn read_msg<M: Message + Default>(r: &mut impl Read) -> io::Result<Option<M>> {
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+impl<R: Read> Reader<R> {
+    pub fn new(mut r: R) -> io::Result<Self> {
+        let mut hash = Sha256::new();
+        let (header, bytes) = read_msg::<pb::SnapshotHeader>(&mut r)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "empty snapshot file"))?;
+        hash.update(&bytes);
+        let meta = snapshot_meta_from_pb(header.meta)?;
+        Ok(Reader {
+            r,
+            hash,
+            count: 0,
+            meta,
+        })
+    }
+
+    /// The next record, or `None` after the trailer checked out.
+    pub fn next_record(&mut self) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let (rec, bytes) = read_msg::<pb::SnapshotRecord>(&mut self.r)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "snapshot file is truncated: no trailer",
+            )
+        })?;
+        if !rec.key.is_empty() {
+            self.hash.update(&bytes);
+            self.count += 1;
+            return Ok(Some((rec.key, rec.value)));
+        }
+        let t = pb::SnapshotTrailer::decode(rec.value.as_slice()).map_err(io_err)?;
+        if t.record_count != self.count {
+            return Err(invalid(format!(
+                "snapshot record count mismatch: {} read, trailer says {}",
+                self.count, t.record_count
+            )));
+        }
+        // Files written before the hash existed have none.
+        let actual = std::mem::take(&mut self.hash).finalize();
+        if !t.sha256.is_empty() && t.sha256.as_slice() != actual.as_slice() {
+            return Err(invalid("snapshot content does not match its SHA-256"));
+        }
+        let mut rest = [0u8; 1];
+        if self.r.read(&mut rest)? != 0 {
+            return Err(invalid("snapshot file has bytes after its trailer"));
+        }
+        Ok(None)
+    }
+
+    /// All records, checked against the trailer.
+    pub fn records(mut self) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        while let Some(r) = self.next_record()? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Reads the whole file without keeping it; returns the record count.
+    pub fn verify(mut self) -> io::Result<u64> {
+        while self.next_record()?.is_some() {}
+        Ok(self.count)
+    }
+}
+
+/// One length-delimited message and its bytes (prefix included), or `None`
+/// at a clean end of file.
+fn read_msg<M: Message + Default>(r: &mut impl Read) -> io::Result<Option<(M, Vec<u8>)>> {
+    let mut raw = Vec::with_capacity(10);
     let mut len: u64 = 0;
     let mut shift = 0;
     loop {
@@ -164,22 +244,37 @@ fn read_msg<M: Message + Default>(r: &mut impl Read) -> io::Result<Option<M>> {
             return if shift == 0 {
                 Ok(None)
             } else {
-                Err(io::ErrorKind::UnexpectedEof.into())
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "snapshot file is truncated inside a length prefix",
+                ))
             };
         }
+        raw.push(byte[0]);
         len |= u64::from(byte[0] & 0x7f) << shift;
         if byte[0] & 0x80 == 0 {
             break;
         }
         shift += 7;
         if shift > 63 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bad length prefix",
-            ));
+            return Err(invalid("bad length prefix"));
         }
     }
-    let mut buf = vec![0u8; len as usize];
-    r.read_exact(&mut buf)?;
-    M::decode(buf.as_slice()).map(Some).map_err(io_err)
+    if len > MAX_RECORD as u64 {
+        return Err(invalid(format!(
+            "record of {len} bytes is over the {MAX_RECORD}-byte limit"
+        )));
+    }
+    let start = raw.len();
+    raw.resize(start + len as usize, 0);
+    r.read_exact(&mut raw[start..])
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "snapshot file is truncated: a record is cut short",
+            ),
+            _ => e,
+        })?;
+    let msg = M::decode(&raw[start..]).map_err(io_err)?;
+    Ok(Some((msg, raw)))
 }

@@ -197,21 +197,8 @@ impl TallyState {
                 Ok(())
             };
         }
+        self.not_shut_out(p)?;
         let user = self.users.get(&p.name);
-        if let Some(u) = user {
-            if u.user.revoked_serials.contains(&p.cert_serial) {
-                return Err(unauthenticated(
-                    "cert_revoked",
-                    format!("certificate {} of {} is revoked", p.cert_serial, p.name),
-                ));
-            }
-            if u.user.disabled {
-                return Err(denied(
-                    "user_disabled",
-                    format!("user {} is disabled", p.name),
-                ));
-            }
-        }
         let Some(perm) = action.perm() else {
             // Status: any user not shut out, known or not.
             return Ok(());
@@ -261,6 +248,29 @@ impl TallyState {
             _ if roles_with(perm).iter().any(|r| holds(*r)) => Ok(()),
             _ => Err(lacking()),
         }
+    }
+
+    /// A disabled user, or a revoked certificate, is refused everything.
+    fn not_shut_out(&self, p: &pb::Principal) -> Result<(), pb::Rejection> {
+        let Some(u) = self.users.get(&p.name) else {
+            return Ok(());
+        };
+        if u.user
+            .revoked_serials
+            .contains(&super::users::normal_serial(&p.cert_serial))
+        {
+            return Err(unauthenticated(
+                "cert_revoked",
+                format!("certificate {} of {} is revoked", p.cert_serial, p.name),
+            ));
+        }
+        if u.user.disabled {
+            return Err(denied(
+                "user_disabled",
+                format!("user {} is disabled", p.name),
+            ));
+        }
+        Ok(())
     }
 
     /// A verifier never acts on a result they submitted, nor on a revision
@@ -413,23 +423,31 @@ impl TallyState {
         }
     }
 
+    /// A retry of a submission this same principal made gets its original
+    /// outcome (DUPLICATE) even if they have lost the right since: the
+    /// first attempt was applied while they had it.
     pub fn check_submission_auth(
         &self,
         who: Option<&pb::Principal>,
         s: &pb::Submission,
     ) -> Result<(), pb::Rejection> {
-        self.authorize(who, &Action::Submit { tps: &s.tps_id })
+        self.authorize_revision(who, &s.submission_id, &Action::Submit { tps: &s.tps_id })
     }
 
-    /// A retry of a revision this same principal made is answered with its
-    /// original outcome whatever has changed since (four eyes would refuse
-    /// it now: the current revision is theirs). Anything else is judged.
+    /// A retry of a submission or revision this same principal made is
+    /// answered with its original outcome whatever their roles have become
+    /// since (four eyes would refuse a verifier's retry: the current revision
+    /// is theirs). A disabled user or a revoked certificate is still refused.
+    /// Anything else is judged.
     fn authorize_revision(
         &self,
         who: Option<&pb::Principal>,
         request_id: &str,
         action: &Action,
     ) -> Result<(), pb::Rejection> {
+        if let Some(p) = who.filter(|p| p.kind == pb::PrincipalKind::User as i32) {
+            self.not_shut_out(p)?;
+        }
         if let (Some(p), Some((key, rev))) = (who, self.by_request.get(request_id))
             && let Some(created) = self
                 .results

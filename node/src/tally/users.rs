@@ -34,6 +34,18 @@ impl UserEntry {
     }
 }
 
+/// A certificate serial as compared: hex, lower case, no `0x`, no leading
+/// zeros ("0" for zero).
+pub fn normal_serial(s: &str) -> String {
+    let s = s.trim().trim_start_matches("0x").to_ascii_lowercase();
+    let t = s.trim_start_matches('0');
+    if t.is_empty() && !s.is_empty() {
+        "0".into()
+    } else {
+        t.to_string()
+    }
+}
+
 fn role_of(r: i32) -> Result<Role, pb::Rejection> {
     match Role::try_from(r) {
         Ok(Role::Unspecified) | Err(_) => Err(invalid("role", format!("unknown role {r}"))),

@@ -1,0 +1,7 @@
+//! libFuzzer target; the body is shared with the property tests
+//! (rekap_node::fuzzing::authorization).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    rekap_node::fuzzing::authorization(data);
+});
