@@ -1,26 +1,33 @@
 //! User and role administration (admin only): every change is one
 //! replicated command, in effect on every node at one log index.
 
+use std::future::Future;
+
 use rekap_proto::pb;
+use rekap_proto::pb::admin_client::AdminClient;
 use tonic::Status;
+use tonic::transport::Channel;
 
 use crate::Client;
 
-fn user_of(r: pb::UserResponse) -> Result<pb::User, Status> {
-    r.user
-        .ok_or_else(|| Status::internal("empty user response"))
-}
-
 impl Client {
+    /// One user change, retried and routed like every admin call.
+    async fn user_change<Req, F, Fut>(&self, req: Req, call: F) -> Result<pb::User, Status>
+    where
+        Req: Clone,
+        F: Fn(AdminClient<Channel>, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<pb::UserResponse>, Status>>,
+    {
+        self.admin(|c| call(c, req.clone()))
+            .await?
+            .user
+            .ok_or_else(|| Status::internal("empty user response"))
+    }
+
     pub async fn add_user(&self, name: &str) -> Result<pb::User, Status> {
         let req = pb::AddUserRequest { name: name.into() };
-        user_of(
-            self.admin(|mut c| {
-                let r = req.clone();
-                async move { c.add_user(r).await }
-            })
-            .await?,
-        )
+        self.user_change(req, |mut c, r| async move { c.add_user(r).await })
+            .await
     }
 
     /// Grants `role` over `scopes` (region codes or TPS ids; none means all).
@@ -35,13 +42,8 @@ impl Client {
             role: role as i32,
             scopes,
         };
-        user_of(
-            self.admin(|mut c| {
-                let r = req.clone();
-                async move { c.grant_role(r).await }
-            })
-            .await?,
-        )
+        self.user_change(req, |mut c, r| async move { c.grant_role(r).await })
+            .await
     }
 
     /// Revokes `role` over `scopes`, or everywhere when `scopes` is empty.
@@ -56,13 +58,8 @@ impl Client {
             role: role as i32,
             scopes,
         };
-        user_of(
-            self.admin(|mut c| {
-                let r = req.clone();
-                async move { c.revoke_role(r).await }
-            })
-            .await?,
-        )
+        self.user_change(req, |mut c, r| async move { c.revoke_role(r).await })
+            .await
     }
 
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<pb::User, Status> {
@@ -70,13 +67,8 @@ impl Client {
             name: name.into(),
             disabled,
         };
-        user_of(
-            self.admin(|mut c| {
-                let r = req.clone();
-                async move { c.set_user_disabled(r).await }
-            })
-            .await?,
-        )
+        self.user_change(req, |mut c, r| async move { c.set_user_disabled(r).await })
+            .await
     }
 
     pub async fn revoke_cert(&self, name: &str, serial: &str) -> Result<pb::User, Status> {
@@ -84,13 +76,8 @@ impl Client {
             name: name.into(),
             serial: serial.into(),
         };
-        user_of(
-            self.admin(|mut c| {
-                let r = req.clone();
-                async move { c.revoke_certificate(r).await }
-            })
-            .await?,
-        )
+        self.user_change(req, |mut c, r| async move { c.revoke_certificate(r).await })
+            .await
     }
 
     pub async fn users(&self) -> Result<Vec<pb::User>, Status> {

@@ -38,6 +38,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    // rustls' ring provider, chosen before anything can pick a default.
+    rekap_node::security::tls::provider();
     let cfg = Config::resolve(Args::parse())?;
     let shutdown = Shutdown::install(SHUTDOWN_BOUND)?;
     let owner = store::Owner {

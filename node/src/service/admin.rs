@@ -311,6 +311,7 @@ impl pb::admin_server::Admin for AdminService {
                 node.lead_or_forward()?;
                 authorize(node, &who, Action::Membership)?;
                 let n = required(r.node, "node")?;
+                tracing::info!(by = %who.principal().name, node = n.node_id, addr = %n.addr, "adding a learner");
                 if node.sm.view().tally.is_removed(n.node_id) {
                     return Err(refused(rules::reject(
                         rules::code::FAILED_PRECONDITION,
@@ -387,7 +388,9 @@ impl pb::admin_server::Admin for AdminService {
                 |r, who| async move {
                     self.node.lead_or_forward()?;
                     authorize(&self.node, &who, Action::Membership)?;
-                    self.change(required(r.change, "change")?).await
+                    let change = required(r.change, "change")?;
+                    tracing::info!(by = %who.principal().name, ?change, "changing membership");
+                    self.change(change).await
                 },
                 |ch, r| async move { AdminClient::new(ch).change_membership(r).await },
             )
@@ -404,6 +407,7 @@ impl pb::admin_server::Admin for AdminService {
             |r, who| async move {
                 node.lead_or_forward()?;
                 authorize(node, &who, Action::Membership)?;
+                tracing::info!(by = %who.principal().name, to = r.to_node_id, "transferring leadership");
                 let m = node.metrics();
                 if m.state != ServerState::Leader {
                     return Err(Failure::NotLeader(node.leader()));

@@ -79,17 +79,23 @@ pub struct Change {
     id: Option<String>,
 }
 
+/// A request id derived from what a change says, so rerunning the same
+/// command never applies it twice; `given` wins when set.
+fn derived_id(given: &Option<String>, what: &str, content: &str) -> String {
+    given.clone().unwrap_or_else(|| {
+        let digest = Sha256::digest(format!("{what}|{content}").as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{what}:{hex}")
+    })
+}
+
 impl Change {
     fn request_id(&self, what: &str, extra: &str) -> String {
-        self.id.clone().unwrap_or_else(|| {
-            let content = format!(
-                "{what}|{}|{}|{}|{}|{extra}",
-                self.tps, self.contest, self.replaces, self.note
-            );
-            let digest = Sha256::digest(content.as_bytes());
-            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-            format!("{what}:{hex}")
-        })
+        let content = format!(
+            "{}|{}|{}|{}|{extra}",
+            self.tps, self.contest, self.replaces, self.note
+        );
+        derived_id(&self.id, what, &content)
     }
 }
 
@@ -124,15 +130,11 @@ pub struct Remark {
 
 impl Remark {
     fn request_id(&self, what: &str) -> String {
-        self.id.clone().unwrap_or_else(|| {
-            let content = format!(
-                "{what}|{}|{}|{}|{}",
-                self.tps, self.contest, self.replaces, self.text
-            );
-            let digest = Sha256::digest(content.as_bytes());
-            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-            format!("{what}:{hex}")
-        })
+        let content = format!(
+            "{}|{}|{}|{}",
+            self.tps, self.contest, self.replaces, self.text
+        );
+        derived_id(&self.id, what, &content)
     }
 }
 
