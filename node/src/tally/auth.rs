@@ -212,9 +212,14 @@ impl TallyState {
                 ),
             ));
         };
+        // The target's chain is walked once, then looked up in each role's
+        // scope set: an operator may hold hundreds of kecamatan.
+        let covering = self.covering_scopes(action);
         let holds = |role: Role| {
-            u.scopes(role)
-                .is_some_and(|scopes| scopes.iter().any(|s| self.scope_covers(s, action)))
+            u.scopes(role).is_some_and(|scopes| match &covering {
+                None => !scopes.is_empty(),
+                Some(codes) => codes.iter().any(|c| scopes.contains(*c)),
+            })
         };
         let lacking = || {
             let roles: Vec<&str> = roles_with(perm).iter().map(|r| role_name(*r)).collect();
@@ -316,37 +321,32 @@ impl TallyState {
         Ok(())
     }
 
-    /// Whether a grant's scope covers what `action` touches.
-    fn scope_covers(&self, scope: &str, action: &Action) -> bool {
-        if scope == NASIONAL {
-            return true;
-        }
-        match action {
+    /// The scopes whose grant covers what `action` touches (nasional covers
+    /// everything), or `None` when any grant does: an unknown TPS cannot be
+    /// written anyway, and the command should say tps_exists rather than
+    /// hide it behind a refusal.
+    fn covering_scopes<'s>(&'s self, action: &Action<'s>) -> Option<Vec<&'s str>> {
+        let tps_chain = |tps: &'s str| {
+            self.tps.get(tps).map(|t| {
+                let mut codes = vec![tps];
+                codes.extend(self.chain_of(&t.desa_code));
+                codes
+            })
+        };
+        let mut codes = match action {
             Action::Submit { tps }
             | Action::Correct { tps, .. }
             | Action::ClearFlags { tps, .. }
             | Action::Review { tps, .. }
-            // An unknown TPS cannot be written anyway; let the command say
-            // tps_exists rather than hide it behind a refusal.
-            | Action::Object { tps } => !self.tps.contains_key(*tps) || self.covers_tps(scope, tps),
-            Action::Read { target: "" } => false,
-            Action::Read { target } => {
-                if self.tps.contains_key(*target) {
-                    self.covers_tps(scope, target)
-                } else {
-                    self.ancestors(target).iter().any(|c| c == scope)
-                }
-            }
-            _ => false,
+            | Action::Object { tps } => tps_chain(tps)?,
+            Action::Read { target: "" } => vec![],
+            Action::Read { target } => tps_chain(target).unwrap_or_else(|| self.chain_of(target)),
+            _ => vec![],
+        };
+        if !codes.contains(&NASIONAL) {
+            codes.push(NASIONAL);
         }
-    }
-
-    fn covers_tps(&self, scope: &str, tps: &str) -> bool {
-        scope == tps
-            || self
-                .tps
-                .get(tps)
-                .is_some_and(|t| self.ancestors(&t.desa_code).iter().any(|c| c == scope))
+        Some(codes)
     }
 }
 

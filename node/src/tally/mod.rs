@@ -281,18 +281,28 @@ impl TallyState {
         out
     }
 
-    /// Codes from the desa up to nasional, desa first.
-    fn ancestors(&self, desa_code: &str) -> Vec<String> {
+    /// Codes from `code` up to nasional, `code` first, borrowed from the
+    /// tree (empty for an unknown code).
+    fn chain_of(&self, code: &str) -> Vec<&str> {
         let mut out = Vec::with_capacity(5);
-        let mut code = desa_code.to_string();
-        while let Some(n) = self.regions.get(&code) {
-            out.push(code.clone());
+        let mut node = self.regions.get(code);
+        while let Some(n) = node {
+            out.push(n.region.code.as_str());
             if n.region.code == NASIONAL {
                 break;
             }
-            code = n.region.parent_code.clone();
+            node = self.regions.get(&n.region.parent_code);
         }
         out
+    }
+
+    /// Codes from the desa up to nasional, desa first, for callers that
+    /// change the state while they walk them.
+    fn ancestors(&self, desa_code: &str) -> Vec<String> {
+        self.chain_of(desa_code)
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     /// Contests (id, number of candidates) whose scope holds a TPS with
@@ -305,9 +315,9 @@ impl TallyState {
             .collect()
     }
 
-    fn covers(&self, contest: &pb::Contest, chain: &[String]) -> bool {
+    fn covers(&self, contest: &pb::Contest, chain: &[impl AsRef<str>]) -> bool {
         let scope = scope_of(contest);
-        chain.iter().any(|c| c == scope)
+        chain.iter().any(|c| c.as_ref() == scope)
     }
 
     fn insert_region(&mut self, region: pb::Region) {

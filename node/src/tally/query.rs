@@ -286,7 +286,7 @@ impl TallyState {
             let covered = self
                 .contests
                 .get(walk.contest_id)
-                .is_some_and(|c| self.covers(c, &self.ancestors(&node.region.code)));
+                .is_some_and(|c| self.covers(c, &self.chain_of(&node.region.code)));
             if !covered {
                 return;
             }

@@ -123,7 +123,7 @@ impl TallyState {
                 format!("contest {} is not in the registry", s.contest_id),
             )
         })?;
-        if !self.covers(contest, &self.ancestors(&tps.desa_code)) {
+        if !self.covers(contest, &self.chain_of(&tps.desa_code)) {
             return Err(invalid(
                 "contest_covers_tps",
                 format!(

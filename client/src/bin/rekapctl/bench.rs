@@ -124,7 +124,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         print_json(&json!({
             "clients": a.clients, "submissions": done, "batch": batch, "seconds": elapsed.as_secs_f64(),
             "writes_per_sec": rate, "p50_ms": ms(hist.value_at_quantile(0.5)), "p99_ms": ms(hist.value_at_quantile(0.99)),
-            "max_ms": ms(hist.max()), "totals_verified": verified,
+            "max_ms": ms(hist.max()), "totals_verified": verified, "contest": spec.contest_id,
         }));
     } else {
         println!(

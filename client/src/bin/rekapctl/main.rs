@@ -2,6 +2,7 @@
 //! One file per command group; output is a table, or JSON with `--json`.
 
 mod bench;
+mod bench_read;
 mod certs;
 mod cluster;
 mod drill;
@@ -107,6 +108,8 @@ enum Cmd {
     Pilpres2019(pilpres::PilpresArgs),
     /// Closed-loop write benchmark against a generated registry.
     Bench(bench::BenchArgs),
+    /// Closed-loop reads of a region's totals, as observers refresh them.
+    BenchRead(bench_read::ReadBenchArgs),
 }
 
 pub struct Ctx {
@@ -196,5 +199,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Export(a) => export::run(&ctx, a).await,
         Cmd::Pilpres2019(a) => pilpres::run(&ctx, a).await,
         Cmd::Bench(a) => bench::run(&ctx, a).await,
+        Cmd::BenchRead(a) => bench_read::run(&ctx, a).await,
     }
 }

@@ -1,0 +1,58 @@
+# Shared by the benchmark scripts: build once, start 3-member Rekap and etcd
+# clusters on loopback in a scratch folder, wait for them, run one closed-loop
+# write bench and print "writes/s p50 p99". Sourced, not run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+BIN="$TARGET/release"
+CTL="$BIN/rekapctl"
+source deploy/prereqs.sh
+cargo build --release --locked --workspace --bins >/dev/null
+DIR="$(mktemp -d /tmp/rekap-bench-XXXX)"
+cleanup() {
+  pkill -f "$DIR" 2>/dev/null || true
+  for _ in $(seq 1 100); do pgrep -f "$DIR" >/dev/null || break; sleep 0.1; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+"$CTL" certs cluster --out "$DIR/certs" --user admin --user bench-op \
+  --node 1=127.0.0.1 --node 2=127.0.0.1 --node 3=127.0.0.1 >/dev/null
+
+# start_rekap NAME BASE-PORT [node flags...]: nodes listen on BASE+1..3.
+start_rekap() {
+  local name="$1" base="$2"; shift 2
+  local cluster="1=127.0.0.1:$((base+1)),2=127.0.0.1:$((base+2)),3=127.0.0.1:$((base+3))"
+  for id in 1 2 3; do
+    "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:$((base+id))" --data-dir "$DIR/$name-$id" \
+      --initial-cluster "$cluster" "$@" --certs-dir "$DIR/certs/node-$id" --initial-admin admin \
+      >"$DIR/$name-$id.log" 2>&1 &
+  done
+}
+
+# rekap_args BASE-PORT tls|insecure: rekapctl's global flags for that cluster.
+rekap_args() {
+  local eps="127.0.0.1:$(($1+1)),127.0.0.1:$(($1+2)),127.0.0.1:$(($1+3))"
+  if [ "$2" = tls ]; then echo "--endpoints $eps --certs-dir $DIR/certs/admin"
+  else echo "--endpoints $eps --insecure"; fi
+}
+
+# wait_rekap ARGS...: until the cluster has a leader that answers.
+wait_rekap() {
+  for _ in $(seq 1 300); do
+    "$CTL" "$@" --timeout 2 cluster status --json 2>/dev/null | grep -q '"state": "leader"' && return 0
+    sleep 0.2
+  done
+  echo "cluster ($*) did not elect a leader" >&2; return 1
+}
+
+# rekap_bench CLIENTS COUNT ARGS...: prints "writes/s p50 p99".
+rekap_bench() {
+  local c="$1" n="$2"; shift 2
+  "$CTL" "$@" --json bench -c "$c" -n "$n" --operator-certs-dir "$DIR/certs/bench-op" | summary
+}
+
+summary() {
+  python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["totals_verified"], d; print("%.0f %.2f %.2f" % (d["writes_per_sec"], d["p50_ms"], d["p99_ms"]))'
+}
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
