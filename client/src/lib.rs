@@ -9,8 +9,10 @@
 //! returned at once: retrying would not change them.
 
 pub mod certs;
+pub mod national;
 pub mod pilpres2019;
 pub mod registry;
+mod routing;
 mod users;
 
 use std::collections::{HashMap, HashSet};
@@ -142,6 +144,9 @@ pub struct ClientOptions {
     pub attempt_timeout: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Tally calls still unanswered after this also go to another node (a
+    /// leader that froze keeps its connections open); `None` never hedges.
+    pub hedge_after: Option<Duration>,
     /// TLS with a user certificate; `None` talks plaintext (only to nodes
     /// started with `--insecure`).
     pub tls: Option<ClientTls>,
@@ -154,6 +159,7 @@ impl Default for ClientOptions {
             attempt_timeout: Duration::from_secs(5),
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_millis(150),
+            hedge_after: Some(Duration::from_secs(1)),
             tls: None,
         }
     }
@@ -283,163 +289,6 @@ impl Client {
             .connect_lazy();
         inner.channels.insert(addr.to_string(), ch.clone());
         Ok(ch)
-    }
-
-    /// Node to try for attempt `n`: the known leader first, then round robin.
-    fn target(&self, n: usize, hint: &Option<String>) -> String {
-        let mut inner = self.inner.lock().expect("client lock");
-        if let Some(h) = hint {
-            return h.clone();
-        }
-        if n == 0
-            && let Some(l) = &inner.leader
-        {
-            return l.clone();
-        }
-        inner.rr = inner.rr.wrapping_add(1);
-        inner.endpoints[inner.rr % inner.endpoints.len()].clone()
-    }
-
-    /// Believes `addr` leads (or, with `None`, that the leader is unknown).
-    fn set_leader(&self, addr: Option<String>) {
-        let mut inner = self.inner.lock().expect("client lock");
-        if let Some(a) = &addr
-            && !inner.endpoints.contains(a)
-        {
-            inner.endpoints.push(a.clone());
-        }
-        inner.leader = addr;
-    }
-
-    /// Remembers which node answered at `addr`, and returns where to reach
-    /// the leader the answer names: through the endpoint this client reached
-    /// it by. A leader not reached yet is looked for among the configured
-    /// endpoints first; only when all of them are known is its advertised
-    /// address used (a node added to the cluster since).
-    fn observe(&self, md: &tonic::metadata::MetadataMap, addr: &str) -> Option<String> {
-        let mut inner = self.inner.lock().expect("client lock");
-        match header(md, NODE_ID_HEADER).and_then(|v| v.parse::<u64>().ok()) {
-            Some(id) => {
-                inner.via.insert(id, addr.to_string());
-                inner.unreachable.remove(addr);
-            }
-            // No node answered: a refused or timed-out connection.
-            None => {
-                inner.unreachable.insert(addr.to_string());
-            }
-        }
-        let leader_id = header(md, LEADER_ID_HEADER).and_then(|v| v.parse::<u64>().ok())?;
-        if let Some(ep) = inner.via.get(&leader_id) {
-            return Some(ep.clone());
-        }
-        // Every configured endpoint that still answers is known; the leader
-        // is elsewhere (a node added since, or all old ones replaced).
-        if inner.configured_known() {
-            header(md, LEADER_HEADER)
-        } else {
-            None
-        }
-    }
-
-    /// Every few seconds, learns the current members' addresses from a node
-    /// that answers, and drops learned addresses of removed members, so a
-    /// client keeps up when every node it was configured with has been
-    /// replaced (etcd's client does the same).
-    async fn sync_members(&self, addr: &str) {
-        {
-            let mut inner = self.inner.lock().expect("client lock");
-            // Learn nothing until the configured endpoints are sorted out:
-            // behind port mapping they, not the advertised addresses, reach
-            // the nodes.
-            if inner.synced.is_some_and(|t| t.elapsed() < MEMBER_SYNC) || !inner.configured_known()
-            {
-                return;
-            }
-            inner.synced = Some(Instant::now());
-        }
-        let Ok(status) = self.status_of(addr).await else {
-            return;
-        };
-        if status.members.is_empty() {
-            return;
-        }
-        let mut inner = self.inner.lock().expect("client lock");
-        let ids: HashSet<u64> = status.members.iter().map(|m| m.node_id).collect();
-        // Endpoints through which this client reaches a current member.
-        let reaching: HashSet<String> = inner
-            .via
-            .iter()
-            .filter(|(id, _)| ids.contains(id))
-            .map(|(_, a)| a.clone())
-            .collect();
-        let advertised: HashSet<String> = status.members.iter().map(|m| m.addr.clone()).collect();
-        let configured = inner.configured.clone();
-        inner
-            .endpoints
-            .retain(|e| configured.contains(e) || reaching.contains(e) || advertised.contains(e));
-        for m in status.members {
-            if !inner.via.contains_key(&m.node_id) && !inner.endpoints.contains(&m.addr) {
-                inner.endpoints.push(m.addr);
-            }
-        }
-    }
-
-    fn forget_leader(&self, addr: &str) {
-        let mut inner = self.inner.lock().expect("client lock");
-        if inner.leader.as_deref() == Some(addr) {
-            inner.leader = None;
-        }
-    }
-
-    /// Runs `call` against the cluster with leader-following and retries.
-    pub async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
-    where
-        F: FnMut(Channel) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-    {
-        let start = Instant::now();
-        let mut backoff = self.opts.backoff_initial;
-        let mut hint: Option<String> = None;
-        let mut attempt = 0usize;
-        loop {
-            let addr = self.target(attempt, &hint);
-            attempt += 1;
-            let left = self.opts.deadline.saturating_sub(start.elapsed());
-            let per_try = self.opts.attempt_timeout.min(left);
-            let result = match self.channel(&addr) {
-                Ok(ch) => match tokio::time::timeout(per_try, call(ch)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Status::deadline_exceeded(format!(
-                        "{addr} did not answer in {per_try:?}"
-                    ))),
-                },
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(resp) => {
-                    let leader = self.observe(resp.metadata(), &addr);
-                    self.set_leader(leader);
-                    self.sync_members(&addr).await;
-                    return Ok(resp.into_inner());
-                }
-                Err(status) => {
-                    let leader = self.observe(status.metadata(), &addr);
-                    if !is_retryable(&status) {
-                        self.set_leader(leader);
-                        return Err(status);
-                    }
-                    self.forget_leader(&addr);
-                    if start.elapsed() + backoff >= self.opts.deadline {
-                        return Err(status);
-                    }
-                    // Follow a hint once; if it fails too, go round the list.
-                    hint = leader.filter(|l| *l != addr && hint.as_deref() != Some(l));
-                    tracing::debug!(%addr, code = ?status.code(), msg = status.message(), ?hint, "retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.opts.backoff_max);
-                }
-            }
-        }
     }
 
     pub async fn submit(&self, s: pb::Submission) -> Result<pb::SubmitOutcome, Status> {
@@ -646,7 +495,7 @@ impl Client {
         F: Fn(TallyClient<Channel>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
-        self.call(|ch| call(TallyClient::new(ch), req.clone()))
+        self.call_hedged(|ch| call(TallyClient::new(ch), req.clone()))
             .await
     }
 

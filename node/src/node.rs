@@ -33,6 +33,10 @@ pub const MAX_HOPS: u32 = 2;
 /// Shorter than the client library's 5 s attempt, so a slow leader is reported
 /// back before the client gives up on the attempt and retries elsewhere.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a call waits here for an election to name a leader, rather than
+/// sending the client away to retry blind: a little over one election
+/// (leader lease plus the longest election timeout, see `raft::config`).
+const LEADER_WAIT: Duration = Duration::from_millis(1200);
 
 pub struct Node {
     pub id: NodeId,
@@ -124,9 +128,12 @@ impl Node {
         Req: Clone,
         L: FnOnce(Req, Caller) -> LF,
         LF: Future<Output = Result<Resp, Failure>>,
-        R: FnOnce(Channel, Request<Req>) -> RF,
+        R: Fn(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
     {
+        if self.leader().is_none() {
+            self.await_leader(None).await;
+        }
         let hops: u32 = req
             .metadata()
             .get(HOPS_HEADER)
@@ -147,7 +154,8 @@ impl Node {
                         "leadership is moving (hop limit {MAX_HOPS} reached); retry, leader hint {addr}"
                     )))
                 } else {
-                    self.forward(body, &caller, hops + 1, &addr, remote).await
+                    self.forward_following(body, &caller, hops + 1, (id, addr), remote)
+                        .await
                 }
             }
             Err(Failure::NotLeader(_)) => Err(Status::unavailable(
@@ -167,16 +175,70 @@ impl Node {
         }
     }
 
+    /// Waits (up to `LEADER_WAIT`) until this node knows of a leader other
+    /// than `not`, and returns it.
+    async fn await_leader(&self, not: Option<NodeId>) -> Option<(NodeId, String)> {
+        let _ = self
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .metrics(
+                |m| m.current_leader.is_some() && m.current_leader != not,
+                "a leader is known",
+            )
+            .await;
+        self.leader().filter(|(id, _)| Some(*id) != not)
+    }
+
+    /// Forwards to the leader, and follows leadership while waiting: when
+    /// this node learns of a new leader (the old one died or froze), or the
+    /// old one cannot be reached, the call goes to the new one at once
+    /// instead of hanging or sending the client away. Safe because every
+    /// write carries its request id: a second delivery is a duplicate.
+    async fn forward_following<Req, Resp, R, RF>(
+        &self,
+        body: Req,
+        caller: &Caller,
+        hops: u32,
+        mut leader: (NodeId, String),
+        remote: R,
+    ) -> Result<Resp, Status>
+    where
+        Req: Clone,
+        R: Fn(Channel, Request<Req>) -> RF,
+        RF: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        for attempt in 0.. {
+            let (id, addr) = leader.clone();
+            let wait = self.raft.wait(None);
+            let moved = wait.metrics(move |m| m.current_leader != Some(id), "the leader changes");
+            let failed = tokio::select! {
+                r = self.forward(body.clone(), caller, hops, &addr, &remote) => match r {
+                    Err(s) if attempt < 2 && leader_lost(&s) => s,
+                    other => return other,
+                },
+                _ = moved => Status::unavailable(format!("leader {addr} was replaced; retry")),
+            };
+            match self.await_leader(Some(id)).await {
+                Some(next) if next.0 != self.id => {
+                    tracing::debug!(from = id, to = next.0, "leader changed while forwarding");
+                    leader = next;
+                }
+                _ => return Err(failed),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
     async fn forward<Req, Resp, R, RF>(
         &self,
         body: Req,
         caller: &Caller,
         hops: u32,
         addr: &str,
-        remote: R,
+        remote: &R,
     ) -> Result<Resp, Status>
     where
-        R: FnOnce(Channel, Request<Req>) -> RF,
+        R: Fn(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
     {
         let ch = self
@@ -261,6 +323,17 @@ impl Node {
 
     pub fn applied_index(&self) -> u64 {
         self.sm.view().last_applied.map_or(0, |l| l.index)
+    }
+}
+
+/// A forward that failed because the leader went away (its connection
+/// broke, or it says it no longer leads), not because of the request.
+fn leader_lost(s: &Status) -> bool {
+    use tonic::Code;
+    match s.code() {
+        Code::Unavailable | Code::Cancelled | Code::Unknown => true,
+        Code::Internal => s.message().contains("h2 protocol error"),
+        _ => false,
     }
 }
 

@@ -231,8 +231,17 @@ impl DockerCluster {
         self.hosts.remove(&id);
     }
 
+    /// The node's last `lines` log lines. `docker logs` replays the
+    /// container's stderr (where the node logs) on its own stderr.
     pub fn logs(&self, id: u64, lines: usize) -> String {
-        docker(&["logs", "--tail", &lines.to_string(), &self.name(id)]).unwrap_or_default()
+        Command::new("docker")
+            .args(["logs", "--tail", &lines.to_string(), &self.name(id)])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -48,8 +48,10 @@ impl Nodes for Cluster {
 
 /// A client as `user` that talks to one node only.
 pub fn client_as_for(nodes: &impl Nodes, user: &str, id: u64) -> Client {
+    // Never hedged: its answers must come from this node.
     let opts = ClientOptions {
         deadline: Duration::from_secs(10),
+        hedge_after: None,
         ..nodes.pki().options(user)
     };
     Client::with_options([nodes.addr(id)], opts)

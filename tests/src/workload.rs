@@ -74,6 +74,9 @@ pub fn submission(tps: &str, n: usize) -> pb::Submission {
 pub struct Workload {
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicUsize>,
+    /// Index of the next TPS to submit, and how many there are.
+    next: Arc<AtomicUsize>,
+    total: usize,
     tasks: Vec<tokio::task::JoinHandle<History>>,
 }
 
@@ -89,6 +92,7 @@ impl Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(AtomicUsize::new(0));
+        let total = tps.len();
         let tasks = (0..clients)
             .map(|_| {
                 let (stop, acked, next, tps) =
@@ -124,7 +128,13 @@ impl Workload {
                 })
             })
             .collect();
-        Workload { stop, acked, tasks }
+        Workload {
+            stop,
+            acked,
+            next,
+            total,
+            tasks,
+        }
     }
 
     pub fn acked(&self) -> usize {
@@ -137,7 +147,14 @@ impl Workload {
         crate::wait_until(
             &format!("{target} acknowledged submissions"),
             timeout,
-            || async { (self.acked() >= target).then_some(()) },
+            || async {
+                assert!(
+                    self.next.load(Ordering::Relaxed) < self.total || self.acked() >= target,
+                    "the workload submitted all {} TPS of its registry; give it a bigger one",
+                    self.total
+                );
+                (self.acked() >= target).then_some(())
+            },
         )
         .await;
     }

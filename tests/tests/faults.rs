@@ -128,7 +128,8 @@ async fn random_faults_across_containers_lose_nothing() {
     let mut c = DockerCluster::start(3);
     wait_for_leader(&c, Duration::from_secs(60)).await;
     setup_users(&c, &admin_client(&c)).await;
-    let reg = synthetic_registry((faults * 15).max(50));
+    // The writers ack about 2,000 submissions per fault: twice that spare.
+    let reg = synthetic_registry((faults * 40).max(50));
     load_registry(&admin_client(&c), &reg).await;
     let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
     let endpoints: Vec<String> = c.running().into_iter().map(|id| c.addr(id)).collect();

@@ -31,15 +31,18 @@ pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 
-/// Timing for a cluster whose writes wait on fsync: elections well above a
-/// disk flush, heartbeats a fraction of that. Failover is bounded by about
-/// twice `election_timeout_max` (leader lease plus election).
+/// Timing: a follower stands for election once it has heard nothing for
+/// the leader lease (`election_timeout_max`) plus its own random election
+/// timeout, so failover after a leader dies takes 0.65–0.8 s plus one vote
+/// and one commit. Heartbeats every 50 ms keep a live leader's followers
+/// quiet: a false election needs 650 ms of silence, which is 13 missed
+/// heartbeats and far above an fsync (node/DESIGN.md, "Failover").
 pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
     let c = openraft::Config {
         cluster_name: "rekap".to_string(),
-        heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
+        heartbeat_interval: 50,
+        election_timeout_min: 250,
+        election_timeout_max: 400,
         install_snapshot_timeout: 5_000,
         // With registry chunks of up to 8 MiB, 64 entries stay under the
         // Raft message limit (network::MAX_RAFT_MESSAGE).

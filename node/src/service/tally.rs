@@ -123,7 +123,7 @@ async fn read<Req, Resp, R, RF>(
 ) -> Result<Response<Resp>, Status>
 where
     Req: Clone,
-    R: FnOnce(Channel, Request<Req>) -> RF,
+    R: Fn(Channel, Request<Req>) -> RF,
     RF: Future<Output = Result<Response<Resp>, Status>>,
 {
     node.route(
