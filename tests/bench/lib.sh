@@ -16,17 +16,23 @@ cleanup() {
 }
 trap cleanup EXIT
 "$CTL" certs cluster --out "$DIR/certs" --user admin --user bench-op \
-  --node 1=127.0.0.1 --node 2=127.0.0.1 --node 3=127.0.0.1 >/dev/null
+  --node 1=127.0.0.1 --node 2=127.0.0.1 --node 3=127.0.0.1 --node 4=127.0.0.1 >/dev/null
+
+# start_node NAME BASE-PORT ID [node flags...]: one node on BASE+ID, a
+# member of the 3-node cluster NAME; its pid is in $DIR/NAME-ID.pid.
+start_node() {
+  local name="$1" base="$2" id="$3"; shift 3
+  local cluster="1=127.0.0.1:$((base+1)),2=127.0.0.1:$((base+2)),3=127.0.0.1:$((base+3))"
+  "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:$((base+id))" --data-dir "$DIR/$name-$id" \
+    --initial-cluster "$cluster" "$@" --certs-dir "$DIR/certs/node-$id" --initial-admin admin \
+    >>"$DIR/$name-$id.log" 2>&1 &
+  echo $! >"$DIR/$name-$id.pid"
+}
 
 # start_rekap NAME BASE-PORT [node flags...]: nodes listen on BASE+1..3.
 start_rekap() {
   local name="$1" base="$2"; shift 2
-  local cluster="1=127.0.0.1:$((base+1)),2=127.0.0.1:$((base+2)),3=127.0.0.1:$((base+3))"
-  for id in 1 2 3; do
-    "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:$((base+id))" --data-dir "$DIR/$name-$id" \
-      --initial-cluster "$cluster" "$@" --certs-dir "$DIR/certs/node-$id" --initial-admin admin \
-      >"$DIR/$name-$id.log" 2>&1 &
-  done
+  for id in 1 2 3; do start_node "$name" "$base" "$id" "$@"; done
 }
 
 # rekap_args BASE-PORT tls|insecure: rekapctl's global flags for that cluster.
@@ -56,3 +62,13 @@ summary() {
 }
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+
+# leader_addr ARGS...: the address of the cluster's current leader.
+leader_addr() {
+  "$CTL" "$@" --json cluster status | python3 -c 'import json,sys; print([s["addr"] for s in json.load(sys.stdin) if s.get("state")=="leader"][0])'
+}
+
+# read_summary: "reads/s p50 p99" from rekapctl --json bench-read.
+read_summary() {
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f %.2f %.2f" % (d["reads_per_sec"], d["p50_ms"], d["p99_ms"]))'
+}

@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Certificate folder of the operator who submits (with TLS).
     #[arg(long)]
     operator_certs_dir: Option<std::path::PathBuf>,
+    /// Write the wall-clock time of every acknowledgement (Unix seconds, one
+    /// per line) here, so a fault run can see the gap a failover leaves.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
 }
 
 pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let (mut sah_sum, mut done) = (0u64, 0usize);
+            let mut acks = Vec::new();
             loop {
                 let start = next.fetch_add(batch, Ordering::Relaxed);
                 if start >= tps.len() {
@@ -96,18 +101,32 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
                     client.submit_batch(items).await?;
                 }
                 hist.record(t0.elapsed().as_micros() as u64).ok();
+                acks.push(std::time::SystemTime::now());
                 done += n;
             }
-            Ok::<_, tonic::Status>((hist, sah_sum, done))
+            Ok::<_, tonic::Status>((hist, sah_sum, done, acks))
         }));
     }
     let mut hist = Histogram::<u64>::new(3)?;
     let (mut sah_sum, mut done) = (0u64, 0usize);
+    let mut acks = Vec::new();
     for w in workers {
-        let (h, s, d) = w.await??;
+        let (h, s, d, a) = w.await??;
         hist.add(&h)?;
         sah_sum += s;
         done += d;
+        acks.extend(a);
+    }
+    if let Some(path) = &a.timeline {
+        acks.sort();
+        let lines: Vec<String> = acks
+            .iter()
+            .map(|t| {
+                let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                format!("{:.6}", d.as_secs_f64())
+            })
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")?;
     }
     let elapsed = started.elapsed();
     let kab = format!("{prefix}63.02");

@@ -25,6 +25,11 @@ pub enum RegistryCmd {
     /// Write a synthetic Kotabaru-like registry as CSV files.
     Generate {
         out: PathBuf,
+        /// A national-scale registry instead: 820,000 TPS in 34 provinsi,
+        /// five contests over each TPS scoped as dapil are (the shape
+        /// options below are then ignored).
+        #[arg(long)]
+        national: bool,
         #[arg(long, default_value_t = 21)]
         kecamatan: usize,
         #[arg(long, default_value_t = 10)]
@@ -63,6 +68,28 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
         }
         RegistryCmd::Generate {
             out,
+            national: true,
+            demo_results,
+            ..
+        } => {
+            let reg = rekap_client::national::registry();
+            reg.write_dir(&out)?;
+            println!(
+                "wrote a national registry of {} TPS and {} contests to {}",
+                reg.tps.len(),
+                reg.contests.len(),
+                out.display()
+            );
+            if let Some(share) = demo_results {
+                for (path, n) in rekap_client::national::write_results(&reg, share, &out)? {
+                    println!("wrote {n} demo results to {}", path.display());
+                }
+            }
+            Ok(())
+        }
+        RegistryCmd::Generate {
+            out,
+            national: false,
             kecamatan,
             desa_per_kecamatan,
             tps_per_desa,

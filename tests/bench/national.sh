@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The national synthetic election: 820,000 TPS, five contests over each
+# (4.1 million results), generated, loaded and imported into a 3-node
+# cluster (TLS); then what the state costs a node.
+#
+#   bash tests/bench/national.sh [SHARE]     (default 1.0: every TPS reports)
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/state.sh"
+SHARE="${1:-1.0}"
+start_rekap nat 7430
+read -ra A <<<"$(rekap_args 7430 tls)"
+wait_rekap "${A[@]}"
+t() { local t0; t0=$(now); "$@" >/dev/null; since "$t0"; }
+gen=$(t "$CTL" registry generate "$DIR/nat" --national --demo-results "$SHARE")
+reg=$(t "$CTL" "${A[@]}" --timeout 300 registry load "$DIR/nat")
+printf "| national synthetic | seconds |\n|---|---|\n| generate | %s |\n| registry | %s |\n" "$gen" "$reg"
+for f in "$DIR"/nat/results-*.csv; do
+  printf "| import %s (%s rows) | %s |\n" "$(basename "$f")" "$(($(wc -l <"$f") - 1))" \
+    "$(t "$CTL" "${A[@]}" --timeout 300 import "$f" --batch 1000)"
+done
+printf "\n| national state | value |\n|---|---|\n"
+rss_rows nat
+restart_row nat 7430 PPWP
+learner_row nat 7430
+export_row 7430 PPWP

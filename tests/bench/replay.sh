@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The 2019 presidential election replayed into a 3-node cluster (TLS, as
+# deployed): conversion of the real file, the registry, the import of every
+# complete row; then what the state costs (memory, restart, snapshot
+# catch-up, export). Needs ../shared/data/pilpres2019_tps.csv.gz.
+#
+#   bash tests/bench/replay.sh
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/state.sh"
+DATA="${REKAP_DATA:-$PWD/../shared/data}/pilpres2019_tps.csv.gz"
+[ -f "$DATA" ] || { echo "missing $DATA" >&2; exit 1; }
+start_rekap p19 7420
+read -ra A <<<"$(rekap_args 7420 tls)"
+wait_rekap "${A[@]}"
+t() { local t0; t0=$(now); "$@" >/dev/null; since "$t0"; }
+T0=$(now)
+conv=$(t "$CTL" pilpres2019 "$DATA" --out "$DIR/p19")
+reg=$(t "$CTL" "${A[@]}" --timeout 120 registry load "$DIR/p19")
+imp=$(t "$CTL" "${A[@]}" --timeout 120 import "$DIR/p19/results.csv" --batch 1000)
+whole=$(since "$T0")
+printf "| 2019 replay | seconds |\n|---|---|\n| conversion | %s |\n| registry | %s |\n| import | %s |\n| whole replay | %s |\n\n" \
+  "$conv" "$reg" "$imp" "$whole"
+printf "| 2019 state | value |\n|---|---|\n"
+rss_rows p19
+restart_row p19 7420 PPWP-2019
+learner_row p19 7420
+export_row 7420 PPWP-2019

@@ -1,0 +1,59 @@
+# What a loaded state costs a node, measured on cluster NAME at BASE-PORT
+# (TLS) once its data is in: memory, restart, catch-up by snapshot, export.
+# Sourced after lib.sh. Each function prints one "| measure | value |" row.
+
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print('%.2f' % ($(now) - $1))"; }
+
+# rss_rows NAME: resident memory of each node, MiB.
+rss_rows() {
+  local name="$1" id
+  for id in 1 2 3; do
+    local kb; kb=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$DIR/$name-$id.pid")/status")
+    printf "| RSS of node %s | %s MiB |\n" "$id" "$((kb / 1024))"
+  done
+}
+
+# restart_row NAME BASE CONTEST: kill -9 node 3, start it again, and time
+# until a stale read on it shows every result (its reported TPS equal the
+# leader's, and it has applied everything the cluster had).
+restart_row() {
+  local name="$1" base="$2" contest="$3" addr="127.0.0.1:$(($2+3))"
+  local A; read -ra A <<<"$(rekap_args "$base" tls)"
+  local want; want=$("$CTL" "${A[@]}" --json totals --contest "$contest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tps_reported"])')
+  kill -9 "$(cat "$DIR/$name-3.pid")"
+  while kill -0 "$(cat "$DIR/$name-3.pid")" 2>/dev/null; do sleep 0.01; done
+  local t0; t0=$(now)
+  start_node "$name" "$base" 3
+  for _ in $(seq 1 6000); do
+    got=$("$CTL" --endpoints "$addr" --certs-dir "$DIR/certs/admin" --timeout 1 --json totals --contest "$contest" --stale 2>/dev/null \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["tps_reported"])' 2>/dev/null || true)
+    [ "$got" = "$want" ] && break
+    sleep 0.02
+  done
+  [ "$got" = "$want" ] || { echo "node 3 never served $want results (last: $got)" >&2; return 1; }
+  printf "| restart to serving (kill -9, then a stale read shows all %s results) | %s s |\n" "$want" "$(since "$t0")"
+}
+
+# learner_row NAME BASE: a new, empty node 4 caught up by snapshot; the time
+# until add-learner (which waits for it) returns.
+learner_row() {
+  local name="$1" base="$2"
+  local A; read -ra A <<<"$(rekap_args "$base" tls)"
+  "$BIN/rekap-node" --id 4 --listen "127.0.0.1:$((base+4))" --data-dir "$DIR/$name-4" \
+    --certs-dir "$DIR/certs/node-4" >"$DIR/$name-4.log" 2>&1 &
+  echo $! >"$DIR/$name-4.pid"
+  local t0; t0=$(now)
+  "$CTL" "${A[@]}" --timeout 300 cluster add-learner --id 4 --addr "127.0.0.1:$((base+4))" >/dev/null
+  printf "| new node caught up by snapshot (add-learner returns) | %s s |\n" "$(since "$t0")"
+}
+
+# export_row BASE CONTEST: the contest's national results through
+# rekapctl export, rows per second.
+export_row() {
+  local A; read -ra A <<<"$(rekap_args "$1" tls)"
+  local t0; t0=$(now)
+  "$CTL" "${A[@]}" --timeout 300 export --contest "$2" --out "$DIR/export.csv" >/dev/null
+  local rows secs; rows=$(($(wc -l <"$DIR/export.csv") - 1)); secs=$(since "$t0")
+  printf "| export of %s results (%s rows) | %s rows/s |\n" "$2" "$rows" "$(python3 -c "print('%.0f' % ($rows / $secs))")"
+}
