@@ -27,6 +27,7 @@ start_node() {
     --initial-cluster "$cluster" "$@" --certs-dir "$DIR/certs/node-$id" --initial-admin admin \
     >>"$DIR/$name-$id.log" 2>&1 &
   echo $! >"$DIR/$name-$id.pid"
+  disown  # a node the bench kills is not news
 }
 
 # start_rekap NAME BASE-PORT [node flags...]: nodes listen on BASE+1..3.
@@ -72,3 +73,22 @@ leader_addr() {
 read_summary() {
   python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f %.2f %.2f" % (d["reads_per_sec"], d["p50_ms"], d["p99_ms"]))'
 }
+
+# operator_args BASE-PORT CONTEST: rekapctl's flags to act as bench-op, an
+# operator of every kecamatan the contest's registry holds (added and
+# granted here), as an import runs in production.
+operator_args() {
+  local A; read -ra A <<<"$(rekap_args "$1" tls)"
+  "$CTL" "${A[@]}" users add bench-op >/dev/null 2>&1 || true
+  "$CTL" "${A[@]}" --timeout 120 users grant bench-op operator --each-kecamatan-of ID --contest "$2" >/dev/null
+  echo "--endpoints 127.0.0.1:$(($1+1)),127.0.0.1:$(($1+2)),127.0.0.1:$(($1+3)) --certs-dir $DIR/certs/bench-op"
+}
+
+# t COMMAND...: runs it quietly and prints how long it took, in seconds.
+t() {
+  local t0; t0=$(now)
+  "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
+  since "$t0"
+}
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print('%.2f' % ($(now) - $1))"; }

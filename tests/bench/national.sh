@@ -10,13 +10,13 @@ SHARE="${1:-1.0}"
 start_rekap nat 7430
 read -ra A <<<"$(rekap_args 7430 tls)"
 wait_rekap "${A[@]}"
-t() { local t0; t0=$(now); "$@" >/dev/null; since "$t0"; }
 gen=$(t "$CTL" registry generate "$DIR/nat" --national --demo-results "$SHARE")
 reg=$(t "$CTL" "${A[@]}" --timeout 300 registry load "$DIR/nat")
+read -ra OP <<<"$(operator_args 7430 PPWP)"
 printf "| national synthetic | seconds |\n|---|---|\n| generate | %s |\n| registry | %s |\n" "$gen" "$reg"
 for f in "$DIR"/nat/results-*.csv; do
   printf "| import %s (%s rows) | %s |\n" "$(basename "$f")" "$(($(wc -l <"$f") - 1))" \
-    "$(t "$CTL" "${A[@]}" --timeout 300 import "$f" --batch 1000)"
+    "$(t "$CTL" "${OP[@]}" --timeout 300 import "$f" --batch 1000)"
 done
 printf "\n| national state | value |\n|---|---|\n"
 rss_rows nat

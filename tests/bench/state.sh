@@ -2,8 +2,6 @@
 # (TLS) once its data is in: memory, restart, catch-up by snapshot, export.
 # Sourced after lib.sh. Each function prints one "| measure | value |" row.
 
-now() { date +%s.%N; }
-since() { python3 -c "import sys; print('%.2f' % ($(now) - $1))"; }
 
 # rss_rows NAME: resident memory of each node, MiB.
 rss_rows() {
@@ -43,6 +41,7 @@ learner_row() {
   "$BIN/rekap-node" --id 4 --listen "127.0.0.1:$((base+4))" --data-dir "$DIR/$name-4" \
     --certs-dir "$DIR/certs/node-4" >"$DIR/$name-4.log" 2>&1 &
   echo $! >"$DIR/$name-4.pid"
+  disown
   local t0; t0=$(now)
   "$CTL" "${A[@]}" --timeout 300 cluster add-learner --id 4 --addr "127.0.0.1:$((base+4))" >/dev/null
   printf "| new node caught up by snapshot (add-learner returns) | %s s |\n" "$(since "$t0")"
@@ -55,5 +54,6 @@ export_row() {
   local t0; t0=$(now)
   "$CTL" "${A[@]}" --timeout 300 export --contest "$2" --out "$DIR/export.csv" >/dev/null
   local rows secs; rows=$(($(wc -l <"$DIR/export.csv") - 1)); secs=$(since "$t0")
+  [ "$rows" -gt 0 ] || { echo "the export holds no results" >&2; return 1; }
   printf "| export of %s results (%s rows) | %s rows/s |\n" "$2" "$rows" "$(python3 -c "print('%.0f' % ($rows / $secs))")"
 }
