@@ -10,6 +10,7 @@
 //! - [`node`], [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
 
 pub mod bootstrap;
+pub mod coalesce;
 pub mod config;
 pub mod fuzzing;
 pub mod network;

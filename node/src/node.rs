@@ -48,9 +48,13 @@ pub struct Node {
     /// Who becomes the first admin when this node leads a cluster that has
     /// no users yet, and on whose behalf it proposes that.
     pub first_admin: std::sync::Mutex<Option<(String, Caller)>>,
+    /// The leader's submission queue (see `coalesce`), set once the node
+    /// is shared.
+    pub submits: std::sync::OnceLock<crate::coalesce::Submits>,
 }
 
 /// Why a call could not be served here.
+#[derive(Clone)]
 pub enum Failure {
     Status(Status),
     /// This node is not the leader; `Some` names the leader to forward to.

@@ -70,7 +70,11 @@ pub async fn serve(
                     .filter(|_| cfg.certs_dir.is_some())
                     .map(|name| (name, Caller::Node(cfg.id))),
             ),
+            submits: std::sync::OnceLock::new(),
         });
+        let _ = node
+            .submits
+            .set(crate::coalesce::Submits::start(Arc::downgrade(&node)));
 
         let (reporter, health) = tonic_health::server::health_reporter();
         let mut tasks = vec![tokio::spawn(report_health(node.clone(), reporter).in_current_span())];

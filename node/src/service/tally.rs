@@ -18,15 +18,6 @@ pub struct TallyService {
     pub node: Arc<Node>,
 }
 
-fn submit_cmd(submissions: Vec<pb::Submission>) -> pb::Command {
-    pb::Command {
-        kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
-            submissions,
-        })),
-        principal: None,
-    }
-}
-
 async fn submit_batch(
     node: &Node,
     who: &Caller,
@@ -61,12 +52,8 @@ async fn submit_batch(
     let mut decided = if to_propose.is_empty() {
         Vec::new().into_iter()
     } else {
-        match node.propose(submit_cmd(to_propose), who).await? {
-            pb::CommandResponse {
-                kind: Some(pb::command_response::Kind::Submit(b)),
-            } => b.items.into_iter(),
-            other => return Err(unexpected(other)),
-        }
+        let queue = node.submits.get().expect("the queue starts with the node");
+        queue.submit(who, to_propose).await?.into_iter()
     };
     let items = items
         .into_iter()
