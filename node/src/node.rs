@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use openraft::ReadPolicy;
 use openraft::async_runtime::WatchReceiver;
-use openraft::errors::{ClientWriteError, RaftError};
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use rekap_proto::pb;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -308,13 +308,23 @@ impl Node {
         }
     }
 
-    /// Waits until a read here would be linearizable (ReadIndex on the
-    /// leader); a stale read skips the wait.
+    /// Waits until a read here would be linearizable; a stale read skips
+    /// the wait. On the leader a lease read needs no round trip while a
+    /// quorum acknowledged it within the lease (they do, every heartbeat or
+    /// append); only when that is stale does it fall back to ReadIndex,
+    /// which asks the followers. Either way it waits until the state machine
+    /// has applied everything committed when the read arrived.
     pub async fn read_barrier(&self, consistency: i32) -> Result<(), Failure> {
         if consistency == pb::Consistency::Stale as i32 {
             return Ok(());
         }
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        let r = match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+            Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
+                self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await
+            }
+            other => other,
+        };
+        match r {
             Ok(_) => Ok(()),
             Err(e) => match e.forward_to_leader() {
                 Some(f) => Err(Failure::NotLeader(leader_of(f))),
