@@ -135,9 +135,6 @@ impl Node {
         R: Fn(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
     {
-        if self.leader().is_none() {
-            self.await_leader(None).await;
-        }
         let hops: u32 = req
             .metadata()
             .get(HOPS_HEADER)
@@ -152,19 +149,28 @@ impl Node {
         {
             Ok(r) => Ok(r),
             Err(Failure::Status(s)) => Err(s),
-            Err(Failure::NotLeader(Some((id, addr)))) if id != self.id => {
-                if hops >= MAX_HOPS {
-                    Err(Status::unavailable(format!(
-                        "leadership is moving (hop limit {MAX_HOPS} reached); retry, leader hint {addr}"
-                    )))
-                } else {
-                    self.forward_following(body, &caller, hops + 1, (id, addr), remote)
-                        .await
+            Err(Failure::NotLeader(known)) => {
+                // Only a call that needs the leader waits for an election;
+                // stale reads and status are answered here at once.
+                let leader = match known {
+                    Some(l) => Some(l),
+                    None => self.await_leader(None).await,
+                };
+                match leader {
+                    Some((id, addr)) if id != self.id && hops >= MAX_HOPS => {
+                        Err(Status::unavailable(format!(
+                            "leadership is moving (hop limit {MAX_HOPS} reached); retry, leader hint {addr}"
+                        )))
+                    }
+                    Some((id, addr)) if id != self.id => {
+                        self.forward_following(body, &caller, hops + 1, (id, addr), remote)
+                            .await
+                    }
+                    _ => Err(Status::unavailable(
+                        "no leader elected yet; retry with the same submission id",
+                    )),
                 }
             }
-            Err(Failure::NotLeader(_)) => Err(Status::unavailable(
-                "no leader elected yet; retry with the same submission id",
-            )),
         };
         match result {
             Ok(r) => {
@@ -211,17 +217,21 @@ impl Node {
         R: Fn(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
     {
-        for attempt in 0.. {
+        // At most two re-forwards: each needs the leadership to move.
+        for attempt in 0..=2 {
             let (id, addr) = leader.clone();
             let wait = self.raft.wait(None);
             let moved = wait.metrics(move |m| m.current_leader != Some(id), "the leader changes");
             let failed = tokio::select! {
                 r = self.forward(body.clone(), caller, hops, &addr, &remote) => match r {
-                    Err(s) if attempt < 2 && leader_lost(&s) => s,
+                    Err(s) if leader_lost(&s) => s,
                     other => return other,
                 },
                 _ = moved => Status::unavailable(format!("leader {addr} was replaced; retry")),
             };
+            if attempt == 2 {
+                return Err(failed);
+            }
             match self.await_leader(Some(id)).await {
                 Some(next) if next.0 != self.id => {
                     tracing::debug!(from = id, to = next.0, "leader changed while forwarding");
@@ -230,7 +240,7 @@ impl Node {
                 _ => return Err(failed),
             }
         }
-        unreachable!("the loop returns")
+        unreachable!("the last attempt returns")
     }
 
     async fn forward<Req, Resp, R, RF>(
