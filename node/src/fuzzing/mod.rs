@@ -15,7 +15,7 @@ mod authz;
 mod model;
 #[cfg(test)]
 mod props;
-mod world;
+pub(crate) mod world;
 
 use prost::Message;
 use rekap_proto::pb;
@@ -88,6 +88,11 @@ fn apply_checked(cmd: pb::Command) {
     // Whatever was applied survives a restore from its records.
     let back = TallyState::restore(st.records()).expect("records restore");
     assert_eq!(back.records(), st.records(), "restore differs");
+    assert_eq!(
+        world::recounted(&st).records(),
+        st.records(),
+        "persisted aggregates or request index differ from a recount"
+    );
 }
 
 /// Arbitrary bytes as a snapshot file must be refused or read, never crash;

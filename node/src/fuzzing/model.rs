@@ -223,6 +223,11 @@ pub fn command_sequence(data: &[u8]) {
     }
     let back = TallyState::restore(st.records()).expect("restore");
     check_sums(&back, &model);
+    assert_eq!(
+        super::world::recounted(&st).records(),
+        st.records(),
+        "persisted aggregates or request index differ from a recount"
+    );
 }
 
 fn step(

@@ -120,6 +120,18 @@ pub fn data_records(st: &TallyState) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// The state rebuilt from its registry and results alone: every aggregate
+/// counted again and every request indexed again, as the upgrade from the
+/// first record layout does. Equal records mean the persisted aggregates
+/// and index are exactly what the results imply.
+pub fn recounted(st: &TallyState) -> TallyState {
+    let records = st
+        .records()
+        .into_iter()
+        .filter(|(k, _)| ![keys::FORMAT, keys::AGGREGATE, keys::REQUEST].contains(&k[0]));
+    TallyState::restore(records).expect("restore from registry and results")
+}
+
 pub fn meta() -> SnapshotMeta {
     SnapshotMeta::default()
 }

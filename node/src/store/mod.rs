@@ -10,7 +10,9 @@
 
 pub mod checks;
 mod flusher;
+mod install;
 mod log_store;
+mod records;
 pub mod snapshot;
 mod state_machine;
 
@@ -163,7 +165,59 @@ mod tests {
         let err = closer
             .close(Duration::from_millis(50))
             .expect_err("handles are open");
-        assert!(err.to_string().contains("3 other handle(s)"), "{err}");
+        assert!(err.to_string().contains("4 other handle(s)"), "{err}");
         drop((log, sm));
+    }
+
+    /// A crash in the middle of a snapshot install leaves the marker; the
+    /// next open installs the same file again before anything reads.
+    #[test]
+    fn an_interrupted_snapshot_install_is_redone_at_open() {
+        use crate::fuzzing::world;
+        use crate::raft::convert::log_id_from_pb;
+        use rekap_proto::pb;
+        let dir = tempfile::tempdir().unwrap();
+        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
+        let source = world::state();
+        let want = source.totals("ID", world::CONTEST).unwrap();
+        assert!(want.tps_total > 0);
+        let log_id = log_id_from_pb(pb::LogId {
+            leader_id: Some(pb::LeaderId {
+                term: 3,
+                node_id: 1,
+            }),
+            index: 7,
+        })
+        .unwrap();
+        let meta = crate::raft::SnapshotMeta {
+            last_log_id: Some(log_id),
+            ..Default::default()
+        };
+        let records: Vec<std::io::Result<(Box<[u8]>, Box<[u8]>)>> = source
+            .records()
+            .into_iter()
+            .map(|(k, v)| Ok((k.into_boxed_slice(), v.into_boxed_slice())))
+            .collect();
+        let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
+        // The state as a crash would leave it: marker set, data half gone.
+        let db = closer.db.clone();
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(
+            cf(&db, CF_SM_META),
+            install::KEY_INSTALLING,
+            path.to_string_lossy().as_bytes(),
+        );
+        batch.put_cf(cf(&db, CF_SM_DATA), b"t-half-written", b"junk");
+        db.write(batch).unwrap();
+        drop((db, log, sm));
+        closer.close(Duration::from_secs(5)).unwrap();
+
+        let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
+        let st = sm.view();
+        assert_eq!(st.last_applied, Some(log_id));
+        assert_eq!(st.tally.totals("ID", world::CONTEST).unwrap(), want);
+        assert_eq!(st.tally.records(), source.records());
+        drop(st);
+        assert_eq!(install::interrupted(&sm.inner_db()).unwrap(), None);
     }
 }

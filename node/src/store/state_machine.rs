@@ -15,6 +15,8 @@ use prost::Message;
 use rekap_proto::pb;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
+use super::install;
+use super::records::DbRecords;
 use super::snapshot::{self, SnapshotFile};
 use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
 use crate::raft::convert::{
@@ -87,19 +89,16 @@ impl StateMachineStore {
     pub fn open(db: Arc<DB>, dir: PathBuf) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         snapshot::clean_temp(&dir)?;
+        if let Some(path) = install::interrupted(&db)? {
+            tracing::warn!(path = %path.display(), "a snapshot install was interrupted; installing it again");
+            let meta = snapshot::Reader::open(&path)?.meta;
+            install::install(&db, &path, &meta, |b| {
+                meta_writes(b, &db, meta.last_log_id.as_ref(), &meta.last_membership)
+            })?;
+        }
         let (last_applied, membership) =
             read_meta(|k| db.get_cf(cf(&db, CF_SM_META), k).map_err(io_err))?;
-        let mut records = Vec::new();
-        // Audit entries sort first (kind 'a') and stay on disk: start after them.
-        let after_audit = [keys::AUDIT + 1];
-        for kv in db.iterator_cf(
-            cf(&db, CF_SM_DATA),
-            IteratorMode::From(&after_audit, Direction::Forward),
-        ) {
-            let (k, v) = kv?;
-            records.push((k.into_vec(), v.into_vec()));
-        }
-        let tally = TallyState::restore(records)?;
+        let tally = load_tally(&db)?;
         let state = SmState {
             tally,
             last_applied,
@@ -115,9 +114,15 @@ impl StateMachineStore {
         })
     }
 
-    /// Read access to the applied state.
+    /// Read access to the applied state. Records the tally reads while the
+    /// guard is held match its aggregates: apply writes under the write side.
     pub fn view(&self) -> SmView<'_> {
         self.inner.state.read().expect("state lock poisoned")
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_db(&self) -> Arc<DB> {
+        self.inner.db.clone()
     }
 
     pub fn snapshot_dir(&self) -> &std::path::Path {
@@ -290,6 +295,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             meta_writes(&mut batch, db, st.last_applied.as_ref(), &st.membership);
             db.write(batch).map_err(io_err)?;
+            st.tally.settle();
         }
         for (responder, resp) in replies {
             if let Some(r) = responder {
@@ -313,31 +319,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let _guard = self.inner.snapshot_lock.lock().await;
         let inner = self.inner.clone();
         let meta = meta.clone();
-        let new_state = tokio::task::spawn_blocking(move || -> io::Result<SmState> {
-            let reader = snapshot::Reader::open(&snapshot.path)?;
-            if reader.meta != meta {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "snapshot file does not match its metadata",
-                ));
-            }
-            let records = reader.records()?;
+        let index = tokio::task::spawn_blocking(move || -> io::Result<Option<u64>> {
             let db = &inner.db;
-            let data = cf(db, CF_SM_DATA);
-            let mut batch = WriteBatch::default();
-            batch.delete_range_cf(data, [0u8].as_slice(), [0xffu8; 2].as_slice());
-            for (k, v) in &records {
-                batch.put_cf(data, k, v);
-            }
-            meta_writes(
-                &mut batch,
-                db,
-                meta.last_log_id.as_ref(),
-                &meta.last_membership,
-            );
-            let mut opts = WriteOptions::default();
-            opts.set_sync(true);
-            db.write_opt(batch, &opts).map_err(io_err)?;
+            // Readers wait: the records change under the old aggregates
+            // until the new state is loaded.
+            let mut state = inner.state.write().expect("state lock poisoned");
             // A file we received sits in our folder under a temporary name
             // and is moved into place; any other file is copied, so the
             // caller's copy stays intact.
@@ -351,18 +337,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 std::fs::File::open(&tmp)?.sync_all()?;
                 tmp
             };
-            snapshot::publish(&inner.dir, &src, &meta)?;
-            let tally = TallyState::restore(records).map_err(io_err)?;
-            Ok(SmState {
+            let path = snapshot::publish(&inner.dir, &src, &meta)?;
+            install::install(db, &path, &meta, |b| {
+                meta_writes(b, db, meta.last_log_id.as_ref(), &meta.last_membership)
+            })?;
+            let tally = load_tally(db)?;
+            *state = SmState {
                 tally,
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
-            })
+            };
+            Ok(meta.last_log_id.map(|l| l.index))
         })
         .await
         .map_err(io_err)??;
-        tracing::info!(index = ?new_state.last_applied.as_ref().map(|l| l.index), "snapshot installed");
-        *self.inner.state.write().expect("state lock poisoned") = new_state;
+        tracing::info!(?index, "snapshot installed");
         Ok(())
     }
 
@@ -378,6 +367,33 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             snapshot: SnapshotFile { path },
         }))
     }
+}
+
+/// The tally over `sm_data`; upgrade writes of an older layout are
+/// persisted (synced) before anything reads the state.
+fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
+    let records = Arc::new(DbRecords { db: db.clone() });
+    let mut tally = TallyState::load(records).map_err(io_err)?;
+    let upgrade = tally.unsettled();
+    if !upgrade.is_empty() {
+        tracing::info!(
+            records = upgrade.len(),
+            "state records upgraded: aggregates persisted, requests indexed"
+        );
+        let data = cf(db, CF_SM_DATA);
+        let mut batch = WriteBatch::default();
+        for (k, v) in upgrade {
+            match v {
+                Some(v) => batch.put_cf(data, k, v),
+                None => batch.delete_cf(data, k),
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        db.write_opt(batch, &opts).map_err(io_err)?;
+        tally.settle();
+    }
+    Ok(tally)
 }
 
 fn none_response() -> pb::CommandResponse {

@@ -281,11 +281,11 @@ impl TallyState {
     /// A verifier never acts on a result they submitted, nor on a revision
     /// they made themselves.
     fn four_eyes(&self, who: &str, tps: &str, contest: &str) -> Result<(), pb::Rejection> {
-        let Some(h) = self.results.get(&(tps.to_string(), contest.to_string())) else {
+        let Some(h) = self.history(tps, contest) else {
             return Ok(()); // nothing to review: the command itself says so
         };
         let mine = |r: &pb::Revision| r.author.as_ref().is_some_and(|a| a.name == who);
-        if mine(&h.revisions[0]) || mine(current(h)) {
+        if mine(&h.revisions[0]) || mine(current(&h)) {
             return Err(denied(
                 "four_eyes",
                 format!(
@@ -299,7 +299,7 @@ impl TallyState {
     /// An operator corrects only their own submission, and only until
     /// someone else has acted on it (an objection does not count).
     fn own_unreviewed(&self, who: &str, tps: &str, contest: &str) -> Result<(), pb::Rejection> {
-        let Some(h) = self.results.get(&(tps.to_string(), contest.to_string())) else {
+        let Some(h) = self.history(tps, contest) else {
             return Ok(());
         };
         let by = author_name;
@@ -327,9 +327,9 @@ impl TallyState {
     /// hide it behind a refusal.
     fn covering_scopes<'s>(&'s self, action: &Action<'s>) -> Option<Vec<&'s str>> {
         let tps_chain = |tps: &'s str| {
-            self.tps.get(tps).map(|t| {
+            self.tps_desa(tps).map(|desa| {
                 let mut codes = vec![tps];
-                codes.extend(self.chain_of(&t.desa_code));
+                codes.extend(self.chain_of(desa));
                 codes
             })
         };
@@ -448,11 +448,9 @@ impl TallyState {
         if let Some(p) = who.filter(|p| p.kind == pb::PrincipalKind::User as i32) {
             self.not_shut_out(p)?;
         }
-        if let (Some(p), Some((key, rev))) = (who, self.by_request.get(request_id))
-            && let Some(created) = self
-                .results
-                .get(key)
-                .and_then(|h| h.revisions.get((*rev - 1) as usize))
+        if let (Some(p), Some((key, rev))) = (who, self.request(request_id))
+            && let Some(h) = self.history(&key.0, &key.1)
+            && let Some(created) = h.revisions.get((rev - 1) as usize)
             && created
                 .author
                 .as_ref()

@@ -1,12 +1,11 @@
 //! Corrections and flag clearing: each adds a revision; nothing is
 //! overwritten, and aggregates move by exactly the difference.
 
-use prost::Message;
 use rekap_proto::pb;
 
 use super::rules::{self, code, reject};
 use super::submit::canonical;
-use super::{ResultKey, TallyState, Write, current, keys, view};
+use super::{ResultKey, TallyState, current, view};
 
 impl TallyState {
     pub(super) fn correct(
@@ -14,7 +13,6 @@ impl TallyState {
         req: &pb::CorrectRequest,
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         rules::check_correction(&req.request_id, req.reason)?;
         let mut numbers = req.submission.clone().ok_or_else(|| {
@@ -34,8 +32,8 @@ impl TallyState {
             return Ok(dup);
         }
         let contest = self.checked_contest(&numbers)?;
-        let key = self.current_for(&req.tps_id, &req.contest_id, req.replaces_revision)?;
-        let cur = current(&self.results[&key]);
+        let (key, h) = self.current_for(&req.tps_id, &req.contest_id, req.replaces_revision)?;
+        let cur = current(&h);
         if rules::same_result(
             cur.submission.as_ref().expect("revision has its numbers"),
             &numbers,
@@ -46,7 +44,7 @@ impl TallyState {
                 "the correction carries the current numbers; to clear flags use ClearFlags",
             ));
         }
-        let dpt = self.tps[&req.tps_id].dpt;
+        let dpt = self.tps_dpt(&req.tps_id);
         let janggal = rules::janggal(&numbers, dpt);
         let rev = pb::Revision {
             revision: cur.revision + 1,
@@ -59,7 +57,7 @@ impl TallyState {
             evidence_sha256: req.evidence_sha256.clone(),
             author: who.cloned(),
         };
-        Ok(self.push_revision(key, rev, writes))
+        Ok(self.push_revision(key, h, rev))
     }
 
     pub(super) fn clear_flags(
@@ -67,7 +65,6 @@ impl TallyState {
         req: &pb::ClearFlagsRequest,
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         rules::check_correction(&req.request_id, req.reason)?;
         if let Some(dup) = self.repeated_request(
@@ -79,8 +76,8 @@ impl TallyState {
         )? {
             return Ok(dup);
         }
-        let key = self.current_for(&req.tps_id, &req.contest_id, req.replaces_revision)?;
-        let cur = current(&self.results[&key]);
+        let (key, h) = self.current_for(&req.tps_id, &req.contest_id, req.replaces_revision)?;
+        let cur = current(&h);
         if cur.janggal.is_empty() {
             return Err(reject(
                 code::FAILED_PRECONDITION,
@@ -104,7 +101,7 @@ impl TallyState {
             evidence_sha256: req.evidence_sha256.clone(),
             author: who.cloned(),
         };
-        Ok(self.push_revision(key, rev, writes))
+        Ok(self.push_revision(key, h, rev))
     }
 
     /// A retried request id answers with the revision it created; an id
@@ -117,11 +114,13 @@ impl TallyState {
         kind: pb::RevisionKind,
         who: Option<&pb::Principal>,
     ) -> Result<Option<pb::CorrectResponse>, pb::Rejection> {
-        let Some((key, rev)) = self.by_request.get(request_id) else {
+        let Some((key, rev)) = self.request(request_id) else {
             return Ok(None);
         };
-        let h = &self.results[key];
-        let created = &h.revisions[(*rev - 1) as usize];
+        let h = self
+            .history(&key.0, &key.1)
+            .expect("a request names its result");
+        let created = &h.revisions[(rev - 1) as usize];
         let same_author =
             created.author.as_ref().map(|a| (&a.name, a.kind)) == who.map(|p| (&p.name, p.kind));
         if key.0 != tps_id || key.1 != contest_id || created.kind != kind as i32 || !same_author {
@@ -131,7 +130,7 @@ impl TallyState {
                 format!("request id {request_id} was already used for something else"),
             ));
         }
-        let mut result = view(h);
+        let mut result = view(&h);
         // The original outcome: the revision this request created.
         result.submission = created.submission.clone();
         result.revision = created.revision;
@@ -143,22 +142,23 @@ impl TallyState {
         }))
     }
 
-    /// The result's key once it exists and `replaces` is its current revision.
+    /// The result's key and history once it exists and `replaces` is its
+    /// current revision.
     pub(super) fn current_for(
         &self,
         tps_id: &str,
         contest_id: &str,
         replaces: u64,
-    ) -> Result<ResultKey, pb::Rejection> {
+    ) -> Result<(ResultKey, pb::ResultHistory), pb::Rejection> {
         let key = (tps_id.to_string(), contest_id.to_string());
-        let h = self.results.get(&key).ok_or_else(|| {
+        let h = self.history(tps_id, contest_id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,
                 "result_exists",
                 format!("TPS {tps_id} has no result for {contest_id} to correct"),
             )
         })?;
-        let cur = current(h).revision;
+        let cur = current(&h).revision;
         if replaces != cur {
             return Err(reject(
                 code::FAILED_PRECONDITION,
@@ -168,29 +168,21 @@ impl TallyState {
                 ),
             ));
         }
-        Ok(key)
+        Ok((key, h))
     }
 
     pub(super) fn push_revision(
         &mut self,
         key: ResultKey,
+        mut h: pb::ResultHistory,
         rev: pb::Revision,
-        writes: &mut Vec<Write>,
     ) -> pb::CorrectResponse {
-        let old = current(&self.results[&key]).clone();
-        self.contribute(&key, &old, -1);
+        self.contribute(&key, current(&h), -1);
         self.contribute(&key, &rev, 1);
-        let id = rev
-            .submission
-            .as_ref()
-            .map(|s| s.submission_id.clone())
-            .unwrap_or_default();
-        self.by_request.insert(id, (key.clone(), rev.revision));
-        let h = self.results.get_mut(&key).expect("result exists");
         h.revisions.push(rev);
-        writes.push((keys::result(&key.0, &key.1), Some(h.encode_to_vec())));
+        self.save_history(&key, &h);
         pb::CorrectResponse {
-            result: Some(view(h)),
+            result: Some(view(&h)),
             duplicate: false,
         }
     }

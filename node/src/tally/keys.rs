@@ -18,8 +18,19 @@ pub const AUDIT: u8 = b'a';
 pub const USER: u8 = b'u';
 /// The node ids removed from the cluster (one record).
 pub const REMOVED_NODES: u8 = b'n';
+/// Running sums of one region for one contest (`aggregate.rs`).
+pub const AGGREGATE: u8 = b'g';
+/// A request id (submission, correction, review) -> the revision it created.
+pub const REQUEST: u8 = b'q';
+/// The layout version of these records (one record).
+pub const FORMAT: u8 = b'f';
+/// Aggregates are persisted and requests indexed from this version on.
+pub const FORMAT_VERSION: &[u8] = b"2";
 const _: () = assert!(
-    AUDIT < REGION
+    AUDIT < AGGREGATE
+        && AUDIT < REQUEST
+        && AUDIT < FORMAT
+        && AUDIT < REGION
         && AUDIT < TPS
         && AUDIT < CONTEST
         && AUDIT < RESULT
@@ -46,6 +57,53 @@ pub fn result(tps_id: &str, contest_id: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(contest_id.as_bytes());
     k
+}
+
+/// Region codes and contest ids never contain NUL either.
+pub fn aggregate(region: &str, contest_id: &str) -> Vec<u8> {
+    let mut k = with_kind(AGGREGATE, region);
+    k.push(0);
+    k.extend_from_slice(contest_id.as_bytes());
+    k
+}
+
+pub fn request(request_id: &str) -> Vec<u8> {
+    with_kind(REQUEST, request_id)
+}
+
+pub fn format() -> Vec<u8> {
+    vec![FORMAT]
+}
+
+/// The two ids of a result or aggregate key, after its kind byte.
+pub fn split_pair(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.get(1..)?;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    let a = std::str::from_utf8(&rest[..nul]).ok()?;
+    let b = std::str::from_utf8(&rest[nul + 1..]).ok()?;
+    Some((a.to_string(), b.to_string()))
+}
+
+/// A request record's value: TPS id, NUL, contest id, NUL, revision as 8
+/// big-endian bytes.
+pub fn request_value(tps_id: &str, contest_id: &str, revision: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(tps_id.len() + contest_id.len() + 10);
+    v.extend_from_slice(tps_id.as_bytes());
+    v.push(0);
+    v.extend_from_slice(contest_id.as_bytes());
+    v.push(0);
+    v.extend_from_slice(&revision.to_be_bytes());
+    v
+}
+
+pub fn parse_request_value(v: &[u8]) -> Option<((String, String), u64)> {
+    let (ids, rev) = v.split_at_checked(v.len().checked_sub(8)?)?;
+    let ids = ids.strip_suffix(&[0])?;
+    let nul = ids.iter().position(|b| *b == 0)?;
+    let tps = std::str::from_utf8(&ids[..nul]).ok()?;
+    let contest = std::str::from_utf8(&ids[nul + 1..]).ok()?;
+    let rev = u64::from_be_bytes(rev.try_into().ok()?);
+    Some(((tps.to_string(), contest.to_string()), rev))
 }
 
 pub fn chain() -> Vec<u8> {

@@ -33,7 +33,7 @@ impl TallyState {
         tps_id: &str,
         contest_id: &str,
     ) -> Result<pb::StoredResult, pb::Rejection> {
-        Ok(view(self.history_of(tps_id, contest_id)?))
+        Ok(view(&self.history_of(tps_id, contest_id)?))
     }
 
     /// Every revision, oldest first.
@@ -42,25 +42,23 @@ impl TallyState {
         tps_id: &str,
         contest_id: &str,
     ) -> Result<Vec<pb::Revision>, pb::Rejection> {
-        Ok(self.history_of(tps_id, contest_id)?.revisions.clone())
+        Ok(self.history_of(tps_id, contest_id)?.revisions)
     }
 
     fn history_of(
         &self,
         tps_id: &str,
         contest_id: &str,
-    ) -> Result<&pb::ResultHistory, pb::Rejection> {
+    ) -> Result<pb::ResultHistory, pb::Rejection> {
         self.tps_of(tps_id)?;
         self.contest(contest_id)?;
-        self.results
-            .get(&(tps_id.to_string(), contest_id.to_string()))
-            .ok_or_else(|| {
-                reject(
-                    code::NOT_FOUND,
-                    "result_exists",
-                    format!("TPS {tps_id} has no result for {contest_id} yet"),
-                )
-            })
+        self.history(tps_id, contest_id).ok_or_else(|| {
+            reject(
+                code::NOT_FOUND,
+                "result_exists",
+                format!("TPS {tps_id} has no result for {contest_id} yet"),
+            )
+        })
     }
 
     /// Totals of the region and of each of its children.
@@ -144,17 +142,13 @@ impl TallyState {
         let walk = Walk {
             contest_id,
             skip: &|a: &Aggregate| a.tps_reported >= a.tps_total,
-            take: &|tps: &str| {
-                !self
-                    .results
-                    .contains_key(&(tps.to_string(), contest_id.to_string()))
-            },
+            take: &|tps: &str| !self.has_result(tps, contest_id),
         };
         let (node, tps, next_page_token) =
             self.page(region_code, contest_id, page_size, page_token, &walk)?;
         let a = self.aggregate(&node.region.code, contest_id);
         Ok(MissingPage {
-            tps: tps.into_iter().map(|id| self.tps[&id].clone()).collect(),
+            tps: tps.iter().filter_map(|id| self.tps_pb(id)).collect(),
             next_page_token,
             total_missing: a.tps_total - a.tps_reported,
         })
@@ -169,9 +163,8 @@ impl TallyState {
         page_token: &str,
     ) -> Result<JanggalPage, pb::Rejection> {
         let flagged = |tps: &str| {
-            self.results
-                .get(&(tps.to_string(), contest_id.to_string()))
-                .is_some_and(|h| !super::current(h).janggal.is_empty())
+            self.history(tps, contest_id)
+                .is_some_and(|h| !super::current(&h).janggal.is_empty())
         };
         let walk = Walk {
             contest_id,
@@ -195,10 +188,7 @@ impl TallyState {
         page_size: usize,
         page_token: &str,
     ) -> Result<JanggalPage, pb::Rejection> {
-        let reported = |tps: &str| {
-            self.results
-                .contains_key(&(tps.to_string(), contest_id.to_string()))
-        };
+        let reported = |tps: &str| self.has_result(tps, contest_id);
         let walk = Walk {
             contest_id,
             skip: &|a: &Aggregate| a.tps_reported == 0,
@@ -215,9 +205,11 @@ impl TallyState {
 
     fn items(&self, tps: Vec<String>, contest_id: &str) -> Vec<pb::JanggalItem> {
         tps.into_iter()
-            .map(|id| pb::JanggalItem {
-                result: Some(view(&self.results[&(id.clone(), contest_id.to_string())])),
-                tps: Some(self.tps[&id].clone()),
+            .filter_map(|id| {
+                Some(pb::JanggalItem {
+                    result: Some(view(&self.history(&id, contest_id)?)),
+                    tps: self.tps_pb(&id),
+                })
             })
             .collect()
     }
@@ -238,14 +230,14 @@ impl TallyState {
         let resume = if page_token.is_empty() {
             Vec::new()
         } else {
-            let t = self.tps.get(page_token).ok_or_else(|| {
+            let desa = self.tps_desa(page_token).ok_or_else(|| {
                 reject(
                     code::INVALID_ARGUMENT,
                     "page_token",
                     format!("unknown page token {page_token:?}"),
                 )
             })?;
-            let mut path: Vec<String> = self.ancestors(&t.desa_code);
+            let mut path: Vec<String> = self.ancestors(desa);
             let Some(pos) = path.iter().position(|c| *c == node.region.code) else {
                 return Err(reject(
                     code::INVALID_ARGUMENT,
@@ -290,11 +282,11 @@ impl TallyState {
             if !covered {
                 return;
             }
-            for id in &node.tps {
-                if start.is_some_and(|s| id <= s) || !(walk.take)(id) {
+            for id in node.tps.iter().map(|i| self.tps_id(*i)) {
+                if start.is_some_and(|s| id <= s.as_str()) || !(walk.take)(id) {
                     continue;
                 }
-                out.push(id.clone());
+                out.push(id.to_string());
                 if out.len() >= limit {
                     return;
                 }
@@ -312,13 +304,6 @@ impl TallyState {
                 return;
             }
         }
-    }
-
-    fn aggregate(&self, region: &str, contest: &str) -> Aggregate {
-        self.aggregates
-            .get(&(region.to_string(), contest.to_string()))
-            .cloned()
-            .unwrap_or_default()
     }
 
     fn region(&self, code: &str) -> Result<&RegionNode, pb::Rejection> {
@@ -342,8 +327,8 @@ impl TallyState {
         })
     }
 
-    fn tps_of(&self, id: &str) -> Result<&pb::Tps, pb::Rejection> {
-        self.tps.get(id).ok_or_else(|| {
+    fn tps_of(&self, id: &str) -> Result<pb::Tps, pb::Rejection> {
+        self.tps_pb(id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,
                 "tps_exists",

@@ -6,7 +6,7 @@ use prost::Message;
 use rekap_proto::pb;
 
 use super::rules::{check_id, code, invalid, reject};
-use super::{NASIONAL, TallyState, Write, keys, scope_of};
+use super::{NASIONAL, TallyState, keys, scope_of};
 
 type Level = pb::RegionLevel;
 
@@ -18,7 +18,6 @@ impl TallyState {
         &mut self,
         req: &pb::LoadRegistryRequest,
         log_index: u64,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::LoadRegistryResponse, pb::Rejection> {
         let mut resp = pb::LoadRegistryResponse {
             log_index,
@@ -38,21 +37,21 @@ impl TallyState {
                 None => resp.regions_added += 1,
             }
             if self.regions.get(&r.code).is_none_or(|n| n.region != r) {
-                writes.push((keys::region(&r.code), Some(r.encode_to_vec())));
+                self.put(keys::region(&r.code), Some(r.encode_to_vec()));
                 self.insert_region(r);
             }
         }
         for t in &req.tps {
-            match self.tps.get(&t.tps_id) {
-                Some(old) if old == t => {
+            match self.tps_pb(&t.tps_id) {
+                Some(old) if old == *t => {
                     resp.unchanged += 1;
                     continue;
                 }
                 Some(_) => resp.tps_updated += 1,
                 None => resp.tps_added += 1,
             }
-            writes.push((keys::tps(&t.tps_id), Some(t.encode_to_vec())));
-            self.insert_tps(t.clone());
+            self.put(keys::tps(&t.tps_id), Some(t.encode_to_vec()));
+            self.insert_tps(t);
         }
         for c in &req.contests {
             let c = normalise_contest(c);
@@ -64,7 +63,7 @@ impl TallyState {
                 Some(_) => resp.contests_updated += 1,
                 None => resp.contests_added += 1,
             }
-            writes.push((keys::contest(&c.contest_id), Some(c.encode_to_vec())));
+            self.put(keys::contest(&c.contest_id), Some(c.encode_to_vec()));
             match self.contests.get_mut(&c.contest_id) {
                 // Same candidates in the same order, same scope: only names or
                 // numbers changed, and the aggregates stay as they are.
@@ -74,7 +73,7 @@ impl TallyState {
         }
         for id in &req.remove_tps {
             if self.remove_tps(id) {
-                writes.push((keys::tps(id), None));
+                self.put(keys::tps(id), None);
                 resp.tps_removed += 1;
             }
         }
@@ -199,13 +198,13 @@ impl TallyState {
                 }
                 _ => {}
             }
-            if let Some(old) = self.tps.get(&t.tps_id)
-                && old.desa_code != t.desa_code
+            if let Some(old) = self.tps_desa(&t.tps_id)
+                && old != t.desa_code
             {
                 return Err(reject(
                     code::FAILED_PRECONDITION,
                     "registry_immutable",
-                    format!("TPS {} is loaded under desa {}", t.tps_id, old.desa_code),
+                    format!("TPS {} is loaded under desa {}", t.tps_id, old),
                 ));
             }
         }
@@ -278,14 +277,10 @@ impl TallyState {
     fn check_removals(&self, ids: &[String]) -> Result<(), pb::Rejection> {
         for id in ids {
             // Already gone: a retried removal is a no-op, not an error.
-            if !self.tps.contains_key(id) {
+            if !self.tps.contains_key(id.as_str()) {
                 continue;
             }
-            if self
-                .contests
-                .keys()
-                .any(|c| self.results.contains_key(&(id.clone(), c.clone())))
-            {
+            if self.contests.keys().any(|c| self.has_result(id, c)) {
                 return Err(reject(
                     code::FAILED_PRECONDITION,
                     "tps_has_results",
@@ -296,27 +291,9 @@ impl TallyState {
         Ok(())
     }
 
-    /// Removes a TPS and its place in every contest's `tps_total`.
-    fn remove_tps(&mut self, id: &str) -> bool {
-        let Some(t) = self.tps.remove(id) else {
-            return false;
-        };
-        if let Some(d) = self.regions.get_mut(&t.desa_code) {
-            d.tps.remove(id);
-        }
-        let chain = self.ancestors(&t.desa_code);
-        let covering = self.covering(&chain);
-        for (contest_id, n) in covering {
-            for code in &chain {
-                self.agg_mut(code, &contest_id, n).tps_total -= 1;
-            }
-        }
-        true
-    }
-
-    /// Asks the results, not the aggregates: those are derived.
+    /// Every result counts once in its contest's aggregate at nasional.
     fn has_results(&self, contest_id: &str) -> bool {
-        self.results.keys().any(|(_, c)| c == contest_id)
+        self.aggregate(super::NASIONAL, contest_id).tps_reported > 0
     }
 }
 

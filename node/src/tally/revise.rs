@@ -6,7 +6,7 @@
 use rekap_proto::pb;
 
 use super::rules::{self, invalid};
-use super::{TallyState, Write, current};
+use super::{TallyState, current};
 
 /// The janggal reason an objection adds.
 pub const KEBERATAN: &str = "keberatan";
@@ -19,7 +19,6 @@ impl TallyState {
         req: &pb::ReviewRequest,
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         rules::check_id("request_id", &req.request_id)?;
         let same = |cur: &pb::Revision| cur.janggal.clone();
@@ -36,7 +35,6 @@ impl TallyState {
             same,
             log_index,
             who,
-            writes,
         )
     }
 
@@ -45,7 +43,6 @@ impl TallyState {
         req: &pb::ObjectionRequest,
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         check_objection(req)?;
         let flagged = |cur: &pb::Revision| {
@@ -68,7 +65,6 @@ impl TallyState {
             flagged,
             log_index,
             who,
-            writes,
         )
     }
 
@@ -78,15 +74,14 @@ impl TallyState {
         janggal: impl Fn(&pb::Revision) -> Vec<String>,
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::CorrectResponse, pb::Rejection> {
         if let Some(dup) =
             self.repeated_request(k.request_id, k.tps_id, k.contest_id, k.kind, who)?
         {
             return Ok(dup);
         }
-        let key = self.current_for(k.tps_id, k.contest_id, k.replaces)?;
-        let cur = current(&self.results[&key]);
+        let (key, h) = self.current_for(k.tps_id, k.contest_id, k.replaces)?;
+        let cur = current(&h);
         let mut numbers = cur.submission.clone().expect("revision has its numbers");
         numbers.submission_id = k.request_id.to_string();
         let rev = pb::Revision {
@@ -100,7 +95,7 @@ impl TallyState {
             evidence_sha256: k.evidence.to_string(),
             author: who.cloned(),
         };
-        Ok(self.push_revision(key, rev, writes))
+        Ok(self.push_revision(key, h, rev))
     }
 }
 

@@ -1,11 +1,10 @@
 //! Applying submissions: validation against the registry, idempotency by
 //! submission id, one result per TPS and contest.
 
-use prost::Message;
 use rekap_proto::pb;
 
+use super::TallyState;
 use super::rules::{self, code, invalid, reject};
-use super::{TallyState, Write, keys};
 
 impl TallyState {
     /// Each item is decided in order, so two items for the same TPS in one
@@ -15,7 +14,6 @@ impl TallyState {
         batch: &[pb::Submission],
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> pb::SubmitBatchResponse {
         if let Err(rej) = rules::check_batch(batch) {
             let items = batch.iter().map(|_| rejection_item(rej.clone())).collect();
@@ -26,7 +24,7 @@ impl TallyState {
             .map(|s| {
                 match self
                     .check_submission_auth(who, s)
-                    .and_then(|()| self.submit_one(s, log_index, who, writes))
+                    .and_then(|()| self.submit_one(s, log_index, who))
                 {
                     Ok(outcome) => pb::BatchItem {
                         result: Some(pb::batch_item::Result::Outcome(outcome)),
@@ -43,12 +41,13 @@ impl TallyState {
         s: &pb::Submission,
         log_index: u64,
         who: Option<&pb::Principal>,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::SubmitOutcome, pb::Rejection> {
         rules::check_submission(s)?;
-        if let Some((key, rev)) = self.by_request.get(&s.submission_id) {
-            let h = &self.results[key];
-            let created = &h.revisions[(*rev - 1) as usize];
+        if let Some((key, rev)) = self.request(&s.submission_id) {
+            let h = self
+                .history(&key.0, &key.1)
+                .expect("a request names its result");
+            let created = &h.revisions[(rev - 1) as usize];
             let original = created
                 .submission
                 .as_ref()
@@ -69,8 +68,8 @@ impl TallyState {
         }
         let contest = self.checked_contest(s)?;
         let key = (s.tps_id.clone(), s.contest_id.clone());
-        if let Some(h) = self.results.get(&key) {
-            let cur = super::current(h);
+        if let Some(h) = self.history(&key.0, &key.1) {
+            let cur = super::current(&h);
             let numbers = cur.submission.as_ref().expect("revision has its numbers");
             if rules::same_result(numbers, s) {
                 return Ok(outcome(s, cur, pb::SubmitStatus::Duplicate));
@@ -84,7 +83,7 @@ impl TallyState {
                 ),
             ));
         }
-        let dpt = self.tps[&s.tps_id].dpt;
+        let dpt = self.tps_dpt(&s.tps_id);
         let rev = pb::Revision {
             revision: 1,
             kind: pb::RevisionKind::Submitted as i32,
@@ -98,18 +97,15 @@ impl TallyState {
         let h = pb::ResultHistory {
             revisions: vec![rev],
         };
-        writes.push((
-            keys::result(&s.tps_id, &s.contest_id),
-            Some(h.encode_to_vec()),
-        ));
-        self.insert_result(h);
+        self.save_history(&key, &h);
+        self.contribute(&key, &h.revisions[0], 1);
         Ok(out)
     }
 
     /// The contest of a submission, once the TPS and contest exist, the
     /// contest covers the TPS, and the candidates are exactly the contest's.
     pub(super) fn checked_contest(&self, s: &pb::Submission) -> Result<pb::Contest, pb::Rejection> {
-        let tps = self.tps.get(&s.tps_id).ok_or_else(|| {
+        let desa = self.tps_desa(&s.tps_id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,
                 "tps_exists",
@@ -123,7 +119,7 @@ impl TallyState {
                 format!("contest {} is not in the registry", s.contest_id),
             )
         })?;
-        if !self.covers(contest, &self.chain_of(&tps.desa_code)) {
+        if !self.covers(contest, &self.chain_of(desa)) {
             return Err(invalid(
                 "contest_covers_tps",
                 format!(

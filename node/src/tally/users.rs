@@ -73,14 +73,14 @@ impl TallyState {
         let rec = pb::RemovedNodes {
             node_ids: self.removed_nodes.iter().copied().collect(),
         };
-        vec![(keys::removed_nodes(), Some(rec.encode_to_vec()))]
+        self.put(keys::removed_nodes(), Some(rec.encode_to_vec()));
+        std::mem::take(&mut self.log)
     }
 
     pub(super) fn bootstrap_admin(
         &mut self,
         req: &pb::BootstrapAdmin,
         log_index: u64,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::UserResponse, pb::Rejection> {
         if !valid_user_name(&req.name) {
             return Err(invalid(
@@ -98,14 +98,13 @@ impl TallyState {
             changed_index: log_index,
             ..Default::default()
         };
-        Ok(self.save_user(user, log_index, writes))
+        Ok(self.save_user(user, log_index))
     }
 
     pub(super) fn user_admin(
         &mut self,
         req: &pb::UserAdminRequest,
         log_index: u64,
-        writes: &mut Vec<Write>,
     ) -> Result<pb::UserResponse, pb::Rejection> {
         use pb::user_admin_request::Op;
         let op = req
@@ -130,7 +129,7 @@ impl TallyState {
                 created_index: log_index,
                 ..Default::default()
             };
-            return Ok(self.save_user(user, log_index, writes));
+            return Ok(self.save_user(user, log_index));
         }
         let name = match op {
             Op::Grant(g) => &g.name,
@@ -197,7 +196,7 @@ impl TallyState {
             }
             Op::Add(_) => unreachable!("handled above"),
         }
-        Ok(self.save_user(user, log_index, writes))
+        Ok(self.save_user(user, log_index))
     }
 
     /// Refuses a change that would leave the cluster without an enabled
@@ -263,14 +262,9 @@ impl TallyState {
         Ok(scope.to_string())
     }
 
-    fn save_user(
-        &mut self,
-        mut user: pb::User,
-        log_index: u64,
-        writes: &mut Vec<Write>,
-    ) -> pb::UserResponse {
+    fn save_user(&mut self, mut user: pb::User, log_index: u64) -> pb::UserResponse {
         user.changed_index = log_index;
-        writes.push((keys::user(&user.name), Some(user.encode_to_vec())));
+        self.put(keys::user(&user.name), Some(user.encode_to_vec()));
         self.users
             .insert(user.name.clone(), UserEntry::new(user.clone()));
         pb::UserResponse {

@@ -1,0 +1,74 @@
+//! Installing a snapshot file into `sm_data` without holding it in memory.
+//!
+//! The records stream into RocksDB in batches of a few MiB, so the install
+//! is not one atomic write. It is made redoable instead: the file is first
+//! published under its final name, then a synced marker in `sm_meta` names
+//! it, then the old records are dropped and the new ones written, and the
+//! last, synced batch sets `last_applied` and clears the marker. A node that
+//! crashes in between finds the marker at start and installs the same file
+//! again before anything reads the state.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{DB, WriteBatch, WriteOptions};
+
+use super::snapshot::Reader;
+use super::{CF_SM_DATA, CF_SM_META, cf, io_err};
+use crate::raft::SnapshotMeta;
+
+/// The marker: the path of the snapshot file being installed.
+pub(crate) const KEY_INSTALLING: &[u8] = b"installing";
+
+/// Bytes per batch while streaming records in.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Installs the published snapshot file at `path`. `finish` adds the meta
+/// writes (last applied, membership) to the final batch.
+pub fn install(
+    db: &DB,
+    path: &Path,
+    meta: &SnapshotMeta,
+    finish: impl FnOnce(&mut WriteBatch),
+) -> io::Result<()> {
+    // Checked whole before anything is dropped: a damaged file must not
+    // leave half a state behind.
+    Reader::open(path)?.verify()?;
+    let mut reader = Reader::open(path)?;
+    if reader.meta != *meta {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "snapshot file does not match its metadata",
+        ));
+    }
+    let data = cf(db, CF_SM_DATA);
+    let mut synced = WriteOptions::default();
+    synced.set_sync(true);
+    let mut start = WriteBatch::default();
+    start.put_cf(
+        cf(db, CF_SM_META),
+        KEY_INSTALLING,
+        path.to_string_lossy().as_bytes(),
+    );
+    start.delete_range_cf(data, [0u8].as_slice(), [0xffu8; 2].as_slice());
+    db.write_opt(start, &synced).map_err(io_err)?;
+    let mut batch = WriteBatch::default();
+    while let Some((k, v)) = reader.next_record()? {
+        batch.put_cf(data, k, v);
+        if batch.size_in_bytes() >= BATCH_BYTES {
+            db.write(std::mem::take(&mut batch)).map_err(io_err)?;
+        }
+    }
+    finish(&mut batch);
+    batch.delete_cf(cf(db, CF_SM_META), KEY_INSTALLING);
+    db.write_opt(batch, &synced).map_err(io_err)?;
+    Ok(())
+}
+
+/// The snapshot file an interrupted install was writing, if any.
+pub fn interrupted(db: &DB) -> io::Result<Option<PathBuf>> {
+    let v = db
+        .get_cf(cf(db, CF_SM_META), KEY_INSTALLING)
+        .map_err(io_err)?;
+    Ok(v.map(|b| PathBuf::from(String::from_utf8_lossy(&b).into_owned())))
+}

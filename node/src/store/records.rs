@@ -1,0 +1,56 @@
+//! The tally's records in RocksDB: `sm_data` read through the tally's
+//! `Records` seam, by point get and by prefix scan.
+
+use std::sync::Arc;
+
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions};
+
+use super::{CF_SM_DATA, cf};
+use crate::tally::Records;
+
+/// Reads of `sm_data` at its latest state. The state machine writes only
+/// under its state lock and readers hold that lock's read side, so what
+/// they read here always matches the aggregates in memory.
+pub struct DbRecords {
+    pub db: Arc<DB>,
+}
+
+impl Records for DbRecords {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        // A failing read leaves the state machine nothing to answer from;
+        // openraft stops on any other storage error the same way.
+        self.db
+            .get_cf(cf(&self.db, CF_SM_DATA), key)
+            .expect("reading a state-machine record from RocksDB")
+    }
+
+    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+        let mut opts = ReadOptions::default();
+        if let Some(upper) = prefix_end(prefix) {
+            opts.set_iterate_upper_bound(upper);
+        }
+        let it = self.db.iterator_cf_opt(
+            cf(&self.db, CF_SM_DATA),
+            opts,
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for kv in it {
+            let (k, v) = kv.expect("scanning state-machine records in RocksDB");
+            if !k.starts_with(prefix) || !f(&k, &v) {
+                break;
+            }
+        }
+    }
+}
+
+/// The first key after every key that starts with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

@@ -1,0 +1,167 @@
+//! Where the tally's records live: the seam between the pure state machine
+//! and its storage.
+//!
+//! Results, their histories and the request-id index are read on demand
+//! through `Records` (RocksDB on a node, a map in tests); only what must be
+//! O(1) stays in memory. Writes of the command being applied sit in an
+//! overlay (`Overlay`) until the storage layer has written them, so a
+//! command sees its own writes and those of earlier commands in the same
+//! batch.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use super::Write;
+
+/// Read access to persisted records. A read that fails is a storage fault
+/// the state machine cannot answer around: implementations panic, as
+/// openraft stops on any other storage error.
+pub trait Records: Send + Sync {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Calls `f` on each record whose key starts with `prefix`, in key order,
+    /// until it returns false.
+    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool);
+}
+
+/// Records in a map: for tests, fuzzing and `restore` from a record list.
+#[derive(Default)]
+pub struct MemRecords(RwLock<BTreeMap<Vec<u8>, Vec<u8>>>);
+
+impl MemRecords {
+    pub fn new(records: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        MemRecords(RwLock::new(records.into_iter().collect()))
+    }
+}
+
+impl Records for MemRecords {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.read().expect("records lock").get(key).cloned()
+    }
+
+    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+        let map = self.0.read().expect("records lock");
+        for (k, v) in map.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) || !f(k, v) {
+                break;
+            }
+        }
+    }
+}
+
+/// Persisted records plus the writes not yet persisted, which win.
+#[derive(Clone)]
+pub struct Overlay {
+    base: Arc<dyn Records>,
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Overlay {
+    pub fn new(base: Arc<dyn Records>) -> Self {
+        Overlay {
+            base,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.pending.get(key) {
+            Some(v) => v.clone(),
+            None => self.base.get(key),
+        }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.pending.insert(key, value);
+    }
+
+    /// Records under `prefix` in key order, pending writes merged in.
+    pub fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+        let mut pend = self
+            .pending
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .peekable();
+        let mut go = true;
+        self.base.scan(prefix, &mut |k, v| {
+            while let Some((pk, pv)) = pend.next_if(|(pk, _)| pk.as_slice() <= k) {
+                let same = pk.as_slice() == k;
+                if let Some(pv) = pv {
+                    go = f(pk, pv);
+                    if !go {
+                        return false;
+                    }
+                }
+                if same {
+                    return true; // the pending write replaces the base record
+                }
+            }
+            go = f(k, v);
+            go
+        });
+        if go {
+            for (pk, pv) in pend {
+                if let Some(pv) = pv
+                    && !f(pk, pv)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The pending writes, once the storage layer has persisted them (they
+    /// are now in the base).
+    pub fn settle(&mut self) {
+        self.pending.clear();
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The pending writes, for a caller that persists them itself.
+    pub fn pending(&self) -> Vec<Write> {
+        self.pending
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_merges_pending_writes_in_key_order() {
+        let base = MemRecords::new([
+            (b"xa".to_vec(), b"1".to_vec()),
+            (b"xc".to_vec(), b"3".to_vec()),
+            (b"xe".to_vec(), b"5".to_vec()),
+            (b"y".to_vec(), b"9".to_vec()),
+        ]);
+        let mut o = Overlay::new(Arc::new(base));
+        o.put(b"xb".to_vec(), Some(b"2".to_vec()));
+        o.put(b"xc".to_vec(), Some(b"33".to_vec()));
+        o.put(b"xe".to_vec(), None);
+        o.put(b"xf".to_vec(), Some(b"6".to_vec()));
+        let mut seen = Vec::new();
+        o.scan(b"x", &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            true
+        });
+        let want: Vec<(Vec<u8>, Vec<u8>)> = [("xa", "1"), ("xb", "2"), ("xc", "33"), ("xf", "6")]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(seen, want);
+        assert_eq!(o.get(b"xe"), None);
+        assert_eq!(o.get(b"xa"), Some(b"1".to_vec()));
+        let mut first = Vec::new();
+        o.scan(b"x", &mut |k, _| {
+            first.push(k.to_vec());
+            first.len() < 2
+        });
+        assert_eq!(first, vec![b"xa".to_vec(), b"xb".to_vec()]);
+    }
+}
