@@ -193,11 +193,10 @@ mod tests {
             last_log_id: Some(log_id),
             ..Default::default()
         };
-        let records: Vec<std::io::Result<(Box<[u8]>, Box<[u8]>)>> = source
+        let records = source
             .records()
             .into_iter()
-            .map(|(k, v)| Ok((k.into_boxed_slice(), v.into_boxed_slice())))
-            .collect();
+            .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
         let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
         // The state as a crash would leave it: marker set, data half gone.
         let db = closer.db.clone();
