@@ -60,6 +60,9 @@ fn run() -> anyhow::Result<()> {
     // Leave a second so this reports before the watchdog does.
     closer.close(SHUTDOWN_BOUND.saturating_sub(start.elapsed() + Duration::from_secs(1)))?;
     served?;
+    if store::checks::DAMAGED.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("stopped: the data directory is damaged (see the error above)");
+    }
     tracing::info!(
         took_ms = start.elapsed().as_millis() as u64,
         "shut down cleanly"

@@ -6,9 +6,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
 use rocksdb::{DB, IteratorMode, ReadOptions};
 use serde::{Deserialize, Serialize};
 
@@ -69,15 +73,19 @@ pub fn identity(data_dir: &Path, owner: &Owner, fresh: bool) -> anyhow::Result<(
 }
 
 /// Reads every block of every column family with checksums on, so a
-/// damaged file is found now rather than in the middle of a count.
-pub fn verify_db(db: &DB, cfs: &[&str], path: &Path) -> anyhow::Result<()> {
+/// damaged file is found now rather than in the middle of a count. Returns
+/// early, with Ok, once `stop` is set.
+pub fn verify_db(db: &DB, cfs: &[&str], path: &Path, stop: &AtomicBool) -> anyhow::Result<()> {
     for name in cfs {
         let mut ro = ReadOptions::default();
         ro.set_verify_checksums(true);
         ro.fill_cache(false);
         ro.set_readahead_size(4 << 20);
         let cf = super::cf(db, name);
-        for kv in db.iterator_cf_opt(cf, ro, IteratorMode::Start) {
+        for (n, kv) in db.iterator_cf_opt(cf, ro, IteratorMode::Start).enumerate() {
+            if n % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
             kv.with_context(|| {
                 format!(
                     "RocksDB data in {} is corrupt (column family {name})",
@@ -97,4 +105,74 @@ pub fn verify_snapshots(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("snapshot file {} is damaged", path.display()))?;
     }
     Ok(())
+}
+
+/// Set when the background check found damage: the process must not exit
+/// with success after the shutdown it starts.
+pub static DAMAGED: AtomicBool = AtomicBool::new(false);
+
+/// The checks of an existing directory, run beside the node instead of
+/// before it: reading every block costs start time in proportion to the
+/// data (seconds for a national state), and a node must serve again within
+/// a couple of seconds of a restart. Damage found later stops the node the
+/// same way (an error naming the file, an orderly shutdown, a failure exit
+/// status); reads that hit it first fail on their own checksums.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(
+        db: Arc<DB>,
+        cfs: &'static [&'static str],
+        db_path: PathBuf,
+        snapshots: PathBuf,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rekap-verify".into())
+            .spawn(move || {
+                let t0 = std::time::Instant::now();
+                let found = verify_snapshots(&snapshots)
+                    .and_then(|()| verify_db(&db, cfs, &db_path, &flag));
+                drop(db);
+                match found {
+                    Ok(()) if !flag.load(Ordering::Relaxed) => {
+                        tracing::info!(
+                            took_ms = t0.elapsed().as_millis() as u64,
+                            "data directory checked: every block and snapshot is intact"
+                        );
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::error!("{e:#}; stopping");
+                        DAMAGED.store(true, Ordering::SeqCst);
+                        // The orderly shutdown, as for an operator's SIGTERM.
+                        // SAFETY: raise only sends a signal to this process.
+                        unsafe { libc::raise(libc::SIGTERM) };
+                    }
+                }
+            })
+            .expect("spawning the verifier thread");
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the check and waits for it to let go of the database.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

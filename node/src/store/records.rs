@@ -7,6 +7,7 @@ use rocksdb::{DB, Direction, IteratorMode, ReadOptions};
 
 use super::{CF_SM_DATA, cf};
 use crate::tally::Records;
+use crate::tally::records::ReadError;
 
 /// Reads of `sm_data` at its latest state. The state machine writes only
 /// under its state lock and readers hold that lock's read side, so what
@@ -16,15 +17,17 @@ pub struct DbRecords {
 }
 
 impl Records for DbRecords {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        // A failing read leaves the state machine nothing to answer from;
-        // openraft stops on any other storage error the same way.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
         self.db
             .get_cf(cf(&self.db, CF_SM_DATA), key)
-            .expect("reading a state-machine record from RocksDB")
+            .map_err(|e| ReadError(e.to_string()))
     }
 
-    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+    fn scan(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ReadError> {
         let mut opts = ReadOptions::default();
         if let Some(upper) = prefix_end(prefix) {
             opts.set_iterate_upper_bound(upper);
@@ -35,11 +38,12 @@ impl Records for DbRecords {
             IteratorMode::From(prefix, Direction::Forward),
         );
         for kv in it {
-            let (k, v) = kv.expect("scanning state-machine records in RocksDB");
+            let (k, v) = kv.map_err(|e| ReadError(e.to_string()))?;
             if !k.starts_with(prefix) || !f(&k, &v) {
                 break;
             }
         }
+        Ok(())
     }
 }
 

@@ -29,7 +29,7 @@ impl TallyState {
                 true
             }
             Err(e) => fail(e.into()),
-        });
+        })?;
         regions.sort_by_key(|r| r.level);
         for r in regions {
             st.insert_region(r);
@@ -40,7 +40,7 @@ impl TallyState {
                 true
             }
             Err(e) => fail(e.into()),
-        });
+        })?;
         base.scan(&[keys::CONTEST], &mut |_, v| match pb::Contest::decode(v) {
             Ok(c) => {
                 st.by_scope
@@ -51,7 +51,7 @@ impl TallyState {
                 true
             }
             Err(e) => fail(e.into()),
-        });
+        })?;
         base.scan(
             &[keys::AGGREGATE],
             &mut |k, v| match (keys::split_pair(k), Aggregate::decode(v)) {
@@ -61,19 +61,19 @@ impl TallyState {
                 }
                 _ => fail(RestoreError::Bad(k.to_vec())),
             },
-        );
+        )?;
         base.scan(&[keys::USER], &mut |_, v| match pb::User::decode(v) {
             Ok(u) => {
                 st.users.insert(u.name.clone(), UserEntry::new(u));
                 true
             }
             Err(e) => fail(e.into()),
-        });
-        if let Some(v) = base.get(&keys::chain()) {
+        })?;
+        if let Some(v) = base.get(&keys::chain())? {
             let p = pb::GetChainHeadResponse::decode(v.as_slice())?;
             st.chain = Chain::from_pb(&p).ok_or(RestoreError::UnknownKind(Some(keys::CHAIN)))?;
         }
-        if let Some(v) = base.get(&keys::removed_nodes()) {
+        if let Some(v) = base.get(&keys::removed_nodes())? {
             st.removed_nodes = pb::RemovedNodes::decode(v.as_slice())?
                 .node_ids
                 .into_iter()
@@ -82,7 +82,7 @@ impl TallyState {
         if let Some(e) = err {
             return Err(e);
         }
-        if base.get(&keys::format()).as_deref() != Some(keys::FORMAT_VERSION) {
+        if base.get(&keys::format())?.as_deref() != Some(keys::FORMAT_VERSION) {
             st.upgrade(&*base)?;
         }
         st.dirty.clear();
@@ -119,7 +119,7 @@ impl TallyState {
                 err = Some(RestoreError::Bad(k.to_vec()));
                 false
             }
-        });
+        })?;
         if let Some(e) = err {
             return Err(e);
         }

@@ -58,6 +58,8 @@ pub enum RestoreError {
     UnknownKind(Option<u8>),
     #[error("undecodable state-machine record {0:?}")]
     Bad(Vec<u8>),
+    #[error(transparent)]
+    Read(#[from] records::ReadError),
 }
 
 /// A record write for the storage layer: `None` deletes the key.

@@ -13,14 +13,18 @@ use std::sync::{Arc, RwLock};
 
 use super::Write;
 
-/// Read access to persisted records. A read that fails is a storage fault
-/// the state machine cannot answer around: implementations panic, as
-/// openraft stops on any other storage error.
+/// A read the storage could not serve (damage, I/O error).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(pub String);
+
+/// Read access to persisted records.
 pub trait Records: Send + Sync {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError>;
     /// Calls `f` on each record whose key starts with `prefix`, in key order,
     /// until it returns false.
-    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool);
+    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool)
+    -> Result<(), ReadError>;
 }
 
 /// Records in a map: for tests, fuzzing and `restore` from a record list.
@@ -34,17 +38,22 @@ impl MemRecords {
 }
 
 impl Records for MemRecords {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.read().expect("records lock").get(key).cloned()
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+        Ok(self.0.read().expect("records lock").get(key).cloned())
     }
 
-    fn scan(&self, prefix: &[u8], f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+    fn scan(
+        &self,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), ReadError> {
         let map = self.0.read().expect("records lock");
         for (k, v) in map.range(prefix.to_vec()..) {
             if !k.starts_with(prefix) || !f(k, v) {
                 break;
             }
         }
+        Ok(())
     }
 }
 
@@ -63,10 +72,13 @@ impl Overlay {
         }
     }
 
+    /// A record, pending writes first. A read the storage cannot serve
+    /// leaves the state machine nothing to answer from: it stops here, as
+    /// openraft stops on any other storage error.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         match self.pending.get(key) {
             Some(v) => v.clone(),
-            None => self.base.get(key),
+            None => self.base.get(key).expect("reading a state-machine record"),
         }
     }
 
@@ -82,7 +94,7 @@ impl Overlay {
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
         let mut go = true;
-        self.base.scan(prefix, &mut |k, v| {
+        let scanned = self.base.scan(prefix, &mut |k, v| {
             while let Some((pk, pv)) = pend.next_if(|(pk, _)| pk.as_slice() <= k) {
                 let same = pk.as_slice() == k;
                 if let Some(pv) = pv {
@@ -98,6 +110,7 @@ impl Overlay {
             go = f(k, v);
             go
         });
+        scanned.expect("scanning state-machine records");
         if go {
             for (pk, pv) in pend {
                 if let Some(pv) = pv
