@@ -446,6 +446,20 @@ impl Client {
             .await
     }
 
+    /// Every current result of a region and contest as a stream of chunks,
+    /// from one consistent view. Routed like an admin call (never hedged:
+    /// two exports at once would only double the work).
+    pub async fn export_results(
+        &self,
+        req: pb::ExportResultsRequest,
+    ) -> Result<tonic::Streaming<pb::ListJanggalResponse>, Status> {
+        self.call(|ch| {
+            let req = req.clone();
+            async move { TallyClient::new(ch).export_results(req).await }
+        })
+        .await
+    }
+
     /// One node's audit chain head (no retries, no forwarding).
     pub async fn chain_head_of(
         &self,

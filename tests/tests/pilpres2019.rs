@@ -217,6 +217,17 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     );
     let exported = std::fs::read_to_string(&csv_path).unwrap();
     assert_eq!(exported.lines().count() as u64, nat.rows + 1);
+    // An unknown contest is refused before anything streams.
+    let refused = c
+        .export_results(pb::ExportResultsRequest {
+            region_code: "ID".into(),
+            contest_id: "NO-SUCH-CONTEST".into(),
+            consistency: 0,
+        })
+        .await
+        .expect_err("unknown contest");
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    assert!(refused.message().contains("contest_exists"), "{refused:?}");
     // Every exported result names who submitted it.
     let mut lines = exported.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();

@@ -9,6 +9,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::{refused, required, unexpected};
+use crate::node::rejection_status;
 use crate::node::{Failure, Node};
 use crate::security::Caller;
 use crate::store::SmState;
@@ -61,6 +62,9 @@ async fn submit_batch(
         .collect();
     Ok(pb::SubmitBatchResponse { items })
 }
+
+type ExportStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ListJanggalResponse, Status>> + Send>>;
 
 type PageFn = fn(&TallyState, &str, &str, usize, &str) -> Result<JanggalPage, pb::Rejection>;
 
@@ -388,6 +392,56 @@ impl pb::tally_server::Tally for TallyService {
             |r| (r.consistency, &r.region_code),
             |st, r| paged(st, r, TallyState::janggal_queue),
             |ch, r| async move { TallyClient::new(ch).list_janggal(r).await },
+        )
+        .await
+    }
+
+    type ExportResultsStream = ExportStream;
+
+    /// Streams from one snapshot of the state on a blocking thread; a
+    /// client that stops reading stops the scan.
+    async fn export_results(
+        &self,
+        req: Request<pb::ExportResultsRequest>,
+    ) -> Result<Response<ExportStream>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r, who| async move {
+                node.read_barrier(r.consistency).await?;
+                {
+                    let view = node.sm.view();
+                    let target = Action::Read {
+                        target: &r.region_code,
+                    };
+                    view.tally
+                        .authorize(Some(&who.principal()), &target)
+                        .map_err(refused)?;
+                    // An unknown region or contest is a status, not a
+                    // broken stream.
+                    view.tally
+                        .totals(&r.region_code, &r.contest_id)
+                        .map_err(refused)?;
+                }
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let sm = node.sm.clone();
+                tokio::task::spawn_blocking(move || {
+                    let sent = sm.export(&r.region_code, &r.contest_id, |msg| {
+                        tx.blocking_send(Ok(msg)).is_ok()
+                    });
+                    let err = match sent {
+                        Ok(Ok(())) => return,
+                        Ok(Err(rej)) => rejection_status(&rej),
+                        Err(e) => Status::internal(format!("export failed: {e}")),
+                    };
+                    let _ = tx.blocking_send(Err(err));
+                });
+                Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)) as ExportStream)
+            },
+            |ch, r| async move {
+                let resp = TallyClient::new(ch).export_results(r).await?;
+                Ok(resp.map(|s| Box::pin(s) as ExportStream))
+            },
         )
         .await
     }

@@ -120,7 +120,6 @@ impl StateMachineStore {
         self.inner.state.read().expect("state lock poisoned")
     }
 
-    #[cfg(test)]
     pub(crate) fn inner_db(&self) -> Arc<DB> {
         self.inner.db.clone()
     }

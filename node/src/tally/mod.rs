@@ -74,6 +74,12 @@ fn current(h: &pb::ResultHistory) -> &pb::Revision {
         .expect("a stored result has at least one revision")
 }
 
+/// The public view of a stored result record (`keys::result`).
+pub fn decode_view(bytes: &[u8]) -> Option<pb::StoredResult> {
+    let h = pb::ResultHistory::decode(bytes).ok()?;
+    (!h.revisions.is_empty()).then(|| view(&h))
+}
+
 /// The public view of a result: its current revision.
 fn view(h: &pb::ResultHistory) -> pb::StoredResult {
     let c = current(h);

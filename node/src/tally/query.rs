@@ -203,6 +203,29 @@ impl TallyState {
         })
     }
 
+    /// For an export: the TPS of the region, in tree order, that may have a
+    /// result for the contest (subtrees with none reported are skipped),
+    /// each with its result's record key.
+    pub fn export_list(
+        &self,
+        region_code: &str,
+        contest_id: &str,
+    ) -> Result<Vec<(pb::Tps, Vec<u8>)>, pb::Rejection> {
+        let node = self.region(region_code)?;
+        self.contest(contest_id)?;
+        let walk = Walk {
+            contest_id,
+            skip: &|a: &Aggregate| a.tps_reported == 0,
+            take: &|_: &str| true,
+        };
+        let mut ids = Vec::new();
+        self.walk(node, &walk, &[], usize::MAX, &mut ids);
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((self.tps_pb(id)?, super::keys::result(id, contest_id))))
+            .collect())
+    }
+
     fn items(&self, tps: Vec<String>, contest_id: &str) -> Vec<pb::JanggalItem> {
         tps.into_iter()
             .filter_map(|id| {

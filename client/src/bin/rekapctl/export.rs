@@ -45,19 +45,22 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
         Format::Jsonl => (None, Some(std::io::BufWriter::new(file))),
     };
     let mut header_done = false;
-    let mut token = String::new();
     let mut count = 0u64;
-    loop {
-        let page = ctx
-            .client
-            .results_page(pb::ListJanggalRequest {
-                region_code: a.region.clone(),
-                contest_id: a.contest.clone(),
-                page_size: 1000,
-                page_token: token,
-                consistency: pb::Consistency::Linearizable as i32,
-            })
-            .await?;
+    // One stream from one consistent view: every chunk carries the same
+    // applied index.
+    let mut stream = ctx
+        .client
+        .export_results(pb::ExportResultsRequest {
+            region_code: a.region.clone(),
+            contest_id: a.contest.clone(),
+            consistency: pb::Consistency::Linearizable as i32,
+        })
+        .await?;
+    let mut view_index = None;
+    while let Some(page) = stream.message().await? {
+        if *view_index.get_or_insert(page.applied_index) != page.applied_index {
+            anyhow::bail!("the export's chunks come from different views of the state");
+        }
         for item in &page.items {
             let t = item.tps.clone().unwrap_or_default();
             let r = item.result.clone().unwrap_or_default();
@@ -125,10 +128,6 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
-        }
     }
     if let Some(w) = csv_out.as_mut() {
         w.flush()?;
@@ -136,7 +135,11 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
     if let Some(f) = jsonl.as_mut() {
         f.flush()?;
     }
-    eprintln!("{count} results written to {}", a.out.display());
+    eprintln!(
+        "{count} results written to {} (state as of log index {})",
+        a.out.display(),
+        view_index.unwrap_or(0)
+    );
     if let Some(path) = a.audit {
         let node = ctx.client.endpoints()[0].clone();
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);

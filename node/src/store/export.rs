@@ -1,0 +1,74 @@
+//! The open-data export: every current result of a region and contest,
+//! read from one RocksDB snapshot taken together with the list of TPS, so
+//! the whole export is one consistent view however long it streams, and
+//! the state machine goes on applying meanwhile.
+
+use std::io;
+
+use rekap_proto::pb;
+use rocksdb::ReadOptions;
+
+use super::{CF_SM_DATA, StateMachineStore, cf, io_err};
+use crate::tally::decode_view;
+
+/// Results per message.
+pub const CHUNK: usize = 1000;
+
+impl StateMachineStore {
+    /// Calls `emit` with each chunk, in tree order, until it returns false.
+    /// Blocking: run it off the async runtime.
+    pub fn export(
+        &self,
+        region_code: &str,
+        contest_id: &str,
+        mut emit: impl FnMut(pb::ListJanggalResponse) -> bool,
+    ) -> io::Result<Result<(), pb::Rejection>> {
+        let db = self.inner_db();
+        // Under the state lock: the list and the snapshot see the same
+        // applied index (apply writes under the write side).
+        let st = self.view();
+        let snap = db.snapshot();
+        let list = match st.tally.export_list(region_code, contest_id) {
+            Ok(l) => l,
+            Err(rej) => return Ok(Err(rej)),
+        };
+        let applied_index = st.last_applied.map_or(0, |l| l.index);
+        drop(st);
+        let data = cf(&db, CF_SM_DATA);
+        for chunk in list.chunks(CHUNK) {
+            let mut opts = ReadOptions::default();
+            opts.set_snapshot(&snap);
+            let values =
+                db.batched_multi_get_cf_opt(data, chunk.iter().map(|(_, k)| k), true, &opts);
+            let mut items = Vec::with_capacity(chunk.len());
+            for ((tps, key), v) in chunk.iter().zip(values) {
+                let Some(v) = v.map_err(io_err)? else {
+                    continue; // not reported
+                };
+                let result = decode_view(&v).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("undecodable result record {key:?}"),
+                    )
+                })?;
+                items.push(pb::JanggalItem {
+                    tps: Some(tps.clone()),
+                    result: Some(result),
+                });
+            }
+            if items.is_empty() {
+                continue;
+            }
+            let msg = pb::ListJanggalResponse {
+                items,
+                next_page_token: String::new(),
+                total_janggal: 0,
+                applied_index,
+            };
+            if !emit(msg) {
+                break;
+            }
+        }
+        Ok(Ok(()))
+    }
+}
