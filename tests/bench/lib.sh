@@ -12,6 +12,8 @@ DIR="$(mktemp -d /tmp/rekap-bench-XXXX)"
 cleanup() {
   pkill -f "$DIR" 2>/dev/null || true
   for _ in $(seq 1 100); do pgrep -f "$DIR" >/dev/null || break; sleep 0.1; done
+  # REKAP_BENCH_LOGS=DIR keeps the nodes' logs for a look afterwards.
+  if [ -n "${REKAP_BENCH_LOGS:-}" ]; then mkdir -p "$REKAP_BENCH_LOGS" && cp "$DIR"/*.log "$REKAP_BENCH_LOGS"/ 2>/dev/null || true; fi
   rm -rf "$DIR"
 }
 trap cleanup EXIT

@@ -375,10 +375,14 @@ fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
     let mut tally = TallyState::load(records).map_err(io_err)?;
     let upgrade = tally.unsettled();
     if !upgrade.is_empty() {
-        tracing::info!(
-            records = upgrade.len(),
-            "state records upgraded: aggregates persisted, requests indexed"
-        );
+        // A new database gets only the layout record; say so only for an
+        // upgrade of real data.
+        if upgrade.len() > 1 {
+            tracing::info!(
+                records = upgrade.len(),
+                "state records upgraded: aggregates persisted, requests indexed"
+            );
+        }
         let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
         for (k, v) in upgrade {

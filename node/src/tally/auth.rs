@@ -448,6 +448,12 @@ impl TallyState {
         if let Some(p) = who.filter(|p| p.kind == pb::PrincipalKind::User as i32) {
             self.not_shut_out(p)?;
         }
+        // The grant decides almost every call and costs no read; only a
+        // refusal asks whether this is its author's retry.
+        let refusal = match self.authorize(who, action) {
+            Ok(()) => return Ok(()),
+            Err(rej) => rej,
+        };
         if let (Some(p), Some((key, rev))) = (who, self.request(request_id))
             && let Some(h) = self.history(&key.0, &key.1)
             && let Some(created) = h.revisions.get((rev - 1) as usize)
@@ -458,6 +464,6 @@ impl TallyState {
         {
             return Ok(());
         }
-        self.authorize(who, action)
+        Err(refusal)
     }
 }
