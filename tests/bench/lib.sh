@@ -22,8 +22,11 @@ trap cleanup EXIT
 
 # start_node NAME BASE-PORT ID [node flags...]: one node on BASE+ID, a
 # member of the 3-node cluster NAME; its pid is in $DIR/NAME-ID.pid.
+# REKAP_NODE_FLAGS adds flags to every node, e.g. "--snapshot-every 200".
 start_node() {
   local name="$1" base="$2" id="$3"; shift 3
+  # shellcheck disable=SC2086
+  set -- "$@" ${REKAP_NODE_FLAGS:-}
   local cluster="1=127.0.0.1:$((base+1)),2=127.0.0.1:$((base+2)),3=127.0.0.1:$((base+3))"
   "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:$((base+id))" --data-dir "$DIR/$name-$id" \
     --initial-cluster "$cluster" "$@" --certs-dir "$DIR/certs/node-$id" --initial-admin admin \

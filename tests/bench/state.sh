@@ -33,18 +33,21 @@ restart_row() {
   printf "| restart to serving (kill -9, then a stale read shows all %s results) | %s s |\n" "$want" "$(since "$t0")"
 }
 
-# learner_row NAME BASE: a new, empty node 4 caught up by snapshot; the time
-# until add-learner (which waits for it) returns.
+# learner_row NAME BASE: a new, empty node 4 caught up; the time until
+# add-learner (which waits for it) returns. The leader sends a snapshot only
+# once its log is purged behind one (every --snapshot-every entries, 20,000
+# by default); below that the new node replays the log, applying every
+# command again.
 learner_row() {
   local name="$1" base="$2"
   local A; read -ra A <<<"$(rekap_args "$base" tls)"
   "$BIN/rekap-node" --id 4 --listen "127.0.0.1:$((base+4))" --data-dir "$DIR/$name-4" \
-    --certs-dir "$DIR/certs/node-4" >"$DIR/$name-4.log" 2>&1 &
+    --certs-dir "$DIR/certs/node-4" ${REKAP_NODE_FLAGS:-} >"$DIR/$name-4.log" 2>&1 &
   echo $! >"$DIR/$name-4.pid"
   disown
   local t0; t0=$(now)
   "$CTL" "${A[@]}" --timeout 300 cluster add-learner --id 4 --addr "127.0.0.1:$((base+4))" >/dev/null
-  printf "| new node caught up by snapshot (add-learner returns) | %s s |\n" "$(since "$t0")"
+  printf "| new node caught up (add-learner returns) | %s s |\n" "$(since "$t0")"
 }
 
 # export_row BASE CONTEST: the contest's national results through
