@@ -202,7 +202,9 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts `opts.nodes` nodes that initialise themselves as one cluster,
-    /// and waits until they have a leader.
+    /// and waits until every node answers and they have a leader (a leader
+    /// needs only a majority: a scenario that calls a node directly must
+    /// not race its start).
     pub async fn start(opts: ClusterOptions) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("rekap-test-")
@@ -226,6 +228,13 @@ impl Cluster {
         };
         for (id, addr) in addrs {
             c.spawn_node(id, addr, initial.clone());
+        }
+        for id in c.running() {
+            let what = format!("node {id} answering");
+            wait_until(&what, Duration::from_secs(30), || async {
+                status(&c, id).await.map(|_| ())
+            })
+            .await;
         }
         c.wait_for_leader(Duration::from_secs(30)).await;
         setup_users(&c, &c.client()).await;

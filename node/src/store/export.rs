@@ -39,7 +39,7 @@ impl StateMachineStore {
             let mut opts = ReadOptions::default();
             opts.set_snapshot(&snap);
             let values =
-                db.batched_multi_get_cf_opt(data, chunk.iter().map(|(_, k)| k), true, &opts);
+                db.batched_multi_get_cf_opt(data, chunk.iter().map(|(_, k)| k), false, &opts);
             let mut items = Vec::with_capacity(chunk.len());
             for ((tps, key), v) in chunk.iter().zip(values) {
                 let Some(v) = v.map_err(io_err)? else {

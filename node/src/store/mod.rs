@@ -229,7 +229,7 @@ mod tests {
         batch.put_cf(
             cf(&db, CF_SM_META),
             install::KEY_INSTALLING,
-            path.to_string_lossy().as_bytes(),
+            path.file_name().unwrap().to_string_lossy().as_bytes(),
         );
         batch.put_cf(cf(&db, CF_SM_DATA), b"t-half-written", b"junk");
         db.write(batch).unwrap();
@@ -243,5 +243,44 @@ mod tests {
         assert_eq!(st.tally.records(), source.records());
         drop(st);
         assert_eq!(install::interrupted(&sm.inner_db()).unwrap(), None);
+    }
+
+    /// The export walks the tree (provinsi 11 before 63), which is not the
+    /// order of the result keys (A1 < B1 < C1): every result still comes
+    /// back, in tree order.
+    #[test]
+    fn export_returns_every_result_in_tree_order() {
+        use crate::tally::tests::{loaded, sub, submit};
+        let mut st = loaded();
+        for (i, t) in ["A1", "B1", "C1"].iter().enumerate() {
+            submit(
+                &mut st,
+                sub(&format!("s{i}"), t, "PPWP", 3, 4, 1),
+                2 + i as u64,
+            )
+            .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
+        let db = closer.db.clone();
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in st.records() {
+            batch.put_cf(cf(&db, CF_SM_DATA), k, v);
+        }
+        db.write(batch).unwrap();
+        drop((db, log, sm));
+        closer.close(Duration::from_secs(5)).unwrap();
+
+        let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
+        let mut got = Vec::new();
+        sm.export("ID", "PPWP", |m| {
+            got.extend(m.items.into_iter().map(|i| i.tps.unwrap().tps_id));
+            true
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(got, ["C1", "A1", "B1"]);
+        let refused = sm.export("ID", "NOPE", |_| true).unwrap();
+        assert_eq!(refused.unwrap_err().rule, "contest_exists");
     }
 }

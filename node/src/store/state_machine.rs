@@ -89,9 +89,11 @@ impl StateMachineStore {
     pub fn open(db: Arc<DB>, dir: PathBuf) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         snapshot::clean_temp(&dir)?;
-        if let Some(path) = install::interrupted(&db)? {
+        if let Some(name) = install::interrupted(&db)? {
+            let path = dir.join(name);
             tracing::warn!(path = %path.display(), "a snapshot install was interrupted; installing it again");
             let meta = snapshot::Reader::open(&path)?.meta;
+            install::check(&path, &meta)?;
             install::install(&db, &path, &meta, |b| {
                 meta_writes(b, &db, meta.last_log_id.as_ref(), &meta.last_membership)
             })?;
@@ -320,12 +322,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let meta = meta.clone();
         let index = tokio::task::spawn_blocking(move || -> io::Result<Option<u64>> {
             let db = &inner.db;
-            // Readers wait: the records change under the old aggregates
-            // until the new state is loaded.
-            let mut state = inner.state.write().expect("state lock poisoned");
             // A file we received sits in our folder under a temporary name
             // and is moved into place; any other file is copied, so the
-            // caller's copy stays intact.
+            // caller's copy stays intact. It is checked whole before it is
+            // published: a damaged file must never replace a good snapshot.
             let ours = snapshot.path.parent() == Some(inner.dir.as_path())
                 && snapshot.path.extension().is_some_and(|e| e == "tmp");
             let src = if ours {
@@ -336,11 +336,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 std::fs::File::open(&tmp)?.sync_all()?;
                 tmp
             };
+            install::check(&src, &meta)?;
             let path = snapshot::publish(&inner.dir, &src, &meta)?;
-            install::install(db, &path, &meta, |b| {
+            // Readers wait: the records change under the old aggregates
+            // until the new state is loaded.
+            let mut state = inner.state.write().expect("state lock poisoned");
+            let installed = install::install(db, &path, &meta, |b| {
                 meta_writes(b, db, meta.last_log_id.as_ref(), &meta.last_membership)
-            })?;
-            let tally = load_tally(db)?;
+            })
+            .and_then(|()| load_tally(db));
+            let tally = match installed {
+                Ok(t) => t,
+                // The old records are gone and the old state in memory no
+                // longer matches them: nothing may read it. The marker makes
+                // the next start install the same file again.
+                Err(e) => install::abandon(&path, &e),
+            };
             *state = SmState {
                 tally,
                 last_applied: meta.last_log_id,

@@ -24,7 +24,7 @@ pub mod revise;
 pub mod rules;
 mod submit;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_revisions;
 mod tree;

@@ -48,7 +48,7 @@ pub(super) fn contest(id: &str, scope: &str) -> pb::Contest {
 /// Two provinsi; provinsi 63 has kabupaten 63.02 with two kecamatan, one
 /// desa each and 2 + 1 TPS; provinsi 11 has one TPS. Contests: PPWP
 /// (nasional) and GUB-63 (provinsi 63 only).
-pub(super) fn registry() -> pb::Command {
+pub(crate) fn registry() -> pb::Command {
     use pb::RegionLevel::*;
     let regions = vec![
         region("63.02.01.2001", "63.02.01", Desa),
@@ -79,7 +79,7 @@ pub(super) fn registry() -> pb::Command {
     }
 }
 
-pub(super) fn sub(
+pub(crate) fn sub(
     id: &str,
     tps: &str,
     contest: &str,
@@ -108,7 +108,7 @@ pub(super) fn sub(
     }
 }
 
-pub(super) fn loaded() -> TallyState {
+pub(crate) fn loaded() -> TallyState {
     let mut st = TallyState::new();
     let (resp, writes) = st.apply(&registry(), 1);
     match resp.kind {
@@ -125,7 +125,7 @@ pub(super) fn loaded() -> TallyState {
     st
 }
 
-pub(super) fn submit(
+pub(crate) fn submit(
     st: &mut TallyState,
     s: pb::Submission,
     index: u64,
