@@ -77,10 +77,14 @@ pub fn format() -> Vec<u8> {
 
 /// The two ids of a result or aggregate key, after its kind byte.
 pub fn split_pair(key: &[u8]) -> Option<(String, String)> {
-    let rest = key.get(1..)?;
-    let nul = rest.iter().position(|b| *b == 0)?;
-    let a = std::str::from_utf8(&rest[..nul]).ok()?;
-    let b = std::str::from_utf8(&rest[nul + 1..]).ok()?;
+    split_nul(key.get(1..)?)
+}
+
+/// `a` NUL `b`, both UTF-8.
+fn split_nul(bytes: &[u8]) -> Option<(String, String)> {
+    let nul = bytes.iter().position(|b| *b == 0)?;
+    let a = std::str::from_utf8(&bytes[..nul]).ok()?;
+    let b = std::str::from_utf8(&bytes[nul + 1..]).ok()?;
     Some((a.to_string(), b.to_string()))
 }
 
@@ -98,12 +102,8 @@ pub fn request_value(tps_id: &str, contest_id: &str, revision: u64) -> Vec<u8> {
 
 pub fn parse_request_value(v: &[u8]) -> Option<((String, String), u64)> {
     let (ids, rev) = v.split_at_checked(v.len().checked_sub(8)?)?;
-    let ids = ids.strip_suffix(&[0])?;
-    let nul = ids.iter().position(|b| *b == 0)?;
-    let tps = std::str::from_utf8(&ids[..nul]).ok()?;
-    let contest = std::str::from_utf8(&ids[nul + 1..]).ok()?;
-    let rev = u64::from_be_bytes(rev.try_into().ok()?);
-    Some(((tps.to_string(), contest.to_string()), rev))
+    let ids = split_nul(ids.strip_suffix(&[0])?)?;
+    Some((ids, u64::from_be_bytes(rev.try_into().ok()?)))
 }
 
 pub fn chain() -> Vec<u8> {

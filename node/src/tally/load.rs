@@ -17,41 +17,21 @@ impl TallyState {
     /// left in `unsettled` for the caller to persist.
     pub fn load(base: Arc<dyn Records>) -> Result<Self, RestoreError> {
         let mut st = TallyState::empty(base.clone());
-        let mut err = None;
-        let mut fail = |e: RestoreError| {
-            err.get_or_insert(e);
-            false
-        };
         let mut regions = Vec::new();
-        base.scan(&[keys::REGION], &mut |_, v| match pb::Region::decode(v) {
-            Ok(r) => {
-                regions.push(r);
-                true
-            }
-            Err(e) => fail(e.into()),
-        })?;
+        each(&*base, keys::REGION, |_, r: pb::Region| regions.push(r))?;
         regions.sort_by_key(|r| r.level);
         for r in regions {
             st.insert_region(r);
         }
-        base.scan(&[keys::TPS], &mut |_, v| match pb::Tps::decode(v) {
-            Ok(t) => {
-                st.place_tps(&t);
-                true
-            }
-            Err(e) => fail(e.into()),
+        each(&*base, keys::TPS, |_, t: pb::Tps| st.place_tps(&t))?;
+        each(&*base, keys::CONTEST, |_, c: pb::Contest| {
+            st.by_scope
+                .entry(scope_of(&c).to_string())
+                .or_default()
+                .insert(c.contest_id.clone());
+            st.contests.insert(c.contest_id.clone(), c);
         })?;
-        base.scan(&[keys::CONTEST], &mut |_, v| match pb::Contest::decode(v) {
-            Ok(c) => {
-                st.by_scope
-                    .entry(scope_of(&c).to_string())
-                    .or_default()
-                    .insert(c.contest_id.clone());
-                st.contests.insert(c.contest_id.clone(), c);
-                true
-            }
-            Err(e) => fail(e.into()),
-        })?;
+        let mut bad = None;
         base.scan(
             &[keys::AGGREGATE],
             &mut |k, v| match (keys::split_pair(k), Aggregate::decode(v)) {
@@ -59,15 +39,17 @@ impl TallyState {
                     st.aggregates.insert(key, a);
                     true
                 }
-                _ => fail(RestoreError::Bad(k.to_vec())),
+                _ => {
+                    bad = Some(RestoreError::Bad(k.to_vec()));
+                    false
+                }
             },
         )?;
-        base.scan(&[keys::USER], &mut |_, v| match pb::User::decode(v) {
-            Ok(u) => {
-                st.users.insert(u.name.clone(), UserEntry::new(u));
-                true
-            }
-            Err(e) => fail(e.into()),
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        each(&*base, keys::USER, |_, u: pb::User| {
+            st.users.insert(u.name.clone(), UserEntry::new(u));
         })?;
         if let Some(v) = base.get(&keys::chain())? {
             let p = pb::GetChainHeadResponse::decode(v.as_slice())?;
@@ -78,9 +60,6 @@ impl TallyState {
                 .node_ids
                 .into_iter()
                 .collect();
-        }
-        if let Some(e) = err {
-            return Err(e);
         }
         if base.get(&keys::format())?.as_deref() != Some(keys::FORMAT_VERSION) {
             st.upgrade(&*base)?;
@@ -106,24 +85,13 @@ impl TallyState {
             self.count_tps_total(&scope, &id, n);
         }
         let mut histories = Vec::new();
-        let mut err = None;
-        base.scan(&[keys::RESULT], &mut |k, v| match (
-            keys::split_pair(k),
-            pb::ResultHistory::decode(v),
-        ) {
-            (Some(key), Ok(h)) if !h.revisions.is_empty() => {
-                histories.push((key, h));
-                true
-            }
-            _ => {
-                err = Some(RestoreError::Bad(k.to_vec()));
-                false
-            }
+        each(base, keys::RESULT, |k, h: pb::ResultHistory| {
+            histories.push((k.to_vec(), h))
         })?;
-        if let Some(e) = err {
-            return Err(e);
-        }
-        for (key, h) in histories {
+        for (k, h) in histories {
+            let key = keys::split_pair(&k)
+                .filter(|_| !h.revisions.is_empty())
+                .ok_or(RestoreError::Bad(k))?;
             for r in &h.revisions {
                 if let Some(sub) = &r.submission {
                     let v = keys::request_value(&key.0, &key.1, r.revision);
@@ -136,4 +104,25 @@ impl TallyState {
         self.put(keys::format(), Some(keys::FORMAT_VERSION.to_vec()));
         Ok(())
     }
+}
+
+/// Decodes every record of one kind and hands it to `f`; the first record
+/// that does not decode stops the scan and is the error.
+fn each<M: Message + Default>(
+    base: &dyn Records,
+    kind: u8,
+    mut f: impl FnMut(&[u8], M),
+) -> Result<(), RestoreError> {
+    let mut bad = None;
+    base.scan(&[kind], &mut |k, v| match M::decode(v) {
+        Ok(m) => {
+            f(k, m);
+            true
+        }
+        Err(e) => {
+            bad = Some(RestoreError::Decode(e));
+            false
+        }
+    })?;
+    bad.map_or(Ok(()), Err)
 }

@@ -128,10 +128,6 @@ impl Overlay {
         self.pending.clear();
     }
 
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// The pending writes, for a caller that persists them itself.
     pub fn pending(&self) -> Vec<Write> {
         self.pending
