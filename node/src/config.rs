@@ -38,9 +38,14 @@ pub struct Args {
     /// The same list on every initial node; empty for a node that will join.
     #[arg(long, env = "REKAP_INITIAL_CLUSTER")]
     pub initial_cluster: Option<String>,
-    /// Build a snapshot (and purge the log behind it) every this many entries.
+    /// Build a snapshot every this many log entries (default 20,000).
     #[arg(long, env = "REKAP_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Also build one once this many bytes of log were appended since the
+    /// last (default 64 MiB). The log is kept back to the snapshot before
+    /// the newest, so at most two intervals of it are on disk.
+    #[arg(long, env = "REKAP_SNAPSHOT_BYTES")]
+    pub snapshot_bytes: Option<u64>,
     /// Directory with this node's TLS files: `ca.crt` (one or more CA
     /// certificates), `node.crt` and `node.key` (made by `rekapctl certs
     /// node`), or `node-<id>.crt` and `node-<id>.key`. Re-read on SIGHUP
@@ -71,6 +76,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     initial_cluster: Option<String>,
     snapshot_every: Option<u64>,
+    snapshot_bytes: Option<u64>,
     certs_dir: Option<PathBuf>,
     cluster_name: Option<String>,
     insecure: Option<bool>,
@@ -86,6 +92,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub initial_cluster: BTreeMap<NodeId, String>,
     pub snapshot_every: u64,
+    pub snapshot_bytes: u64,
     /// `None` only with `--insecure`.
     pub certs_dir: Option<PathBuf>,
     pub initial_admin: Option<String>,
@@ -134,6 +141,11 @@ impl Config {
             .or(file.snapshot_every)
             .unwrap_or(20_000)
             .max(10);
+        let snapshot_bytes = args
+            .snapshot_bytes
+            .or(file.snapshot_bytes)
+            .unwrap_or(64 << 20)
+            .max(1 << 20);
         let insecure = args.insecure || file.insecure.unwrap_or(false);
         let certs_dir = match (args.certs_dir.or(file.certs_dir), insecure) {
             (_, true) => None,
@@ -165,6 +177,7 @@ impl Config {
             data_dir,
             initial_cluster,
             snapshot_every,
+            snapshot_bytes,
             certs_dir,
             initial_admin,
         })

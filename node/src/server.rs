@@ -55,6 +55,7 @@ pub async fn serve(
             node_id: cfg.id,
             pool: pool.clone(),
         };
+        let appended = log.appended();
         let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every)?, network, log, sm.clone()).await?;
         let node = Arc::new(Node {
             id: cfg.id,
@@ -77,7 +78,10 @@ pub async fn serve(
             .set(crate::coalesce::Submits::start(Arc::downgrade(&node)));
 
         let (reporter, health) = tonic_health::server::health_reporter();
-        let mut tasks = vec![tokio::spawn(report_health(node.clone(), reporter).in_current_span())];
+        let mut tasks = vec![
+            tokio::spawn(report_health(node.clone(), reporter).in_current_span()),
+            tokio::spawn(raft::compaction::run(raft.clone(), appended, cfg.snapshot_bytes).in_current_span()),
+        ];
         if let Some(t) = &tls {
             tasks.push(tokio::spawn(security::watch_files(t.clone(), shutdown.hangups()).in_current_span()));
         }

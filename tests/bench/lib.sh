@@ -7,7 +7,7 @@ TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 BIN="$TARGET/release"
 CTL="$BIN/rekapctl"
 source deploy/prereqs.sh
-cargo build --release --locked --workspace --bins >/dev/null
+cargo build --release --locked --workspace --all-targets >/dev/null
 DIR="$(mktemp -d /tmp/rekap-bench-XXXX)"
 cleanup() {
   pkill -f "$DIR" 2>/dev/null || true

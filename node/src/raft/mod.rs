@@ -5,6 +5,7 @@
 //! that must cross the network or reach the disk is converted here into the
 //! `rekap.v1` messages, so an openraft upgrade never changes what is on disk.
 
+pub mod compaction;
 pub mod convert;
 
 use std::sync::Arc;
@@ -48,10 +49,9 @@ pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
         // Raft message limit (network::MAX_RAFT_MESSAGE).
         max_payload_entries: 64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
-        // Keep a whole interval of log behind the snapshot: a follower that
-        // is installing a snapshot must still find the entries after it when
-        // it is done, or it needs another snapshot, and another (openraft#1706).
-        max_in_snapshot_log_to_keep: snapshot_every,
+        // Never purge by count: `compaction` purges behind the previous
+        // snapshot, and builds snapshots by bytes too.
+        max_in_snapshot_log_to_keep: u64::MAX,
         purge_batch_size: 256,
         enable_pre_vote: Some(true),
         ..Default::default()

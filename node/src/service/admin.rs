@@ -244,6 +244,7 @@ impl pb::admin_server::Admin for AdminService {
         let m = node.metrics();
         let leader = node.leader();
         let initialized = node.raft.is_initialized().await.unwrap_or(false);
+        let usage = node.sm.usage();
         Ok(Response::new(pb::ClusterStatusResponse {
             node_id: node.id,
             addr: node.addr.clone(),
@@ -259,6 +260,8 @@ impl pb::admin_server::Admin for AdminService {
             purged_index: m.purged.map(|l| l.index),
             joint: m.membership_config.membership().get_joint_config().len() > 1,
             initialized,
+            db_table_bytes: usage.table_bytes,
+            db_memtable_bytes: usage.memtable_bytes,
         }))
     }
 

@@ -1,7 +1,7 @@
 //! Installing a snapshot file into `sm_data` without holding it in memory.
 //!
-//! The records stream into RocksDB in batches of a few MiB, so the install
-//! is not one atomic write. It is made redoable instead: the file is first
+//! The records stream into one RocksDB table file that is ingested whole,
+//! so the install is not one atomic write. It is made redoable instead: the file is first
 //! published under its final name, then a synced marker in `sm_meta` names
 //! it, then the old records are dropped and the new ones written, and the
 //! last, synced batch sets `last_applied` and clears the marker. A node that
@@ -11,17 +11,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rocksdb::{DB, WriteBatch, WriteOptions};
+use rocksdb::{DB, IngestExternalFileOptions, SstFileWriter, WriteBatch, WriteOptions};
 
-use super::snapshot::Reader;
-use super::{CF_SM_DATA, CF_SM_META, cf, io_err};
+use super::snapshot::{Reader, temp_name};
+use super::{CF_SM_DATA, CF_SM_META, cf, cf_options, io_err};
 use crate::raft::SnapshotMeta;
 
 /// The marker: the path of the snapshot file being installed.
 pub(crate) const KEY_INSTALLING: &[u8] = b"installing";
-
-/// Bytes per batch while streaming records in.
-const BATCH_BYTES: usize = 4 << 20;
 
 /// Reads the whole file against its trailer and `meta`: before it is
 /// published, and before anything is dropped for it.
@@ -63,16 +60,43 @@ pub fn install(
     );
     start.delete_range_cf(data, [0u8].as_slice(), [0xffu8; 2].as_slice());
     db.write_opt(start, &synced).map_err(io_err)?;
+    ingest(db, path, &mut reader)?;
     let mut batch = WriteBatch::default();
-    while let Some((k, v)) = reader.next_record()? {
-        batch.put_cf(data, k, v);
-        if batch.size_in_bytes() >= BATCH_BYTES {
-            db.write(std::mem::take(&mut batch)).map_err(io_err)?;
-        }
-    }
     finish(&mut batch);
     batch.delete_cf(cf(db, CF_SM_META), KEY_INSTALLING);
     db.write_opt(batch, &synced).map_err(io_err)?;
+    Ok(())
+}
+
+/// Writes the records into one table file beside the snapshot and hands
+/// it to RocksDB whole: no write-ahead log, no memtable, and the file is
+/// durable in the manifest once ingested. The snapshot holds `sm_data` in
+/// key order, which is what a table file needs. The range deletion written
+/// before is older than the file, so it drops only the old records.
+fn ingest(db: &DB, path: &Path, reader: &mut Reader) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let table = temp_name(dir, "ingest");
+    let opts = cf_options(CF_SM_DATA);
+    let mut writer = SstFileWriter::create(&opts);
+    writer.open(&table).map_err(io_err)?;
+    let mut any = false;
+    while let Some((k, v)) = reader.next_record()? {
+        writer.put(k, v).map_err(io_err)?;
+        any = true;
+    }
+    // RocksDB refuses to finish a table with nothing in it.
+    if any {
+        writer.finish().map_err(io_err)?;
+        let mut how = IngestExternalFileOptions::default();
+        how.set_move_files(true);
+        db.ingest_external_file_cf_opts(cf(db, CF_SM_DATA), &how, vec![&table])
+            .map_err(io_err)?;
+    }
+    drop(writer);
+    // Moved into the database if ingested; a leftover otherwise.
+    if table.exists() {
+        std::fs::remove_file(&table)?;
+    }
     Ok(())
 }
 

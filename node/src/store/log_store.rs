@@ -13,6 +13,7 @@ use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::flusher::Flusher;
 use super::{CF_LOGS, CF_RAFT_META, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, cf, io_err};
+use crate::raft::compaction::Appended;
 use crate::raft::convert::{
     entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb,
 };
@@ -22,6 +23,7 @@ use crate::raft::{Entry, LogId, TypeConfig, Vote};
 pub struct LogStore {
     db: Arc<DB>,
     flusher: Flusher,
+    appended: Appended,
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -37,7 +39,16 @@ fn sync_opts() -> WriteOptions {
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
         let flusher = Flusher::start(db.clone());
-        LogStore { db, flusher }
+        LogStore {
+            db,
+            flusher,
+            appended: Appended::default(),
+        }
+    }
+
+    /// The count of bytes appended, for the snapshot policy.
+    pub fn appended(&self) -> Appended {
+        self.appended.clone()
     }
 
     fn get_meta<M: Message + Default>(&self, key: &[u8]) -> io::Result<Option<M>> {
@@ -166,6 +177,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 entry_to_pb(&e).encode_to_vec(),
             );
         }
+        self.appended.add(b.size_in_bytes() as u64);
         self.db.write(b).map_err(io_err)?;
         self.flusher.flush(callback);
         Ok(())

@@ -88,13 +88,35 @@ pub fn open(
     Ok((log, sm, closer))
 }
 
+/// What the database takes, summed over its column families.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Usage {
+    pub table_bytes: u64,
+    pub memtable_bytes: u64,
+}
+
+pub(crate) fn usage(db: &DB) -> Usage {
+    let mut u = Usage::default();
+    for name in CFS {
+        let prop = |p: &str| {
+            db.property_int_value_cf(cf(db, name), p)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        u.table_bytes += prop("rocksdb.total-sst-files-size");
+        u.memtable_bytes += prop("rocksdb.cur-size-all-mem-tables");
+    }
+    u
+}
+
 /// `sm_data` is read by point gets, most of them for keys that do not exist
 /// yet (a new submission's id and result): a Bloom filter answers those
 /// without touching a data block. (A shared 64 MiB block cache holding
 /// index and filter blocks, with 96 MiB of memtables in all, saved only
 /// 20 MiB of RSS after the 2019 import and made that import 8 times
 /// slower, so the defaults stay otherwise.)
-fn cf_options(name: &str) -> Options {
+pub(super) fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
     if name == CF_SM_DATA {
         let mut block = BlockBasedOptions::default();

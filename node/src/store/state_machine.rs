@@ -116,6 +116,11 @@ impl StateMachineStore {
         })
     }
 
+    /// The database's size on disk and in memory.
+    pub fn usage(&self) -> super::Usage {
+        super::usage(&self.inner.db)
+    }
+
     /// Read access to the applied state. Records the tally reads while the
     /// guard is held match its aggregates: apply writes under the write side.
     pub fn view(&self) -> SmView<'_> {

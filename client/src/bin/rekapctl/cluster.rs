@@ -59,6 +59,10 @@ fn members_json(members: &[pb::Member]) -> serde_json::Value {
         .collect::<Vec<_>>())
 }
 
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
     let c = &ctx.client;
     match cmd {
@@ -79,6 +83,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             opt(s.applied_index),
                             opt(s.snapshot_index),
                             opt(s.purged_index),
+                            mib(s.db_table_bytes),
+                            mib(s.db_memtable_bytes),
                         ]);
                         out.push(json!({
                             "node_id": s.node_id, "addr": addr, "state": s.state, "term": s.term,
@@ -86,6 +92,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "last_log_index": s.last_log_index, "committed_index": s.committed_index,
                             "applied_index": s.applied_index, "snapshot_index": s.snapshot_index,
                             "purged_index": s.purged_index, "joint": s.joint, "initialized": s.initialized,
+                            "db_table_bytes": s.db_table_bytes, "db_memtable_bytes": s.db_memtable_bytes,
                             "members": members_json(&s.members),
                         }));
                     }
@@ -115,7 +122,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "committed",
                             "applied",
                             "snapshot",
-                            "purged"
+                            "purged",
+                            "db files",
+                            "memtables"
                         ],
                         rows
                     )
