@@ -108,7 +108,7 @@ pub async fn auto_initialize(node: Arc<Node>, initial: BTreeMap<NodeId, String>)
 pub async fn ensure_first_admin(node: Arc<Node>) {
     let mut rx = node.raft.metrics();
     loop {
-        if node.sm.view().tally.auth_enabled() {
+        if node.sm.try_view().is_ok_and(|v| v.tally.auth_enabled()) {
             return;
         }
         let pending = node.first_admin.lock().expect("first admin lock").clone();

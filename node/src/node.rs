@@ -51,6 +51,8 @@ pub struct Node {
     /// The leader's submission queue (see `coalesce`), set once the node
     /// is shared.
     pub submits: std::sync::OnceLock<crate::coalesce::Submits>,
+    /// When to snapshot and purge the log (`raft::compaction`).
+    pub compaction: crate::raft::compaction::Compaction,
 }
 
 /// Why a call could not be served here.
@@ -295,7 +297,8 @@ impl Node {
         // Refused here, a command never reaches the log (nor the audit
         // chain); the state machine decides again at apply.
         self.sm
-            .view()
+            .try_view()
+            .map_err(|e| Failure::Status(e.into()))?
             .tally
             .check_command(&cmd)
             .map_err(|rej| Failure::Status(rejection_status(&rej)))?;

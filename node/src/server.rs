@@ -61,7 +61,7 @@ pub async fn serve(
             id: cfg.id,
             addr: cfg.advertise.clone(),
             raft: raft.clone(),
-            sm,
+            sm: sm.clone(),
             peers: pool,
             // Users would shut out every unauthenticated caller: an
             // insecure cluster has none.
@@ -72,6 +72,12 @@ pub async fn serve(
                     .map(|name| (name, Caller::Node(cfg.id))),
             ),
             submits: std::sync::OnceLock::new(),
+            compaction: {
+                let sm = sm.clone();
+                raft::compaction::Compaction::new(raft.clone(), appended, cfg.snapshot_bytes, move || {
+                    sm.state_bytes()
+                })
+            },
         });
         let _ = node
             .submits
@@ -80,7 +86,10 @@ pub async fn serve(
         let (reporter, health) = tonic_health::server::health_reporter();
         let mut tasks = vec![
             tokio::spawn(report_health(node.clone(), reporter).in_current_span()),
-            tokio::spawn(raft::compaction::run(raft.clone(), appended, cfg.snapshot_bytes).in_current_span()),
+            tokio::spawn({
+                let node = node.clone();
+                async move { node.compaction.run().await }.in_current_span()
+            }),
         ];
         if let Some(t) = &tls {
             tasks.push(tokio::spawn(security::watch_files(t.clone(), shutdown.hangups()).in_current_span()));

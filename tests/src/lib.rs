@@ -164,6 +164,8 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// Snapshot (and purge the log) every this many entries.
     pub snapshot_every: u64,
+    /// ... or every this many bytes of log.
+    pub snapshot_bytes: u64,
 }
 
 impl Default for ClusterOptions {
@@ -171,6 +173,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             nodes: 3,
             snapshot_every: 20_000,
+            snapshot_bytes: 64 << 20,
         }
     }
 }
@@ -266,6 +269,7 @@ impl Cluster {
             ("--data-dir", n.data_dir.display().to_string()),
             ("--initial-cluster", n.initial_cluster.clone()),
             ("--snapshot-every", self.opts.snapshot_every.to_string()),
+            ("--snapshot-bytes", self.opts.snapshot_bytes.to_string()),
             ("--certs-dir", n.certs.display().to_string()),
             ("--initial-admin", ADMIN.to_string()),
         ]

@@ -16,6 +16,7 @@ async fn stopped_node_with_data(n: usize) -> Cluster {
     let opts = ClusterOptions {
         nodes: 1,
         snapshot_every: 10,
+        ..ClusterOptions::default()
     };
     let mut cluster = Cluster::start(opts).await;
     let reg = synthetic_registry(1);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{ClusterOptions, start_with_registry, wait_until};
+use rekap_tests::{ClusterOptions, ops, start_with_registry, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_follower_catches_up_by_snapshot() {
@@ -13,6 +13,7 @@ async fn lagging_follower_catches_up_by_snapshot() {
         ClusterOptions {
             nodes: 3,
             snapshot_every: 100,
+            ..ClusterOptions::default()
         },
         20,
     )
@@ -64,5 +65,56 @@ async fn lagging_follower_catches_up_by_snapshot() {
 
     load.wait_acked(50, Duration::from_secs(60)).await;
     let history = load.stop().await;
+    check_all(&cluster, &tps, &history).await;
+}
+
+/// A node added after a burst of writes (here one below the entry and byte
+/// intervals, so no snapshot exists yet) starts from a snapshot the leader
+/// builds for it, not from a replay of the whole log; then it holds
+/// everything acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_starts_from_a_fresh_snapshot() {
+    let (mut cluster, tps, endpoints) = start_with_registry(
+        ClusterOptions {
+            nodes: 3,
+            // The smallest interval: a new node gets a fresh snapshot once
+            // an eighth of it (128 KiB) of log is behind the newest one.
+            snapshot_bytes: 1 << 20,
+            ..ClusterOptions::default()
+        },
+        20,
+    )
+    .await;
+    let load = Workload::start(&cluster, endpoints, tps.clone(), 4);
+    load.wait_acked(800, Duration::from_secs(60)).await;
+    let history = load.stop().await;
+
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let before = cluster.status(leader).await.expect("leader status");
+    let applied = before.applied_index.unwrap_or(0);
+    assert!(
+        before.snapshot_index.unwrap_or(0) < applied,
+        "the log since the newest snapshot must be there to replay: {before:?}"
+    );
+    let id = cluster.spawn_joiner();
+    ops::add_learner(&cluster.client(), id, cluster.addr(id)).await;
+    let leader_now = cluster.status(leader).await.expect("leader status");
+    cluster
+        .wait_applied(
+            &[id],
+            leader_now.committed_index.unwrap_or(0),
+            Duration::from_secs(60),
+        )
+        .await;
+    let s = cluster.status(id).await.expect("new node status");
+    assert!(
+        s.snapshot_index.unwrap_or(0) >= applied,
+        "the new node must have installed a snapshot at or after {applied}, the leader's applied index when it was added; it has {:?}",
+        s.snapshot_index
+    );
+    println!(
+        "new node {id} installed a snapshot at {:?}; the leader had applied {applied} when it was added",
+        s.snapshot_index
+    );
     check_all(&cluster, &tps, &history).await;
 }

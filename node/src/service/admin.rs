@@ -262,6 +262,7 @@ impl pb::admin_server::Admin for AdminService {
             initialized,
             db_table_bytes: usage.table_bytes,
             db_memtable_bytes: usage.memtable_bytes,
+            db_cache_bytes: usage.cache_bytes,
         }))
     }
 
@@ -315,7 +316,7 @@ impl pb::admin_server::Admin for AdminService {
                 authorize(node, &who, Action::Membership)?;
                 let n = required(r.node, "node")?;
                 tracing::info!(by = %who.principal().name, node = n.node_id, addr = %n.addr, "adding a learner");
-                if node.sm.view().tally.is_removed(n.node_id) {
+                if node.sm.is_removed(n.node_id) {
                     return Err(refused(rules::reject(
                         rules::code::FAILED_PRECONDITION,
                         "node_id_removed",
@@ -341,6 +342,14 @@ impl pb::admin_server::Admin for AdminService {
                     )));
                 }
                 let id = n.node_id;
+                // A new node (not one already in the membership) starts from
+                // a fresh snapshot rather than replaying a long log.
+                if !m.membership_config.membership().learner_ids().any(|l| l == id) {
+                    node.compaction
+                        .before_new_node(LEARNER_CATCH_UP)
+                        .await
+                        .map_err(|e| Failure::Status(Status::unavailable(format!("building a snapshot for the new node: {e}"))))?;
+                }
                 let resp = node
                     .raft
                     .add_learner(id, BasicNode { addr: n.addr }, false)

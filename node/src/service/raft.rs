@@ -72,7 +72,7 @@ impl RaftService {
                 ));
             }
         };
-        if self.node.sm.view().tally.is_removed(id) {
+        if self.node.sm.is_removed(id) {
             return Err(denied(
                 "node_removed",
                 format!("node {id} was removed from this cluster and is never admitted again"),
@@ -151,6 +151,7 @@ impl RaftService {
         let vote = cv::vote_from_pb(start.vote)?;
         let meta = cv::snapshot_meta_from_pb(start.meta)?;
         let path = temp_name(self.node.sm.snapshot_dir(), "recv");
+        let started = std::time::Instant::now();
         let result = async {
             let mut file = tokio::fs::File::create(&path)
                 .await
@@ -180,6 +181,11 @@ impl RaftService {
             file.sync_all()
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
+            tracing::info!(
+                bytes = received,
+                ms = started.elapsed().as_millis() as u64,
+                "snapshot received"
+            );
             let snapshot = Snapshot {
                 meta,
                 snapshot: SnapshotFile { path: path.clone() },

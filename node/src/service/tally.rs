@@ -32,22 +32,22 @@ async fn submit_batch(
     let mut items: Vec<Option<pb::BatchItem>> = Vec::with_capacity(submissions.len());
     let mut to_propose = Vec::new();
     let principal = who.principal();
-    let allowed = |s: &pb::Submission| {
-        rules::check_submission(s)?;
-        node.sm
-            .view()
-            .tally
-            .check_submission_auth(Some(&principal), s)
-    };
-    for s in submissions {
-        match allowed(&s) {
-            Ok(_) => {
-                items.push(None);
-                to_propose.push(s);
+    {
+        let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
+        let allowed = |s: &pb::Submission| {
+            rules::check_submission(s)?;
+            view.tally.check_submission_auth(Some(&principal), s)
+        };
+        for s in submissions {
+            match allowed(&s) {
+                Ok(_) => {
+                    items.push(None);
+                    to_propose.push(s);
+                }
+                Err(rej) => items.push(Some(pb::BatchItem {
+                    result: Some(pb::batch_item::Result::Rejection(rej)),
+                })),
             }
-            Err(rej) => items.push(Some(pb::BatchItem {
-                result: Some(pb::batch_item::Result::Rejection(rej)),
-            })),
         }
     }
     let mut decided = if to_propose.is_empty() {
@@ -122,7 +122,7 @@ where
         |r, who| async move {
             let (consistency, target) = consistency_and_target(&r);
             node.read_barrier(consistency).await?;
-            let view = node.sm.view();
+            let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
             view.tally
                 .authorize(Some(&who.principal()), &Action::Read { target })
                 .map_err(refused)?;
@@ -410,7 +410,7 @@ impl pb::tally_server::Tally for TallyService {
             |r, who| async move {
                 node.read_barrier(r.consistency).await?;
                 {
-                    let view = node.sm.view();
+                    let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
                     let target = Action::Read {
                         target: &r.region_code,
                     };

@@ -26,7 +26,7 @@ impl StateMachineStore {
         let db = self.inner_db();
         // Under the state lock: the list and the snapshot see the same
         // applied index (apply writes under the write side).
-        let st = self.view();
+        let st = self.try_view()?;
         let snap = db.snapshot();
         let list = match st.tally.export_list(region_code, contest_id) {
             Ok(l) => l,
@@ -38,6 +38,7 @@ impl StateMachineStore {
         for chunk in list.chunks(CHUNK) {
             let mut opts = ReadOptions::default();
             opts.set_snapshot(&snap);
+            opts.fill_cache(false);
             let values =
                 db.batched_multi_get_cf_opt(data, chunk.iter().map(|(_, k)| k), false, &opts);
             let mut items = Vec::with_capacity(chunk.len());

@@ -76,7 +76,10 @@ pub fn install(
 fn ingest(db: &DB, path: &Path, reader: &mut Reader) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let table = temp_name(dir, "ingest");
-    let opts = cf_options(CF_SM_DATA);
+    let mut opts = cf_options(CF_SM_DATA);
+    // Written once and soon compacted: compressing it here only slows the
+    // install (compaction compresses what it rewrites).
+    opts.set_compression_type(rocksdb::DBCompressionType::None);
     let mut writer = SstFileWriter::create(&opts);
     writer.open(&table).map_err(io_err)?;
     let mut any = false;

@@ -29,6 +29,9 @@ impl Records for DbRecords {
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), ReadError> {
         let mut opts = ReadOptions::default();
+        // Scans read a run of records once (the load at start, a history):
+        // keep them from pushing the point reads' blocks out of the cache.
+        opts.fill_cache(false);
         if let Some(upper) = prefix_end(prefix) {
             opts.set_iterate_upper_bound(upper);
         }

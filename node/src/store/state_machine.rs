@@ -4,8 +4,10 @@
 //! RocksDB snapshot, reading the applied log id and the data from the same
 //! view: the snapshot's metadata always matches its content exactly.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use futures::{Stream, StreamExt};
@@ -13,7 +15,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prost::Message;
 use rekap_proto::pb;
-use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use super::install;
 use super::records::DbRecords;
@@ -34,10 +36,36 @@ pub struct SmState {
 
 pub type SmView<'a> = RwLockReadGuard<'a, SmState>;
 
+/// The state is being replaced by a snapshot; reads are refused meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Installing;
+
+impl std::fmt::Display for Installing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "this node is installing a snapshot of the state; read from another node or retry",
+        )
+    }
+}
+
+impl From<Installing> for tonic::Status {
+    fn from(e: Installing) -> Self {
+        tonic::Status::unavailable(e.to_string())
+    }
+}
+
+impl From<Installing> for io::Error {
+    fn from(e: Installing) -> Self {
+        io::Error::new(io::ErrorKind::WouldBlock, e.to_string())
+    }
+}
+
 struct Inner {
     db: Arc<DB>,
     dir: PathBuf,
     state: RwLock<SmState>,
+    installing: AtomicBool,
+    removed: RwLock<BTreeSet<u64>>,
     /// Serialises snapshot builds against installs.
     snapshot_lock: tokio::sync::Mutex<()>,
 }
@@ -106,11 +134,14 @@ impl StateMachineStore {
             last_applied,
             membership,
         };
+        let removed = RwLock::new(state.tally.removed_nodes().clone());
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 db,
                 dir,
                 state: RwLock::new(state),
+                installing: AtomicBool::new(false),
+                removed,
                 snapshot_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -119,6 +150,39 @@ impl StateMachineStore {
     /// The database's size on disk and in memory.
     pub fn usage(&self) -> super::Usage {
         super::usage(&self.inner.db)
+    }
+
+    /// The state's table files on disk (not the log's).
+    pub fn state_bytes(&self) -> u64 {
+        let db = &self.inner.db;
+        db.property_int_value_cf(cf(db, CF_SM_DATA), "rocksdb.total-sst-files-size")
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// Whether `node_id` was removed from the cluster. Kept apart from the
+    /// state so that Raft calls are admitted during a snapshot install.
+    pub fn is_removed(&self, node_id: u64) -> bool {
+        self.inner
+            .removed
+            .read()
+            .expect("removed lock")
+            .contains(&node_id)
+    }
+
+    fn note_removed(&self, st: &SmState) {
+        *self.inner.removed.write().expect("removed lock") = st.tally.removed_nodes().clone();
+    }
+
+    /// Read access to the applied state for callers on the async runtime:
+    /// refused while a snapshot is being installed (seconds) instead of
+    /// blocking a runtime thread for that long.
+    pub fn try_view(&self) -> Result<SmView<'_>, Installing> {
+        if self.inner.installing.load(Ordering::Acquire) {
+            return Err(Installing);
+        }
+        Ok(self.view())
     }
 
     /// Read access to the applied state. Records the tally reads while the
@@ -168,7 +232,7 @@ impl StateMachineStore {
     /// The chain head after the last command at or below `index`, or the
     /// latest one.
     pub fn chain_head(&self, index: Option<u64>) -> io::Result<pb::GetChainHeadResponse> {
-        let st = self.view();
+        let st = self.try_view()?;
         let applied_index = st.last_applied.map_or(0, |l| l.index);
         let latest = st.tally.audit_chain().to_pb();
         drop(st);
@@ -217,6 +281,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let _guard = self.inner.snapshot_lock.lock().await;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let db = &inner.db;
             let view = db.snapshot();
             let (last_log_id, last_membership) = read_meta(|k| view.get_cf(cf(db, CF_SM_META), k).map_err(io_err))?;
@@ -224,11 +289,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 last_log_id,
                 last_membership,
             };
+            let mut opts = ReadOptions::default();
+            opts.fill_cache(false);
+            opts.set_readahead_size(4 << 20);
             let records = view
-                .iterator_cf(cf(db, CF_SM_DATA), IteratorMode::Start)
+                .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
                 .map(|kv| kv.map_err(io_err));
             let path = snapshot::write(&inner.dir, &meta, records)?;
-            tracing::info!(index = ?meta.last_log_id.as_ref().map(|l| l.index), path = %path.display(), "snapshot built");
+            tracing::info!(index = ?meta.last_log_id.as_ref().map(|l| l.index), path = %path.display(), ms = started.elapsed().as_millis() as u64, "snapshot built");
             Ok(Snapshot {
                 meta,
                 snapshot: SnapshotFile { path },
@@ -265,6 +333,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
         let mut replies = Vec::with_capacity(items.len());
+        let mut membership_changed = false;
         {
             let mut st = self.inner.state.write().expect("state lock poisoned");
             for (entry, responder) in items {
@@ -293,6 +362,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             }
                         }
                         st.membership = StoredMembership::new(Some(entry.log_id), m);
+                        membership_changed = true;
                         none_response()
                     }
                 };
@@ -302,6 +372,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta_writes(&mut batch, db, st.last_applied.as_ref(), &st.membership);
             db.write(batch).map_err(io_err)?;
             st.tally.settle();
+            if membership_changed {
+                self.note_removed(&st);
+            }
         }
         for (responder, resp) in replies {
             if let Some(r) = responder {
@@ -341,15 +414,29 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 std::fs::File::open(&tmp)?.sync_all()?;
                 tmp
             };
+            let started = std::time::Instant::now();
             install::check(&src, &meta)?;
+            let checked = started.elapsed();
             let path = snapshot::publish(&inner.dir, &src, &meta)?;
-            // Readers wait: the records change under the old aggregates
-            // until the new state is loaded.
+            // Readers are refused (`try_view`): the records change under
+            // the old aggregates until the new state is loaded. Those that
+            // came before the flag finish first.
+            inner.installing.store(true, Ordering::Release);
             let mut state = inner.state.write().expect("state lock poisoned");
             let installed = install::install(db, &path, &meta, |b| {
                 meta_writes(b, db, meta.last_log_id.as_ref(), &meta.last_membership)
             })
-            .and_then(|()| load_tally(db));
+            .and_then(|()| {
+                let ingested = started.elapsed();
+                let t = load_tally(db);
+                tracing::info!(
+                    check_ms = checked.as_millis() as u64,
+                    ingest_ms = (ingested - checked).as_millis() as u64,
+                    load_ms = (started.elapsed() - ingested).as_millis() as u64,
+                    "snapshot records in place"
+                );
+                t
+            });
             let tally = match installed {
                 Ok(t) => t,
                 // The old records are gone and the old state in memory no
@@ -362,6 +449,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
             };
+            *inner.removed.write().expect("removed lock") = state.tally.removed_nodes().clone();
+            inner.installing.store(false, Ordering::Release);
             Ok(meta.last_log_id.map(|l| l.index))
         })
         .await

@@ -58,6 +58,10 @@ impl TallyState {
         self.users.values().map(|u| &u.user)
     }
 
+    pub fn removed_nodes(&self) -> &BTreeSet<u64> {
+        &self.removed_nodes
+    }
+
     pub fn is_removed(&self, node_id: u64) -> bool {
         self.removed_nodes.contains(&node_id)
     }

@@ -85,6 +85,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             opt(s.purged_index),
                             mib(s.db_table_bytes),
                             mib(s.db_memtable_bytes),
+                            mib(s.db_cache_bytes),
                         ]);
                         out.push(json!({
                             "node_id": s.node_id, "addr": addr, "state": s.state, "term": s.term,
@@ -93,6 +94,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "applied_index": s.applied_index, "snapshot_index": s.snapshot_index,
                             "purged_index": s.purged_index, "joint": s.joint, "initialized": s.initialized,
                             "db_table_bytes": s.db_table_bytes, "db_memtable_bytes": s.db_memtable_bytes,
+                            "db_cache_bytes": s.db_cache_bytes,
                             "members": members_json(&s.members),
                         }));
                     }
@@ -124,7 +126,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "snapshot",
                             "purged",
                             "db files",
-                            "memtables"
+                            "memtables",
+                            "caches"
                         ],
                         rows
                     )
