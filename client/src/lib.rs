@@ -286,6 +286,10 @@ impl Client {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(2))
             .keep_alive_timeout(Duration::from_secs(3))
+            // A stream (an export) may run ahead of the reader by a few
+            // messages instead of one 64 KiB window per round trip.
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(8 << 20))
             .connect_lazy();
         inner.channels.insert(addr.to_string(), ch.clone());
         Ok(ch)

@@ -34,6 +34,16 @@ pub struct ExportArgs {
     audit: Option<PathBuf>,
 }
 
+/// A number field, or an empty one.
+fn num<W: Write>(w: &mut csv::Writer<W>, v: Option<impl std::fmt::Display>) -> csv::Result<()> {
+    use std::fmt::Write as _;
+    let mut buf = String::with_capacity(20);
+    if let Some(v) = v {
+        let _ = write!(buf, "{v}");
+    }
+    w.write_field(buf)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -61,10 +71,10 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
         if *view_index.get_or_insert(page.applied_index) != page.applied_index {
             anyhow::bail!("the export's chunks come from different views of the state");
         }
-        for item in &page.items {
-            let t = item.tps.clone().unwrap_or_default();
-            let r = item.result.clone().unwrap_or_default();
-            let s = r.submission.clone().unwrap_or_default();
+        for item in page.items {
+            let t = item.tps.unwrap_or_default();
+            let mut r = item.result.unwrap_or_default();
+            let s = r.submission.take().unwrap_or_default();
             count += 1;
             match csv_out.as_mut() {
                 Some(w) => {
@@ -92,25 +102,23 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                         w.write_record(&h)?;
                         header_done = true;
                     }
-                    let opt = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
-                    let mut row = vec![
-                        t.tps_id,
-                        t.desa_code,
-                        t.number.to_string(),
-                        r.revision.to_string(),
-                        r.log_index.to_string(),
-                    ];
-                    row.extend(s.votes.iter().map(|v| v.votes.to_string()));
-                    row.extend([
-                        opt(s.sah),
-                        opt(s.tidak_sah),
-                        opt(s.total),
-                        r.janggal.join(";"),
-                        s.submission_id,
-                        who(&r.submitted_by),
-                        who(&r.changed_by),
-                    ]);
-                    w.write_record(&row)?;
+                    // Field by field: no row of owned strings per result.
+                    w.write_field(&t.tps_id)?;
+                    w.write_field(&t.desa_code)?;
+                    num(w, Some(t.number))?;
+                    num(w, Some(r.revision))?;
+                    num(w, Some(r.log_index))?;
+                    for v in &s.votes {
+                        num(w, Some(v.votes))?;
+                    }
+                    num(w, s.sah)?;
+                    num(w, s.tidak_sah)?;
+                    num(w, s.total)?;
+                    w.write_field(r.janggal.join(";"))?;
+                    w.write_field(&s.submission_id)?;
+                    w.write_field(who(&r.submitted_by))?;
+                    w.write_field(who(&r.changed_by))?;
+                    w.write_record(None::<&[u8]>)?;
                 }
                 None => {
                     let file = jsonl.as_mut().expect("one of the two outputs");
