@@ -331,14 +331,19 @@ impl Node {
         if consistency == pb::Consistency::Stale as i32 {
             return Ok(());
         }
-        let r = match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+        let r = match self.raft.get_read_linearizer(ReadPolicy::LeaseRead).await {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
-                self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await
+                self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await
             }
             other => other,
         };
         match r {
-            Ok(_) => Ok(()),
+            Ok(lin) => {
+                // Applied here, as the state machine says: Raft's metrics
+                // would say it later, after its core got round to it.
+                self.sm.wait_applied(lin.read_log_id().index()).await;
+                Ok(())
+            }
             Err(e) => match e.forward_to_leader() {
                 Some(f) => Err(Failure::NotLeader(leader_of(f))),
                 None => Err(Failure::Status(Status::unavailable(format!(
@@ -346,10 +351,6 @@ impl Node {
                 )))),
             },
         }
-    }
-
-    pub fn applied_index(&self) -> u64 {
-        self.sm.view().last_applied.map_or(0, |l| l.index)
     }
 }
 

@@ -9,13 +9,13 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use prost::Message;
 use rekap_proto::pb;
-use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use super::flusher::Flusher;
 use super::{CF_LOGS, CF_RAFT_META, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, cf, io_err};
 use crate::raft::compaction::Appended;
 use crate::raft::convert::{
-    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb,
+    encode_entry, entry_from_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb,
 };
 use crate::raft::{Entry, LogId, TypeConfig, Vote};
 
@@ -78,9 +78,18 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => i + 1,
             Bound::Unbounded => 0,
         };
+        let mut opts = ReadOptions::default();
+        // The iterator stops at the range's end instead of reading one
+        // entry past it.
+        match range.end_bound() {
+            Bound::Included(i) => opts.set_iterate_upper_bound(index_key(i.saturating_add(1))),
+            Bound::Excluded(i) => opts.set_iterate_upper_bound(index_key(*i)),
+            Bound::Unbounded => {}
+        }
         let mut out = Vec::new();
-        let it = self.db.iterator_cf(
+        let it = self.db.iterator_cf_opt(
             cf(&self.db, CF_LOGS),
+            opts,
             IteratorMode::From(&index_key(start), Direction::Forward),
         );
         for kv in it {
@@ -170,12 +179,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let logs = cf(&self.db, CF_LOGS);
         let mut b = WriteBatch::default();
+        let mut buf = Vec::new();
         for e in entries {
-            b.put_cf(
-                logs,
-                index_key(e.log_id.index),
-                entry_to_pb(&e).encode_to_vec(),
-            );
+            buf.clear();
+            encode_entry(&e, &mut buf);
+            b.put_cf(logs, index_key(e.log_id.index), &buf);
         }
         self.appended.add(b.size_in_bytes() as u64);
         self.db.write(b).map_err(io_err)?;

@@ -66,6 +66,10 @@ struct Inner {
     state: RwLock<SmState>,
     installing: AtomicBool,
     removed: RwLock<BTreeSet<u64>>,
+    /// The applied index, published as soon as a run of entries is
+    /// written: linearizable reads wait on it, not on Raft's metrics,
+    /// which the busy Raft core publishes later.
+    applied: tokio::sync::watch::Sender<u64>,
     /// Serialises snapshot builds against installs.
     snapshot_lock: tokio::sync::Mutex<()>,
 }
@@ -135,6 +139,7 @@ impl StateMachineStore {
             membership,
         };
         let removed = RwLock::new(state.tally.removed_nodes().clone());
+        let applied = tokio::sync::watch::Sender::new(state.last_applied.map_or(0, |l| l.index));
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 db,
@@ -142,6 +147,7 @@ impl StateMachineStore {
                 state: RwLock::new(state),
                 installing: AtomicBool::new(false),
                 removed,
+                applied,
                 snapshot_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -159,6 +165,13 @@ impl StateMachineStore {
             .ok()
             .flatten()
             .unwrap_or(0)
+    }
+
+    /// Returns once everything up to `index` is applied here.
+    pub async fn wait_applied(&self, index: u64) {
+        let mut rx = self.inner.applied.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = rx.wait_for(|a| *a >= index).await;
     }
 
     /// Whether `node_id` was removed from the cluster. Kept apart from the
@@ -375,6 +388,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             if membership_changed {
                 self.note_removed(&st);
             }
+            let index = st.last_applied.map_or(0, |l| l.index);
+            self.inner.applied.send_replace(index);
         }
         for (responder, resp) in replies {
             if let Some(r) = responder {
@@ -450,6 +465,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 membership: meta.last_membership.clone(),
             };
             *inner.removed.write().expect("removed lock") = state.tally.removed_nodes().clone();
+            inner
+                .applied
+                .send_replace(state.last_applied.map_or(0, |l| l.index));
             inner.installing.store(false, Ordering::Release);
             Ok(meta.last_log_id.map(|l| l.index))
         })
