@@ -38,12 +38,16 @@ pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 /// and one commit. Heartbeats every 50 ms keep a live leader's followers
 /// quiet: a false election needs 650 ms of silence, which is 13 missed
 /// heartbeats and far above an fsync (node/DESIGN.md, "Failover").
+/// Openraft's leader lease is `election_timeout_max`: a follower that heard
+/// from the leader within it refuses to vote for anyone else.
+pub const LEADER_LEASE: std::time::Duration = std::time::Duration::from_millis(400);
+
 pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
     let c = openraft::Config {
         cluster_name: "rekap".to_string(),
         heartbeat_interval: 50,
         election_timeout_min: 250,
-        election_timeout_max: 400,
+        election_timeout_max: LEADER_LEASE.as_millis() as u64,
         install_snapshot_timeout: 5_000,
         // With registry chunks of up to 8 MiB, 64 entries stay under the
         // Raft message limit (network::MAX_RAFT_MESSAGE).
