@@ -526,6 +526,16 @@ impl Client {
         self.call(|ch| call(AdminClient::new(ch))).await
     }
 
+    /// Like `admin`, for a call that waits on purpose: one attempt may take
+    /// the whole deadline.
+    pub async fn admin_patient<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    where
+        F: Fn(AdminClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call_patient(|ch| call(AdminClient::new(ch))).await
+    }
+
     /// Asks one specific node for its view of the cluster (no retries).
     pub async fn status_of(&self, addr: &str) -> Result<pb::ClusterStatusResponse, Status> {
         let ch = self.channel(addr)?;

@@ -128,7 +128,19 @@ impl Client {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        self.run(call, None).await
+        self.run(call, None, false).await
+    }
+
+    /// Like `call`, but one attempt may take the whole deadline: for calls
+    /// that wait on purpose (a blocking add-learner waits for the new node
+    /// to catch up), which the per-attempt timeout would cut off and send
+    /// again and again.
+    pub async fn call_patient<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.run(call, None, true).await
     }
 
     /// Like `call`, and an attempt still unanswered after `hedge_after` is
@@ -140,10 +152,15 @@ impl Client {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        self.run(call, self.opts.hedge_after).await
+        self.run(call, self.opts.hedge_after, false).await
     }
 
-    async fn run<T, F, Fut>(&self, mut call: F, hedge: Option<Duration>) -> Result<T, Status>
+    async fn run<T, F, Fut>(
+        &self,
+        mut call: F,
+        hedge: Option<Duration>,
+        patient: bool,
+    ) -> Result<T, Status>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -156,7 +173,11 @@ impl Client {
             let target = self.target(attempt, &hint);
             attempt += 1;
             let left = self.opts.deadline.saturating_sub(start.elapsed());
-            let per_try = self.opts.attempt_timeout.min(left);
+            let per_try = if patient {
+                left
+            } else {
+                self.opts.attempt_timeout.min(left)
+            };
             let (addr, result) = self.attempt(&mut call, target, per_try, hedge).await;
             match result {
                 Ok(resp) => {

@@ -19,7 +19,7 @@ pub async fn add_learner(admin: &Client, id: u64, addr: String) -> pb::Membershi
         blocking: true,
     };
     admin
-        .admin(|mut a| {
+        .admin_patient(|mut a| {
             let r = req.clone();
             async move { a.add_learner(r).await }
         })

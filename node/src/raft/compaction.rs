@@ -61,6 +61,8 @@ pub struct Compaction {
     state_bytes: Box<dyn Fn() -> u64 + Send + Sync>,
     /// The appended bytes when the current interval began.
     mark: AtomicU64,
+    /// The appended bytes when the newest snapshot showed up.
+    at_snapshot: AtomicU64,
 }
 
 impl Compaction {
@@ -70,13 +72,14 @@ impl Compaction {
         every_bytes: u64,
         state_bytes: impl Fn() -> u64 + Send + Sync + 'static,
     ) -> Self {
-        let mark = AtomicU64::new(appended.get());
+        let now = appended.get();
         Compaction {
             raft,
             appended,
             every_bytes,
             state_bytes: Box::new(state_bytes),
-            mark,
+            mark: AtomicU64::new(now),
+            at_snapshot: AtomicU64::new(now),
         }
     }
 
@@ -99,6 +102,8 @@ impl Compaction {
                 // interval starts again, and the log behind the previous one
                 // goes. Purging what is already gone changes nothing.
                 self.mark.store(self.appended.get(), Ordering::Relaxed);
+                self.at_snapshot
+                    .store(self.appended.get(), Ordering::Relaxed);
                 if let Some(upto) = newest
                     && self.raft.trigger().purge_log(upto).await.is_err()
                 {
@@ -139,10 +144,17 @@ impl Compaction {
     /// behind it is purged only as far as every member already holds.
     pub async fn before_new_node(&self, within: Duration) -> Result<(), String> {
         let bytes = self.appended.get();
-        let since = bytes.saturating_sub(self.mark.load(Ordering::Relaxed));
-        if !due(since, (self.state_bytes)(), self.every_bytes, IDLE) {
-            return Ok(());
+        // Since the newest snapshot, not since the last request for one: an
+        // add-learner that is retried (its first try cut off while it
+        // waited) must still find the log purged behind a snapshot.
+        let since = bytes.saturating_sub(self.at_snapshot.load(Ordering::Relaxed));
+        if due(since, (self.state_bytes)(), self.every_bytes, IDLE) {
+            self.fresh_snapshot(since, bytes, within).await?;
         }
+        self.purge_held().await
+    }
+
+    async fn fresh_snapshot(&self, since: u64, bytes: u64, within: Duration) -> Result<(), String> {
         let want = self
             .raft
             .metrics()
@@ -157,8 +169,7 @@ impl Compaction {
             .snapshot()
             .await
             .map_err(|e| e.to_string())?;
-        let m = self
-            .raft
+        self.raft
             .wait(Some(within))
             .metrics(
                 |m| m.snapshot.as_ref().is_some_and(|l| l.index >= want),
@@ -166,8 +177,14 @@ impl Compaction {
             )
             .await
             .map_err(|e| e.to_string())?;
-        // What every follower already holds may go; none of them needs it.
-        // (`None`, a follower that holds nothing known, sorts first.)
+        Ok(())
+    }
+
+    /// Purges the log up to the newest snapshot, as far as every follower
+    /// already holds it (`None`, one that holds nothing known, sorts first),
+    /// so a node added next starts from that snapshot.
+    async fn purge_held(&self) -> Result<(), String> {
+        let m = self.raft.metrics().borrow_watched().clone();
         let mut upto = m.snapshot.as_ref().map(|l| l.index);
         for (id, held) in m.replication.iter().flat_map(|r| r.iter()) {
             if *id != m.id {

@@ -171,8 +171,10 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                 node: Some(pb::NodeAddr { node_id: id, addr }),
                 blocking: !no_wait,
             };
+            // Blocking, it returns when the node caught up: that may take
+            // the whole --timeout, not one attempt's few seconds.
             let resp = c
-                .admin(|mut a| {
+                .admin_patient(|mut a| {
                     let req = req.clone();
                     async move { a.add_learner(req).await }
                 })
