@@ -69,6 +69,12 @@ impl From<Status> for Failure {
     }
 }
 
+impl From<crate::store::Installing> for Failure {
+    fn from(e: crate::store::Installing) -> Self {
+        Failure::Status(e.into())
+    }
+}
+
 /// The gRPC status for a refused input, naming its rule.
 pub fn rejection_status(rej: &pb::Rejection) -> Status {
     let code = tonic::Code::from_i32(rej.code);
@@ -297,8 +303,7 @@ impl Node {
         // Refused here, a command never reaches the log (nor the audit
         // chain); the state machine decides again at apply.
         self.sm
-            .try_view()
-            .map_err(|e| Failure::Status(e.into()))?
+            .try_view()?
             .tally
             .check_command(&cmd)
             .map_err(|rej| Failure::Status(rejection_status(&rej)))?;
@@ -321,12 +326,6 @@ impl Node {
         }
     }
 
-    /// Waits until a read here would be linearizable; a stale read skips
-    /// the wait. On the leader a lease read needs no round trip while a
-    /// quorum acknowledged it within the lease (they do, every heartbeat or
-    /// append); only when that is stale does it fall back to ReadIndex,
-    /// which asks the followers. Either way it waits until the state machine
-    /// has applied everything committed when the read arrived.
     /// A lease read without asking Raft's core, which is busy under write
     /// load: true when Raft's metrics (which only lag, so err on the safe
     /// side) show this node leading, a quorum's acknowledgement within the
@@ -350,6 +349,12 @@ impl Node {
                 .is_some_and(|l| l.leader_id.term == m.current_term)
     }
 
+    /// Waits until a read here would be linearizable; a stale read skips
+    /// the wait. On the leader a lease read needs no round trip while a
+    /// quorum acknowledged it within the lease (they do, every heartbeat or
+    /// append); only when that is stale does it fall back to ReadIndex,
+    /// which asks the followers. Either way it waits until the state machine
+    /// has applied everything committed when the read arrived.
     pub async fn read_barrier(&self, consistency: i32) -> Result<(), Failure> {
         if consistency == pb::Consistency::Stale as i32 || self.holds_lease() {
             return Ok(());

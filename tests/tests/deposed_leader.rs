@@ -16,16 +16,11 @@ use nix::sys::signal::Signal;
 use rekap_client::proto as pb;
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::submission;
-use rekap_tests::{
-    CONTEST, Cluster, ClusterOptions, KABUPATEN, load_registry, synthetic_registry, wait_until,
-};
+use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_woken_deposed_leader_never_serves_a_stale_linearizable_read() {
-    let cluster = Cluster::start(ClusterOptions::default()).await;
-    let reg = synthetic_registry(1);
-    load_registry(&cluster.client(), &reg).await;
-    let tps: Vec<String> = reg.tps.iter().map(|t| t.tps_id.clone()).collect();
+    let (cluster, tps, _) = start_with_registry(ClusterOptions::default(), 1).await;
     cluster
         .client_as(OPERATOR)
         .submit(submission(&tps[0], 0))

@@ -4,8 +4,24 @@
 
 use std::time::Duration;
 
+use rekap_client::proto as pb;
 use rekap_tests::workload::{Workload, check_all};
-use rekap_tests::{ClusterOptions, ops, start_with_registry, wait_until};
+use rekap_tests::{Cluster, ClusterOptions, ops, start_with_registry, wait_until};
+
+/// Node `id`'s status once it applied what `leader` had committed when
+/// asked.
+async fn caught_up(cluster: &Cluster, leader: u64, id: u64) -> pb::ClusterStatusResponse {
+    let committed = cluster
+        .status(leader)
+        .await
+        .expect("leader status")
+        .committed_index
+        .unwrap_or(0);
+    cluster
+        .wait_applied(&[id], committed, Duration::from_secs(60))
+        .await;
+    cluster.status(id).await.expect("node status")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_follower_catches_up_by_snapshot() {
@@ -43,16 +59,13 @@ async fn lagging_follower_catches_up_by_snapshot() {
     .await;
 
     cluster.restart(follower);
-    let leader_now = cluster.status(leader).await.expect("leader status");
-    let purged = leader_now.purged_index.unwrap_or(0);
-    cluster
-        .wait_applied(
-            &[follower],
-            leader_now.committed_index.unwrap_or(0),
-            Duration::from_secs(60),
-        )
-        .await;
-    let f = cluster.status(follower).await.expect("follower status");
+    let purged = cluster
+        .status(leader)
+        .await
+        .expect("leader status")
+        .purged_index
+        .unwrap_or(0);
+    let f = caught_up(&cluster, leader, follower).await;
     assert!(
         f.snapshot_index.unwrap_or(0) >= purged,
         "follower snapshot {:?} must cover the leader's purge point {purged}",
@@ -98,15 +111,7 @@ async fn a_new_node_starts_from_a_fresh_snapshot() {
     );
     let id = cluster.spawn_joiner();
     ops::add_learner(&cluster.client(), id, cluster.addr(id)).await;
-    let leader_now = cluster.status(leader).await.expect("leader status");
-    cluster
-        .wait_applied(
-            &[id],
-            leader_now.committed_index.unwrap_or(0),
-            Duration::from_secs(60),
-        )
-        .await;
-    let s = cluster.status(id).await.expect("new node status");
+    let s = caught_up(&cluster, leader, id).await;
     assert!(
         s.snapshot_index.unwrap_or(0) >= applied,
         "the new node must have installed a snapshot at or after {applied}, the leader's applied index when it was added; it has {:?}",

@@ -47,7 +47,7 @@ impl Appended {
 
 /// When to build the next snapshot, given the bytes appended since the
 /// last one, the state's size on disk, and how long the log was quiet.
-pub fn due(since: u64, state_bytes: u64, every_bytes: u64, quiet: Duration) -> bool {
+fn due(since: u64, state_bytes: u64, every_bytes: u64, quiet: Duration) -> bool {
     let interval = every_bytes.max(state_bytes / 2);
     since >= interval || (quiet >= IDLE && since >= interval / 8)
 }
@@ -101,9 +101,9 @@ impl Compaction {
                 // A snapshot was built (by any trigger) or installed: the
                 // interval starts again, and the log behind the previous one
                 // goes. Purging what is already gone changes nothing.
-                self.mark.store(self.appended.get(), Ordering::Relaxed);
-                self.at_snapshot
-                    .store(self.appended.get(), Ordering::Relaxed);
+                let bytes = self.appended.get();
+                self.mark.store(bytes, Ordering::Relaxed);
+                self.at_snapshot.store(bytes, Ordering::Relaxed);
                 if let Some(upto) = newest
                     && self.raft.trigger().purge_log(upto).await.is_err()
                 {

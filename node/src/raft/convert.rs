@@ -58,6 +58,15 @@ pub fn log_id_to_pb(l: &LogId) -> pb::LogId {
     }
 }
 
+/// A log id, for tests.
+#[cfg(test)]
+pub(crate) fn log_id(term: u64, node_id: NodeId, index: u64) -> LogId {
+    LogId {
+        leader_id: LeaderId { term, node_id },
+        index,
+    }
+}
+
 pub fn log_id_from_pb(l: pb::LogId) -> Res<LogId> {
     Ok(LogId {
         leader_id: leader_id_from_pb(need(l.leader_id, "log id")?),
@@ -361,14 +370,7 @@ mod tests {
 
     #[test]
     fn encode_entry_writes_the_bytes_of_the_pb_entry() {
-        let log_id = log_id_from_pb(pb::LogId {
-            leader_id: Some(pb::LeaderId {
-                term: 7,
-                node_id: 2,
-            }),
-            index: 1234,
-        })
-        .unwrap();
+        let log_id = log_id(7, 2, 1234);
         let cmd = pb::Command {
             principal: Some(pb::Principal {
                 name: "op-1".into(),

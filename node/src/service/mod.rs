@@ -44,8 +44,7 @@ pub(crate) fn unexpected(resp: pb::CommandResponse) -> Failure {
 /// Refuses `who` unless the tally's authorization allows `action` now.
 pub(crate) fn authorize(node: &Node, who: &Caller, action: Action) -> Result<(), Failure> {
     node.sm
-        .try_view()
-        .map_err(|e| Failure::Status(e.into()))?
+        .try_view()?
         .tally
         .authorize(Some(&who.principal()), &action)
         .map_err(refused)

@@ -33,7 +33,7 @@ async fn submit_batch(
     let mut to_propose = Vec::new();
     let principal = who.principal();
     {
-        let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
+        let view = node.sm.try_view()?;
         let allowed = |s: &pb::Submission| {
             rules::check_submission(s)?;
             view.tally.check_submission_auth(Some(&principal), s)
@@ -122,7 +122,7 @@ where
         |r, who| async move {
             let (consistency, target) = consistency_and_target(&r);
             node.read_barrier(consistency).await?;
-            let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
+            let view = node.sm.try_view()?;
             view.tally
                 .authorize(Some(&who.principal()), &Action::Read { target })
                 .map_err(refused)?;
@@ -410,7 +410,7 @@ impl pb::tally_server::Tally for TallyService {
             |r, who| async move {
                 node.read_barrier(r.consistency).await?;
                 {
-                    let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
+                    let view = node.sm.try_view()?;
                     let target = Action::Read {
                         target: &r.region_code,
                     };

@@ -73,7 +73,7 @@ pub async fn list(
             node.read_barrier(pb::Consistency::Linearizable as i32)
                 .await?;
             authorize(node, &who, Action::Users)?;
-            let view = node.sm.try_view().map_err(|e| Failure::Status(e.into()))?;
+            let view = node.sm.try_view()?;
             Ok(pb::ListUsersResponse {
                 users: view.tally.users().cloned().collect(),
                 applied_index: view.last_applied.map_or(0, |l| l.index),

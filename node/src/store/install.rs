@@ -1,12 +1,12 @@
 //! Installing a snapshot file into `sm_data` without holding it in memory.
 //!
 //! The records stream into one RocksDB table file that is ingested whole,
-//! so the install is not one atomic write. It is made redoable instead: the file is first
-//! published under its final name, then a synced marker in `sm_meta` names
-//! it, then the old records are dropped and the new ones written, and the
-//! last, synced batch sets `last_applied` and clears the marker. A node that
-//! crashes in between finds the marker at start and installs the same file
-//! again before anything reads the state.
+//! so the install is not one atomic write. It is made redoable instead: the
+//! file is first published under its final name, then a synced marker in
+//! `sm_meta` names it, then the old records are dropped and the table is
+//! ingested, and the last, synced batch sets `last_applied` and clears the
+//! marker. A node that crashes in between finds the marker at start and
+//! installs the same file again before anything reads the state.
 
 use std::io;
 use std::path::{Path, PathBuf};

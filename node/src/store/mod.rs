@@ -27,7 +27,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMo
 pub use checks::Owner;
 pub use log_store::LogStore;
 pub use snapshot::SnapshotFile;
-pub use state_machine::{SmState, SmView, StateMachineStore};
+pub use state_machine::{Installing, SmState, SmView, StateMachineStore};
 
 pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT_META: &str = "raft_meta";
@@ -97,23 +97,22 @@ pub struct Usage {
     pub cache_bytes: u64,
 }
 
+/// A column family's integer property; 0 when RocksDB has none.
+pub(crate) fn int_property(db: &DB, cf_name: &str, prop: &str) -> u64 {
+    db.property_int_value_cf(cf(db, cf_name), prop)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
 pub(crate) fn usage(db: &DB) -> Usage {
     // The block cache is shared: count it once.
     let mut u = Usage {
-        cache_bytes: db
-            .property_int_value_cf(cf(db, CF_SM_DATA), "rocksdb.block-cache-usage")
-            .ok()
-            .flatten()
-            .unwrap_or(0),
+        cache_bytes: int_property(db, CF_SM_DATA, "rocksdb.block-cache-usage"),
         ..Usage::default()
     };
     for name in CFS {
-        let prop = |p: &str| {
-            db.property_int_value_cf(cf(db, name), p)
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-        };
+        let prop = |p: &str| int_property(db, name, p);
         u.table_bytes += prop("rocksdb.total-sst-files-size");
         u.memtable_bytes += prop("rocksdb.cur-size-all-mem-tables");
         u.cache_bytes += prop("rocksdb.estimate-table-readers-mem");
@@ -243,21 +242,12 @@ mod tests {
     #[test]
     fn an_interrupted_snapshot_install_is_redone_at_open() {
         use crate::fuzzing::world;
-        use crate::raft::convert::log_id_from_pb;
-        use rekap_proto::pb;
         let dir = tempfile::tempdir().unwrap();
         let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
         let source = world::state();
         let want = source.totals("ID", world::CONTEST).unwrap();
         assert!(want.tps_total > 0);
-        let log_id = log_id_from_pb(pb::LogId {
-            leader_id: Some(pb::LeaderId {
-                term: 3,
-                node_id: 1,
-            }),
-            index: 7,
-        })
-        .unwrap();
+        let log_id = crate::raft::convert::log_id(3, 1, 7);
         let meta = crate::raft::SnapshotMeta {
             last_log_id: Some(log_id),
             ..Default::default()

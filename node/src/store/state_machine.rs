@@ -74,6 +74,18 @@ struct Inner {
     snapshot_lock: tokio::sync::Mutex<()>,
 }
 
+impl Inner {
+    /// Publishes what is read beside the state lock: the applied index,
+    /// and the removed nodes when they may have changed.
+    fn publish(&self, st: &SmState, removed_changed: bool) {
+        if removed_changed {
+            *self.removed.write().expect("removed lock") = st.tally.removed_nodes().clone();
+        }
+        self.applied
+            .send_replace(st.last_applied.map_or(0, |l| l.index));
+    }
+}
+
 /// Cheap to clone: the gRPC services keep a clone to read the tally.
 #[derive(Clone)]
 pub struct StateMachineStore {
@@ -160,11 +172,7 @@ impl StateMachineStore {
 
     /// The state's table files on disk (not the log's).
     pub fn state_bytes(&self) -> u64 {
-        let db = &self.inner.db;
-        db.property_int_value_cf(cf(db, CF_SM_DATA), "rocksdb.total-sst-files-size")
-            .ok()
-            .flatten()
-            .unwrap_or(0)
+        super::int_property(&self.inner.db, CF_SM_DATA, "rocksdb.total-sst-files-size")
     }
 
     /// Returns once everything up to `index` is applied here.
@@ -182,10 +190,6 @@ impl StateMachineStore {
             .read()
             .expect("removed lock")
             .contains(&node_id)
-    }
-
-    fn note_removed(&self, st: &SmState) {
-        *self.inner.removed.write().expect("removed lock") = st.tally.removed_nodes().clone();
     }
 
     /// Read access to the applied state for callers on the async runtime:
@@ -385,11 +389,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta_writes(&mut batch, db, st.last_applied.as_ref(), &st.membership);
             db.write(batch).map_err(io_err)?;
             st.tally.settle();
-            if membership_changed {
-                self.note_removed(&st);
-            }
-            let index = st.last_applied.map_or(0, |l| l.index);
-            self.inner.applied.send_replace(index);
+            self.inner.publish(&st, membership_changed);
         }
         for (responder, resp) in replies {
             if let Some(r) = responder {
@@ -464,10 +464,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
             };
-            *inner.removed.write().expect("removed lock") = state.tally.removed_nodes().clone();
-            inner
-                .applied
-                .send_replace(state.last_applied.map_or(0, |l| l.index));
+            inner.publish(&state, true);
             inner.installing.store(false, Ordering::Release);
             Ok(meta.last_log_id.map(|l| l.index))
         })
