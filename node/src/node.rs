@@ -98,11 +98,16 @@ impl Node {
         self.raft.metrics().borrow_watched().clone()
     }
 
-    /// A span naming this node, its term and the leader it follows.
+    /// A span naming this node, its term and the leader it follows. At
+    /// debug level: an enabled span formats its fields on every call, which
+    /// showed in the write path's profile.
     pub fn span(&self) -> tracing::Span {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
         let m = self.raft.metrics();
         let m = m.borrow_watched();
-        tracing::info_span!("rpc", node = self.id, term = m.current_term, leader = ?m.current_leader)
+        tracing::debug_span!("rpc", node = self.id, term = m.current_term, leader = ?m.current_leader)
     }
 
     /// The current leader's id and address, as this node knows it.
@@ -151,13 +156,21 @@ impl Node {
             .unwrap_or(0);
         let caller = caller_of(&req)?;
         let body = req.into_inner();
-        let result = match local(body.clone(), caller.clone())
-            .instrument(self.span())
-            .await
-        {
+        // The leader serves its calls itself, so it keeps no copy of the
+        // request for forwarding (a copy of every submission otherwise).
+        let (body, spare) = if self.lead_or_forward().is_ok() {
+            (body, None)
+        } else {
+            (body.clone(), Some(body))
+        };
+        let result = match local(body, caller.clone()).instrument(self.span()).await {
             Ok(r) => Ok(r),
             Err(Failure::Status(s)) => Err(s),
+            Err(Failure::NotLeader(_)) if spare.is_none() => Err(Status::unavailable(
+                "leadership moved while this node was serving the call; retry with the same submission id",
+            )),
             Err(Failure::NotLeader(known)) => {
+                let body = spare.expect("kept when not leading");
                 // Only a call that needs the leader waits for an election;
                 // stale reads and status are answered here at once.
                 let leader = match known {
@@ -171,8 +184,16 @@ impl Node {
                         )))
                     }
                     Some((id, addr)) if id != self.id => {
-                        self.forward_following(body, &caller, hops + 1, (id, addr), remote)
-                            .await
+                        // Boxed: the forwarding future is large, and inline
+                        // it would be copied with every call, forwarded or not.
+                        Box::pin(self.forward_following(
+                            body,
+                            &caller,
+                            hops + 1,
+                            (id, addr),
+                            remote,
+                        ))
+                        .await
                     }
                     _ => Err(Status::unavailable(
                         "no leader elected yet; retry with the same submission id",
@@ -307,6 +328,7 @@ impl Node {
             .tally
             .check_command(&cmd)
             .map_err(|rej| Failure::Status(rejection_status(&rej)))?;
+        let cmd = std::sync::Arc::new(crate::raft::Cmd::new(cmd));
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
             Err(e) => Err(write_failure(e)),

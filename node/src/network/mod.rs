@@ -29,6 +29,8 @@ use rekap_proto::pb::raft_client::RaftClient;
 use tokio::io::AsyncReadExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+mod append;
+
 use crate::raft::convert as cv;
 use crate::raft::{NodeId, TypeConfig, Vote};
 use crate::security::Tls;
@@ -164,12 +166,14 @@ pub struct PeerConnection {
 type RpcErr = RPCError<TypeConfig>;
 
 impl PeerConnection {
-    fn client(&self) -> Result<RaftClient<Channel>, RpcErr> {
-        let ch = self
-            .pool
+    fn channel(&self) -> Result<Channel, RpcErr> {
+        self.pool
             .get(&self.addr, self.purpose)
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        Ok(RaftClient::new(ch)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    fn client(&self) -> Result<RaftClient<Channel>, RpcErr> {
+        Ok(RaftClient::new(self.channel()?)
             .max_decoding_message_size(MAX_RAFT_MESSAGE)
             .max_encoding_message_size(MAX_RAFT_MESSAGE))
     }
@@ -254,15 +258,16 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             + 'static,
     {
         async move {
-            let mut client = self.client()?;
+            let channel = self.channel()?;
             let setup = option.hard_ttl().max(Duration::from_secs(1));
             let sent = Arc::new(AtomicU64::new(0));
             let counter = sent.clone();
             let reqs = input.map(move |r| {
                 counter.fetch_add(1, Ordering::Relaxed);
-                cv::append_request_to_pb(&r)
+                cv::append_request_out(&r)
             });
-            let resp = match tokio::time::timeout(setup, client.stream_append(reqs)).await {
+            let resp = match tokio::time::timeout(setup, append::stream_append(channel, reqs)).await
+            {
                 Err(_) => return Err(self.timeout_err(RPCTypes::AppendEntries, setup)),
                 Ok(Err(status)) => {
                     // openraft backs off from inside the request stream, which

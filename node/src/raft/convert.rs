@@ -11,7 +11,8 @@ use openraft::{BasicNode, EntryPayload};
 use rekap_proto::pb;
 
 use super::{
-    Entry, LeaderId, LogId, Membership, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote,
+    Cmd, Entry, LeaderId, LogId, Membership, NodeId, SnapshotMeta, StoredMembership, TypeConfig,
+    Vote,
 };
 
 /// A protobuf message that does not describe a valid openraft value.
@@ -150,7 +151,7 @@ pub fn entry_to_pb(e: &Entry) -> pb::Entry {
     use pb::entry::Payload;
     let payload = match &e.payload {
         EntryPayload::Blank => Payload::Blank(pb::Empty {}),
-        EntryPayload::Normal(cmd) => Payload::Normal(cmd.clone()),
+        EntryPayload::Normal(cmd) => Payload::Normal((**cmd).clone()),
         EntryPayload::Membership(m) => Payload::Membership(membership_to_pb(m)),
     };
     pb::Entry {
@@ -167,7 +168,13 @@ pub fn encode_entry(e: &Entry, buf: &mut Vec<u8>) {
     message::encode(1, &log_id_to_pb(&e.log_id), buf);
     match &e.payload {
         EntryPayload::Blank => message::encode(2, &pb::Empty {}, buf),
-        EntryPayload::Normal(cmd) => message::encode(3, cmd, buf),
+        EntryPayload::Normal(cmd) => {
+            // The command's kept encoding, as a length-delimited field.
+            let bytes = cmd.encoded();
+            prost::encoding::encode_key(3, prost::encoding::WireType::LengthDelimited, buf);
+            prost::encoding::encode_varint(bytes.len() as u64, buf);
+            buf.extend_from_slice(bytes);
+        }
         EntryPayload::Membership(m) => message::encode(4, &membership_to_pb(m), buf),
     }
 }
@@ -176,7 +183,7 @@ pub fn entry_from_pb(e: pb::Entry) -> Res<Entry> {
     use pb::entry::Payload;
     let payload = match need(e.payload, "entry payload")? {
         Payload::Blank(_) => EntryPayload::Blank,
-        Payload::Normal(cmd) => EntryPayload::Normal(cmd),
+        Payload::Normal(cmd) => EntryPayload::Normal(std::sync::Arc::new(Cmd::new(cmd))),
         Payload::Membership(m) => EntryPayload::Membership(membership_from_pb(Some(m))?),
     };
     Ok(Entry {
@@ -205,6 +212,26 @@ pub fn append_request_to_pb(r: &AppendEntriesRequest<TypeConfig>) -> pb::AppendR
         vote: Some(vote_to_pb(&r.vote)),
         prev_log_id: opt_log_id_to_pb(r.prev_log_id.as_ref()),
         entries: r.entries.iter().map(entry_to_pb).collect(),
+        leader_commit: opt_log_id_to_pb(r.leader_commit.as_ref()),
+    }
+}
+
+/// The request `append_request_to_pb` describes, for `StreamAppend`, with
+/// each entry encoded by `encode_entry` (so each command's kept encoding is
+/// copied, never re-encoded or cloned).
+pub fn append_request_out(r: &AppendEntriesRequest<TypeConfig>) -> pb::AppendRequestOut {
+    pb::AppendRequestOut {
+        vote: Some(vote_to_pb(&r.vote)),
+        prev_log_id: opt_log_id_to_pb(r.prev_log_id.as_ref()),
+        entries: r
+            .entries
+            .iter()
+            .map(|e| {
+                let mut buf = Vec::new();
+                encode_entry(e, &mut buf);
+                buf
+            })
+            .collect(),
         leader_commit: opt_log_id_to_pb(r.leader_commit.as_ref()),
     }
 }
@@ -383,7 +410,7 @@ mod tests {
         let membership = Membership::new(vec![members.keys().copied().collect()], members).unwrap();
         for payload in [
             EntryPayload::Blank,
-            EntryPayload::Normal(cmd),
+            EntryPayload::Normal(std::sync::Arc::new(Cmd::new(cmd))),
             EntryPayload::Membership(membership),
         ] {
             let e = Entry { log_id, payload };
@@ -393,5 +420,44 @@ mod tests {
             let back = entry_from_pb(pb::Entry::decode(buf.as_slice()).unwrap()).unwrap();
             assert_eq!(entry_to_pb(&back), entry_to_pb(&e));
         }
+    }
+    #[test]
+    fn an_outgoing_append_is_the_bytes_of_the_append_request() {
+        let cmd = |name: &str| {
+            EntryPayload::Normal(std::sync::Arc::new(Cmd::new(pb::Command {
+                principal: Some(pb::Principal {
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })))
+        };
+        let req = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: Some(log_id(3, 1, 40)),
+            entries: vec![
+                Entry {
+                    log_id: log_id(3, 1, 41),
+                    payload: cmd("op-1"),
+                },
+                Entry {
+                    log_id: log_id(3, 1, 42),
+                    payload: EntryPayload::Blank,
+                },
+                Entry {
+                    log_id: log_id(3, 1, 43),
+                    payload: cmd("op-2"),
+                },
+            ],
+            leader_commit: Some(log_id(3, 1, 41)),
+        };
+        let out = append_request_out(&req).encode_to_vec();
+        assert_eq!(out, append_request_to_pb(&req).encode_to_vec());
+        let back =
+            append_request_from_pb(pb::AppendRequest::decode(out.as_slice()).unwrap()).unwrap();
+        assert_eq!(
+            append_request_to_pb(&back).encode_to_vec(),
+            append_request_to_pb(&req).encode_to_vec()
+        );
     }
 }

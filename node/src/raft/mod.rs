@@ -5,17 +5,21 @@
 //! that must cross the network or reach the disk is converted here into the
 //! `rekap.v1` messages, so an openraft upgrade never changes what is on disk.
 
+pub mod cmd;
 pub mod compaction;
 pub mod convert;
 
 use std::sync::Arc;
 
+pub use cmd::Cmd;
+
 use rekap_proto::pb;
 
 openraft::declare_raft_types!(
-    /// Rekap's Raft types: the tally `Command` is the application data.
+    /// Rekap's Raft types: the tally `Command`, shared (see `cmd`), is the
+    /// application data.
     pub TypeConfig:
-        D = pb::Command,
+        D = Arc<Cmd>,
         R = pb::CommandResponse,
         Node = openraft::BasicNode,
 );

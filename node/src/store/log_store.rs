@@ -12,6 +12,7 @@ use rekap_proto::pb;
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use super::flusher::Flusher;
+use super::log_cache::LogCache;
 use super::{CF_LOGS, CF_RAFT_META, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, cf, io_err};
 use crate::raft::compaction::Appended;
 use crate::raft::convert::{
@@ -24,6 +25,8 @@ pub struct LogStore {
     db: Arc<DB>,
     flusher: Flusher,
     appended: Appended,
+    /// Shared by every clone: the newest entries (see `log_cache`).
+    cache: LogCache,
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -43,6 +46,7 @@ impl LogStore {
             db,
             flusher,
             appended: Appended::default(),
+            cache: LogCache::default(),
         }
     }
 
@@ -78,6 +82,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => i + 1,
             Bound::Unbounded => 0,
         };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        };
+        if let Some(hit) = self.cache.get(start, end) {
+            return Ok(hit);
+        }
         let mut opts = ReadOptions::default();
         // The iterator stops at the range's end instead of reading one
         // entry past it.
@@ -180,18 +192,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let logs = cf(&self.db, CF_LOGS);
         let mut b = WriteBatch::default();
         let mut buf = Vec::new();
+        let mut kept = Vec::new();
         for e in entries {
             buf.clear();
             encode_entry(&e, &mut buf);
             b.put_cf(logs, index_key(e.log_id.index), &buf);
+            kept.push((e, buf.len()));
         }
         self.appended.add(b.size_in_bytes() as u64);
         self.db.write(b).map_err(io_err)?;
+        self.cache.appended(kept);
         self.flusher.flush(callback);
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        self.cache.truncated_after(last_log_id.map(|l| l.index));
         let from = last_log_id.map_or(0, |l| l.index + 1);
         let mut b = WriteBatch::default();
         b.delete_range_cf(cf(&self.db, CF_LOGS), index_key(from), index_key(u64::MAX));
@@ -201,6 +217,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     /// Records the purge point first, in the same batch as the deletion.
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.cache.purged(log_id.index);
         let mut b = WriteBatch::default();
         b.put_cf(
             cf(&self.db, CF_RAFT_META),

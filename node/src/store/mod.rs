@@ -12,6 +12,7 @@ pub mod checks;
 mod export;
 mod flusher;
 mod install;
+mod log_cache;
 mod log_store;
 mod records;
 pub mod snapshot;
@@ -143,6 +144,15 @@ pub(super) fn cf_options(name: &str) -> Options {
     o.set_block_based_table_factory(&block);
     if name == CF_SM_DATA || name == CF_LOGS {
         o.set_write_buffer_size(16 << 20);
+    }
+    // Log entries live until the next purge: compressing them only costs
+    // the write path CPU. The state's newest levels are rewritten soon by
+    // compaction, so only the levels below them are compressed.
+    use rocksdb::DBCompressionType::{Lz4, None as Plain};
+    if name == CF_LOGS {
+        o.set_compression_type(Plain);
+    } else {
+        o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
     }
     o
 }

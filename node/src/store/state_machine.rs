@@ -358,7 +358,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let resp = match entry.payload {
                     EntryPayload::Blank => none_response(),
                     EntryPayload::Normal(cmd) => {
-                        let (resp, writes) = st.tally.apply(&cmd, index);
+                        let (resp, writes) = st.tally.apply_encoded(&cmd, cmd.encoded(), index);
                         for (k, v) in writes {
                             match v {
                                 Some(v) => batch.put_cf(data, k, v),

@@ -35,14 +35,13 @@ pub fn next_head(prev: &[u8; 32], index: u64, command: &[u8]) -> [u8; 32] {
 impl Chain {
     /// Extends the chain with one command and returns the records to write:
     /// the new head and the command's audit entry.
-    pub fn extend(&mut self, index: u64, cmd: &pb::Command, writes: &mut Vec<Write>) {
-        let bytes = cmd.encode_to_vec();
-        self.head = next_head(&self.head, index, &bytes);
+    pub fn extend(&mut self, index: u64, command: &[u8], writes: &mut Vec<Write>) {
+        self.head = next_head(&self.head, index, command);
         self.index = index;
         self.commands += 1;
         let entry = pb::AuditEntry {
             index,
-            command: bytes,
+            command: command.to_vec(),
             head: hex(&self.head),
             sequence: self.commands,
         };

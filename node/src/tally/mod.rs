@@ -174,6 +174,17 @@ impl TallyState {
         cmd: &pb::Command,
         log_index: u64,
     ) -> (pb::CommandResponse, Vec<Write>) {
+        self.apply_encoded(cmd, &cmd.encode_to_vec(), log_index)
+    }
+
+    /// `apply`, given the command's protobuf encoding (which the audit
+    /// chain hashes) by a caller that holds it already.
+    pub fn apply_encoded(
+        &mut self,
+        cmd: &pb::Command,
+        encoded: &[u8],
+        log_index: u64,
+    ) -> (pb::CommandResponse, Vec<Write>) {
         use pb::command::Kind;
         use pb::command_response::Kind as R;
         let who = cmd.principal.as_ref();
@@ -201,7 +212,7 @@ impl TallyState {
         };
         self.flush_aggregates();
         let mut chain_writes = Vec::with_capacity(2);
-        self.chain.extend(log_index, cmd, &mut chain_writes);
+        self.chain.extend(log_index, encoded, &mut chain_writes);
         for (k, v) in chain_writes {
             self.put(k, v);
         }
