@@ -250,7 +250,9 @@ impl Client {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let fut = self.channel(addr).map(call);
+        // Boxed: tonic's call futures are large, and each layer above
+        // (timeout, attempt, retry loop, the caller) would copy them inline.
+        let fut = self.channel(addr).map(|ch| Box::pin(call(ch)));
         let addr = addr.to_string();
         async move {
             match tokio::time::timeout(per_try, fut?).await {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekap_client::proto as pb;
 use serde_json::json;
@@ -107,6 +108,67 @@ fn read_rows(file: &PathBuf) -> anyhow::Result<Vec<Parsed>> {
     Ok(out)
 }
 
+/// Batches sent before the first is answered: enough to keep the leader's
+/// log, replication and apply busy at once instead of taking turns.
+const IN_FLIGHT: usize = 4;
+
+/// The rows in batches of at most `size`, each marked when it holds a
+/// (TPS, contest) that an earlier batch holds too; such a batch starts at
+/// that row.
+fn batches(rows: &[Parsed], size: usize) -> Vec<(&[Parsed], bool)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let (mut start, mut barrier) = (0, false);
+    for (i, p) in rows.iter().enumerate() {
+        let s = p.submission.as_ref().expect("complete row");
+        let again = !seen.insert((s.tps_id.as_str(), s.contest_id.as_str()));
+        if i > start && (again || i - start == size) {
+            out.push((&rows[start..i], barrier));
+            (start, barrier) = (i, false);
+        }
+        barrier |= again;
+    }
+    if start < rows.len() {
+        out.push((&rows[start..], barrier));
+    }
+    out
+}
+
+/// Counts one batch's answers, and writes its refused rows.
+fn tally(
+    sum: &mut Summary,
+    rejects: &mut csv::Writer<std::fs::File>,
+    chunk: &[Parsed],
+    items: Vec<pb::BatchItem>,
+) -> anyhow::Result<()> {
+    for (p, item) in chunk.iter().zip(items) {
+        let s = p.submission.as_ref().expect("complete row");
+        match item.result {
+            Some(pb::batch_item::Result::Outcome(o)) => {
+                if o.status == pb::SubmitStatus::Duplicate as i32 {
+                    sum.already_present += 1;
+                } else {
+                    sum.accepted += 1;
+                }
+                sum.flagged += u64::from(!o.janggal.is_empty());
+            }
+            Some(pb::batch_item::Result::Rejection(r)) => {
+                *sum.rejected.entry(r.rule.clone()).or_default() += 1;
+                rejects.write_record([
+                    p.line.to_string(),
+                    s.tps_id.clone(),
+                    s.contest_id.clone(),
+                    format!("{:?}", tonic::Code::from_i32(r.code)),
+                    r.rule,
+                    r.message,
+                ])?;
+            }
+            None => *sum.rejected.entry("no_answer".into()).or_default() += 1,
+        }
+    }
+    Ok(())
+}
+
 #[derive(Default)]
 struct Summary {
     accepted: u64,
@@ -139,35 +201,22 @@ pub async fn run(ctx: &Ctx, a: ImportArgs) -> anyhow::Result<()> {
         rows.into_iter().partition(|p| p.submission.is_some());
     sum.incomplete = incomplete.len() as u64;
     bar.inc(sum.incomplete);
-    for chunk in complete.chunks(a.batch.clamp(1, 1000)) {
+    let mut inflight = futures::stream::FuturesOrdered::new();
+    for (chunk, barrier) in batches(&complete, a.batch.clamp(1, 1000)) {
+        // A row for a TPS already sent waits until everything before it is
+        // answered, so it is decided after its earlier row, as in the file.
+        while !inflight.is_empty() && (barrier || inflight.len() >= IN_FLIGHT) {
+            let (chunk, items) = inflight.next().await.expect("not empty");
+            tally(&mut sum, &mut rejects, chunk, items?)?;
+            bar.inc(chunk.len() as u64);
+        }
         let batch: Vec<pb::Submission> =
             chunk.iter().filter_map(|p| p.submission.clone()).collect();
-        let items = ctx.client.submit_batch(batch).await?;
-        for (p, item) in chunk.iter().zip(items) {
-            let s = p.submission.as_ref().expect("complete row");
-            match item.result {
-                Some(pb::batch_item::Result::Outcome(o)) => {
-                    if o.status == pb::SubmitStatus::Duplicate as i32 {
-                        sum.already_present += 1;
-                    } else {
-                        sum.accepted += 1;
-                    }
-                    sum.flagged += u64::from(!o.janggal.is_empty());
-                }
-                Some(pb::batch_item::Result::Rejection(r)) => {
-                    *sum.rejected.entry(r.rule.clone()).or_default() += 1;
-                    rejects.write_record([
-                        p.line.to_string(),
-                        s.tps_id.clone(),
-                        s.contest_id.clone(),
-                        format!("{:?}", tonic::Code::from_i32(r.code)),
-                        r.rule,
-                        r.message,
-                    ])?;
-                }
-                None => *sum.rejected.entry("no_answer".into()).or_default() += 1,
-            }
-        }
+        let client = &ctx.client;
+        inflight.push_back(async move { (chunk, client.submit_batch(batch).await) });
+    }
+    while let Some((chunk, items)) = inflight.next().await {
+        tally(&mut sum, &mut rejects, chunk, items?)?;
         bar.inc(chunk.len() as u64);
     }
     rejects.flush()?;
@@ -209,4 +258,41 @@ pub async fn run(ctx: &Ctx, a: ImportArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: usize, tps: &str) -> Parsed {
+        Parsed {
+            line,
+            submission: Some(pb::Submission {
+                tps_id: tps.into(),
+                contest_id: "PPWP".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_repeated_tps_starts_a_batch_that_waits_for_the_ones_before() {
+        let rows: Vec<Parsed> = ["a", "b", "c", "d", "b", "e", "f"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| row(i + 2, t))
+            .collect();
+        let shape: Vec<(Vec<usize>, bool)> = batches(&rows, 3)
+            .iter()
+            .map(|(c, barrier)| (c.iter().map(|p| p.line).collect(), *barrier))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (vec![2, 3, 4], false),
+                (vec![5], false),
+                (vec![6, 7, 8], true),
+            ]
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekap_client::proto as pb;
 use rekap_client::registry::{Registry, Synthetic};
@@ -125,6 +126,9 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
 }
 
 /// Loads a registry chunk by chunk, with a progress bar unless `quiet`.
+/// TPS chunks sent before the first is answered.
+const IN_FLIGHT: usize = 4;
+
 pub async fn load(
     ctx: &Ctx,
     reg: &Registry,
@@ -141,8 +145,7 @@ pub async fn load(
         "{bar:40} {pos}/{len} chunks {elapsed}",
     )?);
     let mut sum = pb::LoadRegistryResponse::default();
-    for req in chunks {
-        let r = ctx.client.load_registry(req).await?;
+    let mut add = |r: pb::LoadRegistryResponse| {
         sum.regions_added += r.regions_added;
         sum.regions_updated += r.regions_updated;
         sum.tps_added += r.tps_added;
@@ -151,6 +154,21 @@ pub async fn load(
         sum.contests_updated += r.contests_updated;
         sum.unchanged += r.unchanged;
         bar.inc(1);
+    };
+    // Regions (parents first) and contests go one chunk at a time, since
+    // each may need the one before. TPS chunks need only those, not each
+    // other, so several are in flight at once.
+    let mut inflight = futures::stream::FuturesUnordered::new();
+    for req in chunks {
+        let alone = req.tps.is_empty();
+        while !inflight.is_empty() && (alone || inflight.len() >= IN_FLIGHT) {
+            add(inflight.next().await.expect("not empty")?);
+        }
+        let client = &ctx.client;
+        inflight.push(async move { client.load_registry(req).await });
+    }
+    while let Some(r) = inflight.next().await {
+        add(r?);
     }
     bar.finish_and_clear();
     Ok(sum)
