@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-BIN="$TARGET/release"
+# REKAP_BENCH_BIN=DIR runs other rekap-node/rekapctl binaries (an older
+# build, for a before/after in one session).
+BIN="${REKAP_BENCH_BIN:-$TARGET/release}"
 CTL="$BIN/rekapctl"
 source deploy/prereqs.sh
 cargo build --release --locked --workspace --all-targets >/dev/null

@@ -146,13 +146,9 @@ pub(super) fn cf_options(name: &str) -> Options {
         o.set_write_buffer_size(16 << 20);
     }
     // Log entries live until the next purge: compressing them only costs
-    // the write path CPU. The state's newest levels are rewritten soon by
-    // compaction, so only the levels below them are compressed.
-    use rocksdb::DBCompressionType::{Lz4, None as Plain};
+    // the write path CPU.
     if name == CF_LOGS {
-        o.set_compression_type(Plain);
-    } else {
-        o.set_compression_per_level(&[Plain, Plain, Lz4, Lz4, Lz4, Lz4, Lz4]);
+        o.set_compression_type(rocksdb::DBCompressionType::None);
     }
     o
 }
