@@ -9,6 +9,7 @@
 //! returned at once: retrying would not change them.
 
 pub mod certs;
+mod deadline;
 pub mod national;
 pub mod pilpres2019;
 pub mod registry;
@@ -510,7 +511,7 @@ impl Client {
     async fn tally<Req, Resp, F, Fut>(&self, req: Req, call: F) -> Result<Resp, Status>
     where
         Req: Clone,
-        F: Fn(TallyClient<Channel>, Req) -> Fut,
+        F: Fn(TallyClient<crate::deadline::Timed>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
         self.call_hedged(|ch| call(TallyClient::new(ch), req.clone()))
@@ -520,7 +521,7 @@ impl Client {
     /// Runs an admin call with leader-following (membership changes etc.).
     pub async fn admin<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: Fn(AdminClient<Channel>) -> Fut,
+        F: Fn(AdminClient<crate::deadline::Timed>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call(|ch| call(AdminClient::new(ch))).await
@@ -530,7 +531,7 @@ impl Client {
     /// the whole deadline.
     pub async fn admin_patient<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: Fn(AdminClient<Channel>) -> Fut,
+        F: Fn(AdminClient<crate::deadline::Timed>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call_patient(|ch| call(AdminClient::new(ch))).await

@@ -9,8 +9,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tonic::Status;
-use tonic::transport::Channel;
 
+use crate::deadline::Timed;
 use crate::{
     Client, LEADER_HEADER, LEADER_ID_HEADER, MEMBER_SYNC, NODE_ID_HEADER, header, is_retryable,
 };
@@ -125,7 +125,7 @@ impl Client {
     /// Runs `call` against the cluster with leader-following and retries.
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.run(call, None, false).await
@@ -137,7 +137,7 @@ impl Client {
     /// again and again.
     pub async fn call_patient<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.run(call, None, true).await
@@ -149,7 +149,7 @@ impl Client {
     /// request id, so a second delivery is answered as a duplicate).
     pub async fn call_hedged<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.run(call, self.opts.hedge_after, false).await
@@ -162,7 +162,7 @@ impl Client {
         patient: bool,
     ) -> Result<T, Status>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let start = Instant::now();
@@ -216,7 +216,7 @@ impl Client {
         hedge: Option<Duration>,
     ) -> (String, Result<tonic::Response<T>, Status>)
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let first = self.start(call, &addr, per_try);
@@ -247,12 +247,14 @@ impl Client {
         per_try: Duration,
     ) -> impl Future<Output = Result<tonic::Response<T>, Status>> + use<T, F, Fut>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         // Boxed: tonic's call futures are large, and each layer above
         // (timeout, attempt, retry loop, the caller) would copy them inline.
-        let fut = self.channel(addr).map(|ch| Box::pin(call(ch)));
+        let fut = self
+            .channel(addr)
+            .map(|ch| Box::pin(call(Timed::new(ch, per_try))));
         let addr = addr.to_string();
         async move {
             match tokio::time::timeout(per_try, fut?).await {

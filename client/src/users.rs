@@ -6,7 +6,6 @@ use std::future::Future;
 use rekap_proto::pb;
 use rekap_proto::pb::admin_client::AdminClient;
 use tonic::Status;
-use tonic::transport::Channel;
 
 use crate::Client;
 
@@ -15,7 +14,7 @@ impl Client {
     async fn user_change<Req, F, Fut>(&self, req: Req, call: F) -> Result<pb::User, Status>
     where
         Req: Clone,
-        F: Fn(AdminClient<Channel>, Req) -> Fut,
+        F: Fn(AdminClient<crate::deadline::Timed>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<pb::UserResponse>, Status>>,
     {
         self.admin(|c| call(c, req.clone()))

@@ -30,8 +30,11 @@ pub const RULE_HEADER: &str = "x-rekap-rule";
 /// A request forwarded this many times is not forwarded again: leadership
 /// is moving and the client should retry.
 pub const MAX_HOPS: u32 = 2;
-/// Shorter than the client library's 5 s attempt, so a slow leader is reported
-/// back before the client gives up on the attempt and retries elsewhere.
+/// For a call that names no deadline. Otherwise a forward gets the caller's
+/// deadline less a fifth (see `forward_budget`): 4 s of the client library's
+/// 5 s attempt, so a slow leader is reported back before the client gives
+/// up on the attempt, and most of a long deadline to a call that waits on
+/// purpose (a blocking add-learner).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a call waits here for an election to name a leader, rather than
 /// sending the client away to retry blind: a little over one election
@@ -155,6 +158,7 @@ impl Node {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let caller = caller_of(&req)?;
+        let budget = forward_budget(req.metadata());
         let body = req.into_inner();
         // The leader serves its calls itself, so it keeps no copy of the
         // request for forwarding (a copy of every submission otherwise).
@@ -189,7 +193,7 @@ impl Node {
                         Box::pin(self.forward_following(
                             body,
                             &caller,
-                            hops + 1,
+                            (hops + 1, budget),
                             (id, addr),
                             remote,
                         ))
@@ -237,7 +241,7 @@ impl Node {
         &self,
         body: Req,
         caller: &Caller,
-        hops: u32,
+        (hops, budget): (u32, Duration),
         mut leader: (NodeId, String),
         remote: R,
     ) -> Result<Resp, Status>
@@ -252,7 +256,7 @@ impl Node {
             let wait = self.raft.wait(None);
             let moved = wait.metrics(move |m| m.current_leader != Some(id), "the leader changes");
             let failed = tokio::select! {
-                r = self.forward(body.clone(), caller, hops, &addr, &remote) => match r {
+                r = self.forward(body.clone(), caller, (hops, budget), &addr, &remote) => match r {
                     Err(s) if leader_lost(&s) => s,
                     other => return other,
                 },
@@ -276,7 +280,7 @@ impl Node {
         &self,
         body: Req,
         caller: &Caller,
-        hops: u32,
+        (hops, budget): (u32, Duration),
         addr: &str,
         remote: &R,
     ) -> Result<Resp, Status>
@@ -302,9 +306,9 @@ impl Node {
                 req.metadata_mut().insert(k, v);
             }
         }
-        req.set_timeout(FORWARD_TIMEOUT);
-        tracing::debug!(leader = addr, hops, "forwarding to leader");
-        match tokio::time::timeout(FORWARD_TIMEOUT, remote(ch, req)).await {
+        req.set_timeout(budget);
+        tracing::debug!(leader = addr, hops, ?budget, "forwarding to leader");
+        match tokio::time::timeout(budget, remote(ch, req)).await {
             Ok(r) => r.map(Response::into_inner),
             Err(_) => Err(Status::unavailable(format!(
                 "leader {addr} did not answer in time; retry"
@@ -436,5 +440,62 @@ pub fn write_failure(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> 
         RaftError::Fatal(f) => Failure::Status(Status::unavailable(format!(
             "raft stopped on this node: {f}"
         ))),
+    }
+}
+
+/// How long a forward may take: the caller's deadline (its `grpc-timeout`)
+/// less a fifth, so the answer (or the news that the leader is slow) gets
+/// back in time; `FORWARD_TIMEOUT` when the caller set none.
+fn forward_budget(md: &tonic::metadata::MetadataMap) -> Duration {
+    let Some(t) = md
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(grpc_timeout)
+    else {
+        return FORWARD_TIMEOUT;
+    };
+    t.saturating_sub((t / 5).max(Duration::from_millis(100)))
+}
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit.
+fn grpc_timeout(v: &str) -> Option<Duration> {
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    if n.is_empty() || n.len() > 8 {
+        return None;
+    }
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(header: Option<&str>) -> Duration {
+        let mut md = tonic::metadata::MetadataMap::new();
+        if let Some(h) = header {
+            md.insert("grpc-timeout", h.parse().unwrap());
+        }
+        forward_budget(&md)
+    }
+
+    #[test]
+    fn a_forward_keeps_a_fifth_of_the_callers_deadline_in_hand() {
+        assert_eq!(budget(Some("5000m")), Duration::from_secs(4));
+        assert_eq!(budget(Some("120S")), Duration::from_secs(96));
+        assert_eq!(budget(Some("2M")), Duration::from_secs(96));
+        assert_eq!(budget(Some("300m")), Duration::from_millis(200));
+        assert_eq!(budget(None), FORWARD_TIMEOUT);
+        for bad in ["", "m", "12x", "123456789S", "-5S"] {
+            assert_eq!(budget(Some(bad)), FORWARD_TIMEOUT, "{bad:?}");
+        }
     }
 }
