@@ -1,7 +1,9 @@
 //! Installing a snapshot file into `sm_data` without holding it in memory.
 //!
-//! The records stream into one RocksDB table file that is ingested whole,
-//! so the install is not one atomic write. It is made redoable instead: the
+//! The records stream into one RocksDB table file (`prepare`), checked
+//! against the file's trailer and hash on the way, so one pass over the
+//! file both checks it and builds the table; the table is then ingested
+//! whole (`install`), so the install is not one atomic write. It is made redoable instead: the
 //! file is first published under its final name, then a synced marker in
 //! `sm_meta` names it, then the old records are dropped and the table is
 //! ingested, and the last, synced batch sets `last_applied` and clears the
@@ -20,30 +22,54 @@ use crate::raft::SnapshotMeta;
 /// The marker: the path of the snapshot file being installed.
 pub(crate) const KEY_INSTALLING: &[u8] = b"installing";
 
-/// Reads the whole file against its trailer and `meta`: before it is
-/// published, and before anything is dropped for it.
-pub fn check(path: &Path, meta: &SnapshotMeta) -> io::Result<()> {
-    let reader = Reader::open(path)?;
+/// The table built from a snapshot file whose every record checked out;
+/// removed if it is never ingested.
+pub struct Prepared {
+    /// `None` when the snapshot holds no records.
+    table: Option<PathBuf>,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // Moved into the database if ingested; a leftover otherwise.
+        if let Some(t) = self.table.take().filter(|t| t.exists()) {
+            let _ = std::fs::remove_file(t);
+        }
+    }
+}
+
+/// Reads the whole file at `path`, checking it against `meta`, its trailer
+/// and its hash, and writes its records into a table file beside it. Run
+/// before the file is published and before anything is dropped for it: a
+/// damaged file fails here and changes nothing.
+pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
+    let mut reader = Reader::open(path)?;
     if reader.meta != *meta {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "snapshot file does not match its metadata",
         ));
     }
-    reader.verify()?;
-    Ok(())
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut prepared = Prepared {
+        table: Some(temp_name(dir, "ingest")),
+    };
+    let any = write_table(prepared.table.as_deref().expect("just set"), &mut reader)?;
+    if !any {
+        prepared.table = None;
+    }
+    Ok(prepared)
 }
 
-/// Installs the published, checked snapshot file at `path`. `finish` adds
-/// the meta writes (last applied, membership) to the final batch.
+/// Installs the published snapshot file at `path`, from the table
+/// `prepare` built from it. `finish` adds the meta writes (last applied,
+/// membership) to the final batch.
 pub fn install(
     db: &DB,
     path: &Path,
-    meta: &SnapshotMeta,
+    prepared: Prepared,
     finish: impl FnOnce(&mut WriteBatch),
 ) -> io::Result<()> {
-    let mut reader = Reader::open(path)?;
-    debug_assert!(reader.meta == *meta);
     let data = cf(db, CF_SM_DATA);
     let mut synced = WriteOptions::default();
     synced.set_sync(true);
@@ -60,7 +86,15 @@ pub fn install(
     );
     start.delete_range_cf(data, [0u8].as_slice(), [0xffu8; 2].as_slice());
     db.write_opt(start, &synced).map_err(io_err)?;
-    ingest(db, path, &mut reader)?;
+    // The range deletion is older than the table (ingested after it), so it
+    // drops only the old records.
+    if let Some(table) = &prepared.table {
+        let mut how = IngestExternalFileOptions::default();
+        how.set_move_files(true);
+        db.ingest_external_file_cf_opts(data, &how, vec![table])
+            .map_err(io_err)?;
+    }
+    drop(prepared);
     let mut batch = WriteBatch::default();
     finish(&mut batch);
     batch.delete_cf(cf(db, CF_SM_META), KEY_INSTALLING);
@@ -68,20 +102,17 @@ pub fn install(
     Ok(())
 }
 
-/// Writes the records into one table file beside the snapshot and hands
-/// it to RocksDB whole: no write-ahead log, no memtable, and the file is
-/// durable in the manifest once ingested. The snapshot holds `sm_data` in
-/// key order, which is what a table file needs. The range deletion written
-/// before is older than the file, so it drops only the old records.
-fn ingest(db: &DB, path: &Path, reader: &mut Reader) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let table = temp_name(dir, "ingest");
+/// Writes the records into one table file, for RocksDB to take whole: no
+/// write-ahead log, no memtable, and the file is durable in the manifest
+/// once ingested. The snapshot holds `sm_data` in key order, which is what
+/// a table file needs. Returns whether there was any record.
+fn write_table(table: &Path, reader: &mut Reader) -> io::Result<bool> {
     let mut opts = cf_options(CF_SM_DATA);
     // Written once and soon compacted: compressing it here only slows the
     // install (compaction compresses what it rewrites).
     opts.set_compression_type(rocksdb::DBCompressionType::None);
     let mut writer = SstFileWriter::create(&opts);
-    writer.open(&table).map_err(io_err)?;
+    writer.open(table).map_err(io_err)?;
     let mut any = false;
     while let Some((k, v)) = reader.next_record()? {
         writer.put(k, v).map_err(io_err)?;
@@ -90,17 +121,8 @@ fn ingest(db: &DB, path: &Path, reader: &mut Reader) -> io::Result<()> {
     // RocksDB refuses to finish a table with nothing in it.
     if any {
         writer.finish().map_err(io_err)?;
-        let mut how = IngestExternalFileOptions::default();
-        how.set_move_files(true);
-        db.ingest_external_file_cf_opts(cf(db, CF_SM_DATA), &how, vec![&table])
-            .map_err(io_err)?;
     }
-    drop(writer);
-    // Moved into the database if ingested; a leftover otherwise.
-    if table.exists() {
-        std::fs::remove_file(&table)?;
-    }
-    Ok(())
+    Ok(any)
 }
 
 /// Ends the process after an install failed part-way: the state in memory

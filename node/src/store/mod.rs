@@ -285,6 +285,46 @@ mod tests {
         assert_eq!(install::interrupted(&sm.inner_db()).unwrap(), None);
     }
 
+    /// A damaged snapshot file fails in `prepare`, which runs before the
+    /// file is published or any record dropped, and leaves no table behind.
+    #[test]
+    fn a_damaged_snapshot_file_is_refused_before_anything_changes() {
+        use crate::fuzzing::world;
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
+        let meta = crate::raft::SnapshotMeta {
+            last_log_id: Some(crate::raft::convert::log_id(3, 1, 7)),
+            ..Default::default()
+        };
+        let records = world::state()
+            .records()
+            .into_iter()
+            .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
+        let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
+        let files = || {
+            let mut v: Vec<_> = std::fs::read_dir(sm.snapshot_dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files();
+        assert!(install::prepare(&path, &meta).is_ok(), "the good file");
+        assert_eq!(files(), before, "an unused table is removed");
+        let other = crate::raft::SnapshotMeta {
+            last_log_id: Some(crate::raft::convert::log_id(3, 1, 8)),
+            ..Default::default()
+        };
+        assert!(install::prepare(&path, &other).is_err(), "other metadata");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(install::prepare(&path, &meta).is_err(), "a flipped bit");
+        assert_eq!(files(), before, "no table left behind");
+    }
+
     /// The export walks the tree (provinsi 11 before 63), which is not the
     /// order of the result keys (A1 < B1 < C1): every result still comes
     /// back, in tree order.

@@ -137,8 +137,8 @@ impl StateMachineStore {
             let path = dir.join(name);
             tracing::warn!(path = %path.display(), "a snapshot install was interrupted; installing it again");
             let meta = snapshot::Reader::open(&path)?.meta;
-            install::check(&path, &meta)?;
-            install::install(&db, &path, &meta, |b| {
+            let prepared = install::prepare(&path, &meta)?;
+            install::install(&db, &path, prepared, |b| {
                 meta_writes(b, &db, meta.last_log_id.as_ref(), &meta.last_membership)
             })?;
         }
@@ -430,7 +430,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 tmp
             };
             let started = std::time::Instant::now();
-            install::check(&src, &meta)?;
+            let prepared = install::prepare(&src, &meta)?;
             let checked = started.elapsed();
             let path = snapshot::publish(&inner.dir, &src, &meta)?;
             // Readers are refused (`try_view`): the records change under
@@ -438,14 +438,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             // came before the flag finish first.
             inner.installing.store(true, Ordering::Release);
             let mut state = inner.state.write().expect("state lock poisoned");
-            let installed = install::install(db, &path, &meta, |b| {
+            let installed = install::install(db, &path, prepared, |b| {
                 meta_writes(b, db, meta.last_log_id.as_ref(), &meta.last_membership)
             })
             .and_then(|()| {
                 let ingested = started.elapsed();
                 let t = load_tally(db);
                 tracing::info!(
-                    check_ms = checked.as_millis() as u64,
+                    check_and_table_ms = checked.as_millis() as u64,
                     ingest_ms = (ingested - checked).as_millis() as u64,
                     load_ms = (started.elapsed() - ingested).as_millis() as u64,
                     "snapshot records in place"
