@@ -25,6 +25,8 @@ use rekap_proto::pb;
 use rekap_proto::pb::admin_client::AdminClient;
 use rekap_proto::pb::tally_client::TallyClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::deadline::Timed;
 use tonic::{Code, Status};
 
 pub use rekap_proto::pb as proto;
@@ -511,7 +513,7 @@ impl Client {
     async fn tally<Req, Resp, F, Fut>(&self, req: Req, call: F) -> Result<Resp, Status>
     where
         Req: Clone,
-        F: Fn(TallyClient<crate::deadline::Timed>, Req) -> Fut,
+        F: Fn(TallyClient<Timed>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
     {
         self.call_hedged(|ch| call(TallyClient::new(ch), req.clone()))
@@ -521,7 +523,7 @@ impl Client {
     /// Runs an admin call with leader-following (membership changes etc.).
     pub async fn admin<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: Fn(AdminClient<crate::deadline::Timed>) -> Fut,
+        F: Fn(AdminClient<Timed>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call(|ch| call(AdminClient::new(ch))).await
@@ -531,7 +533,7 @@ impl Client {
     /// the whole deadline.
     pub async fn admin_patient<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: Fn(AdminClient<crate::deadline::Timed>) -> Fut,
+        F: Fn(AdminClient<Timed>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         self.call_patient(|ch| call(AdminClient::new(ch))).await

@@ -8,13 +8,14 @@ use rekap_proto::pb::admin_client::AdminClient;
 use tonic::Status;
 
 use crate::Client;
+use crate::deadline::Timed;
 
 impl Client {
     /// One user change, retried and routed like every admin call.
     async fn user_change<Req, F, Fut>(&self, req: Req, call: F) -> Result<pb::User, Status>
     where
         Req: Clone,
-        F: Fn(AdminClient<crate::deadline::Timed>, Req) -> Fut,
+        F: Fn(AdminClient<Timed>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<pb::UserResponse>, Status>>,
     {
         self.admin(|c| call(c, req.clone()))

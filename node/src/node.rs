@@ -162,7 +162,7 @@ impl Node {
         let body = req.into_inner();
         // The leader serves its calls itself, so it keeps no copy of the
         // request for forwarding (a copy of every submission otherwise).
-        let (body, spare) = if self.lead_or_forward().is_ok() {
+        let (body, spare) = if self.leads() {
             (body, None)
         } else {
             (body.clone(), Some(body))
@@ -343,13 +343,16 @@ impl Node {
     /// the leader has applied every change it acknowledged, so its checks
     /// see every grant and revocation a client was told about.
     pub fn lead_or_forward(&self) -> Result<(), Failure> {
-        let m = self.raft.metrics();
-        let leads = m.borrow_watched().current_leader == Some(self.id);
-        if leads {
+        if self.leads() {
             Ok(())
         } else {
             Err(Failure::NotLeader(self.leader()))
         }
+    }
+
+    /// Whether this node leads, as Raft's metrics say.
+    fn leads(&self) -> bool {
+        self.raft.metrics().borrow_watched().current_leader == Some(self.id)
     }
 
     /// A lease read without asking Raft's core, which is busy under write

@@ -8,15 +8,19 @@ use rekap_client::proto as pb;
 use rekap_tests::workload::{Workload, check_all};
 use rekap_tests::{Cluster, ClusterOptions, ops, start_with_registry, wait_until};
 
+/// One index from the leader's status (0 when it has none).
+async fn leader_index(
+    cluster: &Cluster,
+    leader: u64,
+    which: fn(&pb::ClusterStatusResponse) -> Option<u64>,
+) -> u64 {
+    which(&cluster.status(leader).await.expect("leader status")).unwrap_or(0)
+}
+
 /// Node `id`'s status once it applied what `leader` had committed when
 /// asked.
 async fn caught_up(cluster: &Cluster, leader: u64, id: u64) -> pb::ClusterStatusResponse {
-    let committed = cluster
-        .status(leader)
-        .await
-        .expect("leader status")
-        .committed_index
-        .unwrap_or(0);
+    let committed = leader_index(cluster, leader, |s| s.committed_index).await;
     cluster
         .wait_applied(&[id], committed, Duration::from_secs(60))
         .await;
@@ -44,8 +48,7 @@ async fn lagging_follower_catches_up_by_snapshot() {
         .find(|id| *id != leader)
         .unwrap();
     cluster.kill(follower);
-    let status = cluster.status(leader).await.expect("leader status");
-    let follower_had = status.last_log_index.unwrap_or(0);
+    let follower_had = leader_index(&cluster, leader, |s| s.last_log_index).await;
 
     // Keep writing until the leader no longer has the log the follower needs.
     wait_until(
@@ -59,12 +62,7 @@ async fn lagging_follower_catches_up_by_snapshot() {
     .await;
 
     cluster.restart(follower);
-    let purged = cluster
-        .status(leader)
-        .await
-        .expect("leader status")
-        .purged_index
-        .unwrap_or(0);
+    let purged = leader_index(&cluster, leader, |s| s.purged_index).await;
     let f = caught_up(&cluster, leader, follower).await;
     assert!(
         f.snapshot_index.unwrap_or(0) >= purged,

@@ -421,6 +421,7 @@ mod tests {
             assert_eq!(entry_to_pb(&back), entry_to_pb(&e));
         }
     }
+
     #[test]
     fn an_outgoing_append_is_the_bytes_of_the_append_request() {
         let cmd = |name: &str| {

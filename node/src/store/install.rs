@@ -50,15 +50,16 @@ pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
             "snapshot file does not match its metadata",
         ));
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut prepared = Prepared {
-        table: Some(temp_name(dir, "ingest")),
+    let table = temp_name(path.parent().unwrap_or(Path::new(".")), "ingest");
+    // Removes the table if writing it fails, or if it holds nothing.
+    let written = Prepared {
+        table: Some(table.clone()),
     };
-    let any = write_table(prepared.table.as_deref().expect("just set"), &mut reader)?;
-    if !any {
-        prepared.table = None;
-    }
-    Ok(prepared)
+    Ok(if write_table(&table, &mut reader)? {
+        written
+    } else {
+        Prepared { table: None }
+    })
 }
 
 /// Installs the published snapshot file at `path`, from the table

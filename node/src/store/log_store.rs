@@ -93,10 +93,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut opts = ReadOptions::default();
         // The iterator stops at the range's end instead of reading one
         // entry past it.
-        match range.end_bound() {
-            Bound::Included(i) => opts.set_iterate_upper_bound(index_key(i.saturating_add(1))),
-            Bound::Excluded(i) => opts.set_iterate_upper_bound(index_key(*i)),
-            Bound::Unbounded => {}
+        if end != u64::MAX {
+            opts.set_iterate_upper_bound(index_key(end));
         }
         let mut out = Vec::new();
         let it = self.db.iterator_cf_opt(

@@ -243,6 +243,21 @@ mod tests {
         drop((log, sm));
     }
 
+    /// A snapshot file of `fuzzing::world`'s state as of log index `index`
+    /// (term 3, leader 1), in `sm`'s folder.
+    fn world_snapshot(sm: &StateMachineStore, index: u64) -> (PathBuf, crate::raft::SnapshotMeta) {
+        let meta = crate::raft::SnapshotMeta {
+            last_log_id: Some(crate::raft::convert::log_id(3, 1, index)),
+            ..Default::default()
+        };
+        let records = crate::fuzzing::world::state()
+            .records()
+            .into_iter()
+            .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
+        let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
+        (path, meta)
+    }
+
     /// A crash in the middle of a snapshot install leaves the marker; the
     /// next open installs the same file again before anything reads.
     #[test]
@@ -254,15 +269,7 @@ mod tests {
         let want = source.totals("ID", world::CONTEST).unwrap();
         assert!(want.tps_total > 0);
         let log_id = crate::raft::convert::log_id(3, 1, 7);
-        let meta = crate::raft::SnapshotMeta {
-            last_log_id: Some(log_id),
-            ..Default::default()
-        };
-        let records = source
-            .records()
-            .into_iter()
-            .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
-        let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
+        let (path, _) = world_snapshot(&sm, 7);
         // The state as a crash would leave it: marker set, data half gone.
         let db = closer.db.clone();
         let mut batch = rocksdb::WriteBatch::default();
@@ -289,18 +296,9 @@ mod tests {
     /// file is published or any record dropped, and leaves no table behind.
     #[test]
     fn a_damaged_snapshot_file_is_refused_before_anything_changes() {
-        use crate::fuzzing::world;
         let dir = tempfile::tempdir().unwrap();
         let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
-        let meta = crate::raft::SnapshotMeta {
-            last_log_id: Some(crate::raft::convert::log_id(3, 1, 7)),
-            ..Default::default()
-        };
-        let records = world::state()
-            .records()
-            .into_iter()
-            .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
-        let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
+        let (path, meta) = world_snapshot(&sm, 7);
         let files = || {
             let mut v: Vec<_> = std::fs::read_dir(sm.snapshot_dir())
                 .unwrap()

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekap_client::proto as pb;
 use serde_json::json;
@@ -108,10 +107,6 @@ fn read_rows(file: &PathBuf) -> anyhow::Result<Vec<Parsed>> {
     Ok(out)
 }
 
-/// Batches sent before the first is answered: enough to keep the leader's
-/// log, replication and apply busy at once instead of taking turns.
-const IN_FLIGHT: usize = 4;
-
 /// The rows in batches of at most `size`, each marked when it holds a
 /// (TPS, contest) that an earlier batch holds too; such a batch starts at
 /// that row.
@@ -201,24 +196,23 @@ pub async fn run(ctx: &Ctx, a: ImportArgs) -> anyhow::Result<()> {
         rows.into_iter().partition(|p| p.submission.is_some());
     sum.incomplete = incomplete.len() as u64;
     bar.inc(sum.incomplete);
-    let mut inflight = futures::stream::FuturesOrdered::new();
-    for (chunk, barrier) in batches(&complete, a.batch.clamp(1, 1000)) {
-        // A row for a TPS already sent waits until everything before it is
-        // answered, so it is decided after its earlier row, as in the file.
-        while !inflight.is_empty() && (barrier || inflight.len() >= IN_FLIGHT) {
-            let (chunk, items) = inflight.next().await.expect("not empty");
+    // A row for a TPS already sent waits until everything before it is
+    // answered, so it is decided after its earlier row, as in the file.
+    let client = &ctx.client;
+    super::pipeline::pipelined(
+        batches(&complete, a.batch.clamp(1, 1000)),
+        |chunk| {
+            let batch: Vec<pb::Submission> =
+                chunk.iter().filter_map(|p| p.submission.clone()).collect();
+            async move { (chunk, client.submit_batch(batch).await) }
+        },
+        |(chunk, items)| {
             tally(&mut sum, &mut rejects, chunk, items?)?;
             bar.inc(chunk.len() as u64);
-        }
-        let batch: Vec<pb::Submission> =
-            chunk.iter().filter_map(|p| p.submission.clone()).collect();
-        let client = &ctx.client;
-        inflight.push_back(async move { (chunk, client.submit_batch(batch).await) });
-    }
-    while let Some((chunk, items)) = inflight.next().await {
-        tally(&mut sum, &mut rejects, chunk, items?)?;
-        bar.inc(chunk.len() as u64);
-    }
+            Ok(())
+        },
+    )
+    .await?;
     rejects.flush()?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();

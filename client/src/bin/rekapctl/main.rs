@@ -11,6 +11,7 @@ mod health;
 mod import;
 mod output;
 mod pilpres;
+mod pipeline;
 mod read;
 mod registry;
 mod revise;

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rekap_client::proto as pb;
 use rekap_client::registry::{Registry, Synthetic};
@@ -126,9 +125,6 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
 }
 
 /// Loads a registry chunk by chunk, with a progress bar unless `quiet`.
-/// TPS chunks sent before the first is answered.
-const IN_FLIGHT: usize = 4;
-
 pub async fn load(
     ctx: &Ctx,
     reg: &Registry,
@@ -145,7 +141,8 @@ pub async fn load(
         "{bar:40} {pos}/{len} chunks {elapsed}",
     )?);
     let mut sum = pb::LoadRegistryResponse::default();
-    let mut add = |r: pb::LoadRegistryResponse| {
+    let add = |r: Result<pb::LoadRegistryResponse, tonic::Status>| {
+        let r = r?;
         sum.regions_added += r.regions_added;
         sum.regions_updated += r.regions_updated;
         sum.tps_added += r.tps_added;
@@ -154,24 +151,34 @@ pub async fn load(
         sum.contests_updated += r.contests_updated;
         sum.unchanged += r.unchanged;
         bar.inc(1);
+        Ok(())
     };
-    // Regions (parents first) and contests go one chunk at a time, since
-    // each may need the one before. TPS chunks need only those, not each
-    // other, so several are in flight at once.
-    let mut inflight = futures::stream::FuturesUnordered::new();
-    for req in chunks {
-        let alone = req.tps.is_empty();
-        while !inflight.is_empty() && (alone || inflight.len() >= IN_FLIGHT) {
-            add(inflight.next().await.expect("not empty")?);
-        }
-        let client = &ctx.client;
-        inflight.push(async move { client.load_registry(req).await });
-    }
-    while let Some(r) = inflight.next().await {
-        add(r?);
-    }
+    let client = &ctx.client;
+    super::pipeline::pipelined(
+        in_order(chunks),
+        |req| async move { client.load_registry(req).await },
+        add,
+    )
+    .await?;
     bar.finish_and_clear();
     Ok(sum)
+}
+
+/// Each chunk marked when it must wait for every chunk before it: regions
+/// (parents first) and contests each may need the one before, and the
+/// first TPS chunk needs all of them. TPS chunks need only those, not each
+/// other, so they go several at a time.
+fn in_order(chunks: Vec<pb::LoadRegistryRequest>) -> Vec<(pb::LoadRegistryRequest, bool)> {
+    let mut after_tps = false;
+    chunks
+        .into_iter()
+        .map(|req| {
+            let tps = !req.tps.is_empty();
+            let wait = !(tps && after_tps);
+            after_tps = tps;
+            (req, wait)
+        })
+        .collect()
 }
 
 fn show(ctx: &Ctx, sum: &pb::LoadRegistryResponse) {
@@ -236,4 +243,30 @@ fn write_demo_results(
     }
     w.flush()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tps_chunks_after_the_first_one_go_without_waiting() {
+        let region = || pb::LoadRegistryRequest {
+            regions: vec![pb::Region::default()],
+            ..Default::default()
+        };
+        let contests = || pb::LoadRegistryRequest {
+            contests: vec![pb::Contest::default()],
+            ..Default::default()
+        };
+        let tps = || pb::LoadRegistryRequest {
+            tps: vec![pb::Tps::default()],
+            ..Default::default()
+        };
+        let waits: Vec<bool> = in_order(vec![region(), region(), contests(), tps(), tps(), tps()])
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect();
+        assert_eq!(waits, vec![true, true, true, true, false, false]);
+    }
 }
