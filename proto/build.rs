@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor =
         std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("rekap_descriptor.bin");
     tonic_prost_build::configure()
+        // Hand-written (`src/janggal_item.rs`): a sender may splice it.
+        .extern_path(".rekap.v1.JanggalItem", "crate::janggal_item::JanggalItem")
         .file_descriptor_set_path(descriptor)
         .compile_protos(&files, &["."])?;
     for f in files {

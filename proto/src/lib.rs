@@ -10,6 +10,8 @@
 pub mod v1 {
     tonic::include_proto!("rekap.v1");
 
+    pub use crate::janggal_item::JanggalItem;
+
     /// Encoded `FileDescriptorSet`, for gRPC server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rekap_descriptor");
 }
@@ -17,6 +19,7 @@ pub mod v1 {
 pub use v1 as pb;
 
 pub mod identity;
+mod janggal_item;
 
 /// Short summaries for logs (openraft wants its application data `Display`).
 mod display {

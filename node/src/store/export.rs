@@ -1,15 +1,22 @@
 //! The open-data export: every current result of a region and contest,
 //! read from one RocksDB snapshot taken together with the list of TPS, so
 //! the whole export is one consistent view however long it streams, and
-//! the state machine goes on applying meanwhile.
+//! the state machine goes on applying meanwhile. Items are spliced from the
+//! stored bytes (`tally::wire`), never decoded and encoded again.
 
 use std::io;
 
 use rekap_proto::pb;
 use rocksdb::ReadOptions;
 
+use prost::bytes::BytesMut;
+
 use super::{CF_SM_DATA, StateMachineStore, cf, io_err};
-use crate::tally::decode_view;
+use crate::tally::{keys, wire};
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
 
 /// Results per message.
 pub const CHUNK: usize = 1000;
@@ -35,26 +42,37 @@ impl StateMachineStore {
         let applied_index = st.last_applied.map_or(0, |l| l.index);
         drop(st);
         let data = cf(&db, CF_SM_DATA);
-        for chunk in list.chunks(CHUNK) {
+        let mut all = list.iter();
+        let mut scratch = Vec::new();
+        loop {
+            let chunk: Vec<&[u8]> = all.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let keys = chunk
+                .iter()
+                .map(|t| {
+                    let id =
+                        wire::tps_id_of(t).ok_or_else(|| bad("an encoded TPS without an id"))?;
+                    Ok(keys::result_of(id, contest_id))
+                })
+                .collect::<io::Result<Vec<_>>>()?;
             let mut opts = ReadOptions::default();
             opts.set_snapshot(&snap);
             opts.fill_cache(false);
-            let values =
-                db.batched_multi_get_cf_opt(data, chunk.iter().map(|(_, k)| k), false, &opts);
+            let values = db.batched_multi_get_cf_opt(data, &keys, false, &opts);
+            // One buffer per message; each item is a slice of it.
+            let mut buf = BytesMut::with_capacity(chunk.len() * 256);
             let mut items = Vec::with_capacity(chunk.len());
-            for ((tps, key), v) in chunk.iter().zip(values) {
+            for ((tps, key), v) in chunk.iter().zip(&keys).zip(values) {
                 let Some(v) = v.map_err(io_err)? else {
                     continue; // not reported
                 };
-                let result = decode_view(&v).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("undecodable result record {key:?}"),
-                    )
-                })?;
+                wire::encode_item(tps, &v, &mut scratch, &mut buf)
+                    .ok_or_else(|| bad(&format!("undecodable result record {key:?}")))?;
                 items.push(pb::JanggalItem {
-                    tps: Some(tps.clone()),
-                    result: Some(result),
+                    encoded: Some(buf.split().freeze()),
+                    ..Default::default()
                 });
             }
             if items.is_empty() {

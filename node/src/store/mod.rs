@@ -209,6 +209,9 @@ pub(crate) fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> std::
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+    use rekap_proto::pb;
+
     use super::*;
 
     fn owner() -> Owner {
@@ -352,12 +355,26 @@ mod tests {
         let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
         let mut got = Vec::new();
         sm.export("ID", "PPWP", |m| {
-            got.extend(m.items.into_iter().map(|i| i.tps.unwrap().tps_id));
+            // As a client receives it: the items are sent pre-encoded.
+            let m = pb::ListJanggalResponse::decode(m.encode_to_vec().as_slice()).unwrap();
+            got.extend(m.items);
             true
         })
         .unwrap()
         .unwrap();
-        assert_eq!(got, ["C1", "A1", "B1"]);
+        let ids: Vec<_> = got
+            .iter()
+            .map(|i| i.tps.as_ref().unwrap().tps_id.as_str())
+            .collect();
+        assert_eq!(ids, ["C1", "A1", "B1"]);
+        for item in &got {
+            let tps = item.tps.as_ref().unwrap();
+            assert_eq!(Some(tps), st.tps_pb(&tps.tps_id).as_ref());
+            assert_eq!(
+                item.result.as_ref(),
+                Some(&st.tps_result(&tps.tps_id, "PPWP").unwrap())
+            );
+        }
         let refused = sm.export("ID", "NOPE", |_| true).unwrap();
         assert_eq!(refused.unwrap_err().rule, "contest_exists");
     }

@@ -53,7 +53,14 @@ pub fn contest(contest_id: &str) -> Vec<u8> {
 
 /// Ids never contain NUL (see `rules::check_id`), so it separates the two.
 pub fn result(tps_id: &str, contest_id: &str) -> Vec<u8> {
-    let mut k = with_kind(RESULT, tps_id);
+    result_of(tps_id.as_bytes(), contest_id)
+}
+
+/// `result` for an id as bytes (cut from an encoded `Tps`).
+pub fn result_of(tps_id: &[u8], contest_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + tps_id.len() + contest_id.len());
+    k.push(RESULT);
+    k.extend_from_slice(tps_id);
     k.push(0);
     k.extend_from_slice(contest_id.as_bytes());
     k

@@ -29,6 +29,7 @@ pub(crate) mod tests;
 mod tests_revisions;
 mod tree;
 mod users;
+pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -40,7 +41,7 @@ use rekap_proto::pb;
 use aggregate::Aggregate;
 pub use auth::{Action, Perm};
 pub use chain::Chain;
-pub use query::{JanggalPage, MissingPage};
+pub use query::{ExportList, JanggalPage, MissingPage};
 use records::Overlay;
 pub use records::{MemRecords, Records};
 use tree::{RegionNode, TpsEntry};
@@ -72,12 +73,6 @@ fn current(h: &pb::ResultHistory) -> &pb::Revision {
     h.revisions
         .last()
         .expect("a stored result has at least one revision")
-}
-
-/// The public view of a stored result record (`keys::result`).
-pub fn decode_view(bytes: &[u8]) -> Option<pb::StoredResult> {
-    let h = pb::ResultHistory::decode(bytes).ok()?;
-    (!h.revisions.is_empty()).then(|| view(&h))
 }
 
 /// The public view of a result: its current revision.

@@ -19,6 +19,28 @@ pub struct JanggalPage {
     pub total_janggal: u64,
 }
 
+/// The TPS an export covers, each as its encoded `Tps`, back to back.
+pub struct ExportList {
+    encoded: Vec<u8>,
+    /// Where each TPS's encoding ends in `encoded`.
+    ends: Vec<usize>,
+}
+
+impl ExportList {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, &b)| &self.encoded[a..b])
+    }
+}
+
 /// One page of missing TPS.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MissingPage {
@@ -206,11 +228,14 @@ impl TallyState {
     /// For an export: the TPS of the region, in tree order, that may have a
     /// result for the contest (subtrees with none reported are skipped),
     /// each with its result's record key.
+    /// The TPS of a region a contest covers and that have a result, in
+    /// tree order, each encoded as a `Tps` (one buffer, not two strings
+    /// per TPS: this runs under the state's read lock).
     pub fn export_list(
         &self,
         region_code: &str,
         contest_id: &str,
-    ) -> Result<Vec<(pb::Tps, Vec<u8>)>, pb::Rejection> {
+    ) -> Result<ExportList, pb::Rejection> {
         let node = self.region(region_code)?;
         self.contest(contest_id)?;
         let walk = Walk {
@@ -218,12 +243,18 @@ impl TallyState {
             skip: &|a: &Aggregate| a.tps_reported == 0,
             take: &|_: &str| true,
         };
-        let mut ids = Vec::new();
-        self.walk(node, &walk, &[], usize::MAX, &mut ids);
-        Ok(ids
-            .iter()
-            .filter_map(|id| Some((self.tps_pb(id)?, super::keys::result(id, contest_id))))
-            .collect())
+        let mut found = Vec::new();
+        self.walk(node, &walk, &[], usize::MAX, &mut found);
+        let mut list = ExportList {
+            encoded: Vec::with_capacity(found.len() * 40),
+            ends: Vec::with_capacity(found.len()),
+        };
+        for i in found {
+            let (id, e) = self.tps.get_index(i as usize).expect("walked");
+            super::wire::encode_tps(id, self.desa_code(e), e.number, e.dpt, &mut list.encoded);
+            list.ends.push(list.encoded.len());
+        }
+        Ok(list)
     }
 
     fn items(&self, tps: Vec<String>, contest_id: &str) -> Vec<pb::JanggalItem> {
@@ -232,6 +263,7 @@ impl TallyState {
                 Some(pb::JanggalItem {
                     result: Some(view(&self.history(&id, contest_id)?)),
                     tps: self.tps_pb(&id),
+                    encoded: None,
                 })
             })
             .collect()
@@ -273,8 +305,9 @@ impl TallyState {
             path.push(page_token.to_string());
             path
         };
-        let mut out = Vec::with_capacity(limit + 1);
-        self.walk(node, walk, &resume, limit + 1, &mut out);
+        let mut found = Vec::with_capacity(limit + 1);
+        self.walk(node, walk, &resume, limit + 1, &mut found);
+        let mut out: Vec<String> = found.iter().map(|i| self.tps_id(*i).to_string()).collect();
         let next = if out.len() > limit {
             out.truncate(limit);
             out.last().cloned().unwrap_or_default()
@@ -284,14 +317,15 @@ impl TallyState {
         Ok((node, out, next))
     }
 
-    /// `resume` is the path below `node` to the last TPS already returned.
+    /// `resume` is the path below `node` to the last TPS already returned;
+    /// `out` gets the index of each TPS taken.
     fn walk(
         &self,
         node: &RegionNode,
         walk: &Walk<'_>,
         resume: &[String],
         limit: usize,
-        out: &mut Vec<String>,
+        out: &mut Vec<u32>,
     ) {
         if (walk.skip)(&self.aggregate(&node.region.code, walk.contest_id)) || out.len() >= limit {
             return;
@@ -305,11 +339,12 @@ impl TallyState {
             if !covered {
                 return;
             }
-            for id in node.tps.iter().map(|i| self.tps_id(*i)) {
+            for &i in &node.tps {
+                let id = self.tps_id(i);
                 if start.is_some_and(|s| id <= s.as_str()) || !(walk.take)(id) {
                     continue;
                 }
-                out.push(id.to_string());
+                out.push(i);
                 if out.len() >= limit {
                     return;
                 }

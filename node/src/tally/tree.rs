@@ -57,7 +57,7 @@ impl TallyState {
         Some(self.desa_code(e))
     }
 
-    fn desa_code(&self, e: &TpsEntry) -> &str {
+    pub(super) fn desa_code(&self, e: &TpsEntry) -> &str {
         let (code, _) = self
             .regions
             .get_index(e.desa as usize)
@@ -66,7 +66,7 @@ impl TallyState {
     }
 
     /// The TPS as the registry row it was loaded from.
-    pub(super) fn tps_pb(&self, id: &str) -> Option<pb::Tps> {
+    pub(crate) fn tps_pb(&self, id: &str) -> Option<pb::Tps> {
         let (_, id, e) = self.tps.get_full(id)?;
         Some(pb::Tps {
             tps_id: id.to_string(),
