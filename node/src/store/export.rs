@@ -11,12 +11,8 @@ use rocksdb::ReadOptions;
 
 use prost::bytes::BytesMut;
 
-use super::{CF_SM_DATA, StateMachineStore, cf, io_err};
+use super::{CF_SM_DATA, StateMachineStore, cf, invalid, io_err};
 use crate::tally::{keys, wire};
-
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
-}
 
 /// Results per message.
 pub const CHUNK: usize = 1000;
@@ -52,8 +48,8 @@ impl StateMachineStore {
             let keys = chunk
                 .iter()
                 .map(|t| {
-                    let id =
-                        wire::tps_id_of(t).ok_or_else(|| bad("an encoded TPS without an id"))?;
+                    let id = wire::tps_id_of(t)
+                        .ok_or_else(|| invalid("an encoded TPS without an id"))?;
                     Ok(keys::result_of(id, contest_id))
                 })
                 .collect::<io::Result<Vec<_>>>()?;
@@ -69,7 +65,7 @@ impl StateMachineStore {
                     continue; // not reported
                 };
                 wire::encode_item(tps, &v, &mut scratch, &mut buf)
-                    .ok_or_else(|| bad(&format!("undecodable result record {key:?}")))?;
+                    .ok_or_else(|| invalid(format!("undecodable result record {key:?}")))?;
                 items.push(pb::JanggalItem {
                     encoded: Some(buf.split().freeze()),
                     ..Default::default()

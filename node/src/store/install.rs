@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::{DB, IngestExternalFileOptions, SstFileWriter, WriteBatch, WriteOptions};
 
 use super::snapshot::{Reader, temp_name};
-use super::{CF_SM_DATA, CF_SM_META, cf, cf_options, io_err};
+use super::{CF_SM_DATA, CF_SM_META, cf, cf_options, invalid, io_err};
 use crate::raft::SnapshotMeta;
 
 /// The marker: the path of the snapshot file being installed.
@@ -45,10 +45,7 @@ impl Drop for Prepared {
 pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
     let mut reader = Reader::open(path)?;
     if reader.meta != *meta {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "snapshot file does not match its metadata",
-        ));
+        return Err(invalid("snapshot file does not match its metadata"));
     }
     let table = temp_name(path.parent().unwrap_or(Path::new(".")), "ingest");
     // Removes the table if writing it fails, or if it holds nothing.

@@ -14,7 +14,7 @@ use prost::Message;
 use rekap_proto::pb;
 use sha2::{Digest, Sha256};
 
-use super::io_err;
+use super::{invalid, io_err};
 use crate::raft::SnapshotMeta;
 use crate::raft::convert::{snapshot_meta_from_pb, snapshot_meta_to_pb};
 
@@ -163,10 +163,6 @@ impl Reader {
     pub fn open(path: &Path) -> io::Result<Self> {
         Reader::new(BufReader::new(File::open(path)?))
     }
-}
-
-fn invalid(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
 impl<R: Read> Reader<R> {

@@ -27,14 +27,6 @@ pub struct ExportList {
 }
 
 impl ExportList {
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(&self.ends).map(|(a, &b)| &self.encoded[a..b])
@@ -227,10 +219,8 @@ impl TallyState {
 
     /// For an export: the TPS of the region, in tree order, that may have a
     /// result for the contest (subtrees with none reported are skipped),
-    /// each with its result's record key.
-    /// The TPS of a region a contest covers and that have a result, in
-    /// tree order, each encoded as a `Tps` (one buffer, not two strings
-    /// per TPS: this runs under the state's read lock).
+    /// each encoded as a `Tps` into one buffer, not two strings per TPS:
+    /// this runs under the state's read lock.
     pub fn export_list(
         &self,
         region_code: &str,
