@@ -27,6 +27,44 @@ pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
 pub const NODE_ID_HEADER: &str = "x-rekap-node-id";
 pub const HOPS_HEADER: &str = "x-rekap-hops";
 pub const RULE_HEADER: &str = "x-rekap-rule";
+/// Why a call got UNAVAILABLE, machine-readable (see `Unavailable`).
+pub const UNAVAILABLE_HEADER: &str = "x-rekap-unavailable";
+
+/// Why a node could not serve a call that needs the leader. Every one is
+/// safe to retry with the same submission id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No leader is known here, even after waiting for an election.
+    NoLeader,
+    /// A leader is known but this node could not reach it in time.
+    LeaderUnreachable,
+    /// This node leads but has not heard from a majority within its lease,
+    /// so it takes no new proposals.
+    NoQuorum,
+    /// Leadership moved while the call was being served or forwarded.
+    LeadershipMoved,
+}
+
+impl Unavailable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unavailable::NoLeader => "no_leader",
+            Unavailable::LeaderUnreachable => "leader_unreachable",
+            Unavailable::NoQuorum => "no_quorum",
+            Unavailable::LeadershipMoved => "leadership_moved",
+        }
+    }
+
+    /// UNAVAILABLE with this reason in `x-rekap-unavailable`.
+    pub fn status(self, message: impl Into<String>) -> Status {
+        let mut s = Status::unavailable(message);
+        s.metadata_mut().insert(
+            UNAVAILABLE_HEADER,
+            MetadataValue::from_static(self.as_str()),
+        );
+        s
+    }
+}
 /// A request forwarded this many times is not forwarded again: leadership
 /// is moving and the client should retry.
 pub const MAX_HOPS: u32 = 2;
@@ -170,7 +208,13 @@ impl Node {
         let result = match local(body, caller.clone()).instrument(self.span()).await {
             Ok(r) => Ok(r),
             Err(Failure::Status(s)) => Err(s),
-            Err(Failure::NotLeader(_)) if spare.is_none() => Err(Status::unavailable(
+            // This node led when the call came. openraft refuses a new
+            // proposal with an empty forward when the leader's quorum lease
+            // has expired: still leading, it has lost its majority.
+            Err(Failure::NotLeader(_)) if spare.is_none() && self.leads() => {
+                Err(self.no_quorum())
+            }
+            Err(Failure::NotLeader(_)) if spare.is_none() => Err(Unavailable::LeadershipMoved.status(
                 "leadership moved while this node was serving the call; retry with the same submission id",
             )),
             Err(Failure::NotLeader(known)) => {
@@ -183,7 +227,7 @@ impl Node {
                 };
                 match leader {
                     Some((id, addr)) if id != self.id && hops >= MAX_HOPS => {
-                        Err(Status::unavailable(format!(
+                        Err(Unavailable::LeadershipMoved.status(format!(
                             "leadership is moving (hop limit {MAX_HOPS} reached); retry, leader hint {addr}"
                         )))
                     }
@@ -199,7 +243,7 @@ impl Node {
                         ))
                         .await
                     }
-                    _ => Err(Status::unavailable(
+                    _ => Err(Unavailable::NoLeader.status(
                         "no leader elected yet; retry with the same submission id",
                     )),
                 }
@@ -260,7 +304,7 @@ impl Node {
                     Err(s) if leader_lost(&s) => s,
                     other => return other,
                 },
-                _ = moved => Status::unavailable(format!("leader {addr} was replaced; retry")),
+                _ = moved => Unavailable::LeadershipMoved.status(format!("leader {addr} was replaced; retry")),
             };
             if attempt == 2 {
                 return Err(failed);
@@ -288,10 +332,9 @@ impl Node {
         R: Fn(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
     {
-        let ch = self
-            .peers
-            .public(addr)
-            .map_err(|e| Status::unavailable(format!("cannot reach leader {addr}: {e}")))?;
+        let ch = self.peers.public(addr).map_err(|e| {
+            Unavailable::LeaderUnreachable.status(format!("cannot reach leader {addr}: {e}"))
+        })?;
         let mut req = Request::new(body);
         req.metadata_mut()
             .insert(HOPS_HEADER, MetadataValue::from(hops));
@@ -310,9 +353,8 @@ impl Node {
         tracing::debug!(leader = addr, hops, ?budget, "forwarding to leader");
         match tokio::time::timeout(budget, remote(ch, req)).await {
             Ok(r) => r.map(Response::into_inner),
-            Err(_) => Err(Status::unavailable(format!(
-                "leader {addr} did not answer in time; retry"
-            ))),
+            Err(_) => Err(Unavailable::LeaderUnreachable
+                .status(format!("leader {addr} did not answer in time; retry"))),
         }
     }
 
@@ -348,6 +390,34 @@ impl Node {
         } else {
             Err(Failure::NotLeader(self.leader()))
         }
+    }
+
+    /// NO_QUORUM, naming the voters whose last acknowledgement is older
+    /// than the lease (or who never acknowledged this leader).
+    fn no_quorum(&self) -> Status {
+        use openraft::Instant as _;
+        let m = self.metrics();
+        let now = openraft::alias::InstantOf::<TypeConfig>::now();
+        let lease = crate::raft::LEADER_LEASE;
+        let acked = m.heartbeat.clone().unwrap_or_default();
+        let silent: Vec<String> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != self.id)
+            .filter(|id| {
+                acked
+                    .get(id)
+                    .and_then(|t| t.as_ref())
+                    .is_none_or(|t| now >= **t + lease)
+            })
+            .map(|id| format!("node {id}"))
+            .collect();
+        Unavailable::NoQuorum.status(format!(
+            "this node leads but has not heard from a majority within its {lease:?} lease \
+             (unreachable: {}); retry with the same submission id",
+            silent.join(", ")
+        ))
     }
 
     /// Whether this node leads, as Raft's metrics say.
