@@ -12,6 +12,7 @@
 pub mod bootstrap;
 pub mod coalesce;
 pub mod config;
+pub mod forward;
 pub mod fuzzing;
 pub mod network;
 pub mod node;

@@ -13,6 +13,8 @@ use rekap_node::config::{Args, Config};
 use rekap_node::shutdown::Shutdown;
 use rekap_node::{server, store};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::prelude::*;
 
 /// glibc's malloc took a third of the leader's CPU during an import
 /// (`_int_malloc`, consolidation, frees of prost messages and keys);
@@ -57,13 +59,18 @@ const TASKS_BOUND: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     return_freed_memory_soon();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+    let env =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    // Failed peer RPCs are reported by `network::health`, once and then
+    // summarised, instead of openraft's WARN line per attempt.
+    let quiet = rekap_node::network::health::QuietPeerErrors;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(env.and(quiet)),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,9 @@ pub enum Unavailable {
     NoQuorum,
     /// Leadership moved while the call was being served or forwarded.
     LeadershipMoved,
+    /// This node is a learner or not a member (removed, or not yet added)
+    /// and knows no leader to forward to.
+    NotMember,
 }
 
 impl Unavailable {
@@ -52,6 +55,7 @@ impl Unavailable {
             Unavailable::LeaderUnreachable => "leader_unreachable",
             Unavailable::NoQuorum => "no_quorum",
             Unavailable::LeadershipMoved => "leadership_moved",
+            Unavailable::NotMember => "not_member",
         }
     }
 
@@ -73,11 +77,19 @@ pub const MAX_HOPS: u32 = 2;
 /// 5 s attempt, so a slow leader is reported back before the client gives
 /// up on the attempt, and most of a long deadline to a call that waits on
 /// purpose (a blocking add-learner).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a call waits here for an election to name a leader, rather than
 /// sending the client away to retry blind: a little over one election
 /// (leader lease plus the longest election timeout, see `raft::config`).
 const LEADER_WAIT: Duration = Duration::from_millis(1200);
+/// How often a pending proposal checks that its leader still has a
+/// majority, and how stale the majority's acknowledgement may grow before
+/// the proposal is answered as outcome-unknown: twice the lease, after
+/// which openraft already refuses new proposals, so metrics that lag under
+/// load do not turn a slow commit into an error.
+const QUORUM_CHECK: Duration = Duration::from_millis(100);
+const PENDING_LIMIT: Duration =
+    Duration::from_millis(2 * crate::raft::LEADER_LEASE.as_millis() as u64);
 
 pub struct Node {
     pub id: NodeId,
@@ -196,7 +208,7 @@ impl Node {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let caller = caller_of(&req)?;
-        let budget = forward_budget(req.metadata());
+        let budget = crate::forward::forward_budget(req.metadata());
         let body = req.into_inner();
         // The leader serves its calls itself, so it keeps no copy of the
         // request for forwarding (a copy of every submission otherwise).
@@ -211,9 +223,9 @@ impl Node {
             // This node led when the call came. openraft refuses a new
             // proposal with an empty forward when the leader's quorum lease
             // has expired: still leading, it has lost its majority.
-            Err(Failure::NotLeader(_)) if spare.is_none() && self.leads() => {
-                Err(self.no_quorum())
-            }
+            Err(Failure::NotLeader(_)) if spare.is_none() && self.leads() => Err(self.no_quorum(
+                "this node leads but has not heard from a majority within its lease",
+            )),
             Err(Failure::NotLeader(_)) if spare.is_none() => Err(Unavailable::LeadershipMoved.status(
                 "leadership moved while this node was serving the call; retry with the same submission id",
             )),
@@ -243,9 +255,7 @@ impl Node {
                         ))
                         .await
                     }
-                    _ => Err(Unavailable::NoLeader.status(
-                        "no leader elected yet; retry with the same submission id",
-                    )),
+                    _ => Err(self.no_leader()),
                 }
             }
         };
@@ -352,6 +362,12 @@ impl Node {
         req.set_timeout(budget);
         tracing::debug!(leader = addr, hops, ?budget, "forwarding to leader");
         match tokio::time::timeout(budget, remote(ch, req)).await {
+            // A status the leader did not send (it names itself in each) is
+            // the transport's: the connection to it failed or broke.
+            Ok(Err(s)) if s.metadata().get(NODE_ID_HEADER).is_none() && leader_lost(&s) => {
+                Err(Unavailable::LeaderUnreachable
+                    .status(format!("cannot reach leader {addr}: {}", s.message())))
+            }
             Ok(r) => r.map(Response::into_inner),
             Err(_) => Err(Unavailable::LeaderUnreachable
                 .status(format!("leader {addr} did not answer in time; retry"))),
@@ -375,10 +391,30 @@ impl Node {
             .check_command(&cmd)
             .map_err(|rej| Failure::Status(rejection_status(&rej)))?;
         let cmd = std::sync::Arc::new(crate::raft::Cmd::new(cmd));
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(e) => Err(write_failure(e)),
+        let write = self.raft.client_write(cmd);
+        tokio::pin!(write);
+        // openraft keeps a proposal pending while its leader has no
+        // majority, for as long as that lasts; the caller is told instead.
+        loop {
+            tokio::select! {
+                r = &mut write => return r.map(|resp| resp.data).map_err(write_failure),
+                _ = tokio::time::sleep(QUORUM_CHECK) => {
+                    if self.leads() && self.quorum_lost_for(PENDING_LIMIT) {
+                        return Err(Failure::Status(self.no_quorum(
+                            "outcome unknown: this node leads but lost its majority while the \
+                             proposal was pending, which may still commit once they are back",
+                        )));
+                    }
+                }
+            }
         }
+    }
+
+    /// True when a majority has acknowledged this leader before, but not
+    /// within `window`.
+    fn quorum_lost_for(&self, window: Duration) -> bool {
+        let m = self.metrics();
+        m.last_quorum_acked.is_some() && !quorum_acked_within(&m, window)
     }
 
     /// Fails with `NotLeader` (so `route` forwards) unless this node leads:
@@ -392,9 +428,28 @@ impl Node {
         }
     }
 
+    /// NO_LEADER, or NOT_MEMBER when this node could not lead anyway.
+    fn no_leader(&self) -> Status {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        if membership.get_node(&self.id).is_none() {
+            Unavailable::NotMember.status(
+                "this node is not a member of the cluster (removed, or not added yet) \
+                 and knows no leader; send to a member",
+            )
+        } else if !membership.voter_ids().any(|v| v == self.id) {
+            Unavailable::NotMember.status(
+                "this node is a learner and knows no leader; send to a voter, \
+                 or retry with the same submission id",
+            )
+        } else {
+            Unavailable::NoLeader.status("no leader elected yet; retry with the same submission id")
+        }
+    }
+
     /// NO_QUORUM, naming the voters whose last acknowledgement is older
     /// than the lease (or who never acknowledged this leader).
-    fn no_quorum(&self) -> Status {
+    fn no_quorum(&self, what: &str) -> Status {
         use openraft::Instant as _;
         let m = self.metrics();
         let now = openraft::alias::InstantOf::<TypeConfig>::now();
@@ -414,10 +469,15 @@ impl Node {
             .map(|id| format!("node {id}"))
             .collect();
         Unavailable::NoQuorum.status(format!(
-            "this node leads but has not heard from a majority within its {lease:?} lease \
-             (unreachable: {}); retry with the same submission id",
+            "{what} (no acknowledgement within {lease:?} from: {}); retry with the same submission id",
             silent.join(", ")
         ))
+    }
+
+    /// Whether a majority acknowledged this leader within its lease, as
+    /// `cluster status` reports it.
+    pub fn quorum_fresh(&self) -> bool {
+        quorum_acked_within(&self.metrics(), crate::raft::LEADER_LEASE)
     }
 
     /// Whether this node leads, as Raft's metrics say.
@@ -434,15 +494,11 @@ impl Node {
     /// acknowledged was applied here before its answer, so the state as it
     /// is now holds every write acknowledged before the read arrived.
     fn holds_lease(&self) -> bool {
-        use openraft::Instant as _;
         let m = self.raft.metrics();
         let m = m.borrow_watched();
-        let now = openraft::alias::InstantOf::<TypeConfig>::now();
         m.current_leader == Some(self.id)
             && m.state == openraft::ServerState::Leader
-            && m.last_quorum_acked
-                .as_ref()
-                .is_some_and(|acked| now < **acked + crate::raft::LEADER_LEASE)
+            && quorum_acked_within(&m, crate::raft::LEADER_LEASE)
             && m.last_applied
                 .as_ref()
                 .is_some_and(|l| l.leader_id.term == m.current_term)
@@ -481,6 +537,15 @@ impl Node {
     }
 }
 
+/// Whether a majority acknowledged this node as leader within `window`.
+fn quorum_acked_within(m: &RaftMetrics, window: Duration) -> bool {
+    use openraft::Instant as _;
+    let now = openraft::alias::InstantOf::<TypeConfig>::now();
+    m.last_quorum_acked
+        .as_ref()
+        .is_some_and(|acked| now < **acked + window)
+}
+
 /// A forward that failed because the leader went away (its connection
 /// broke, or it says it no longer leads), not because of the request.
 fn leader_lost(s: &Status) -> bool {
@@ -513,62 +578,5 @@ pub fn write_failure(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> 
         RaftError::Fatal(f) => Failure::Status(Status::unavailable(format!(
             "raft stopped on this node: {f}"
         ))),
-    }
-}
-
-/// How long a forward may take: the caller's deadline (its `grpc-timeout`)
-/// less a fifth, so the answer (or the news that the leader is slow) gets
-/// back in time; `FORWARD_TIMEOUT` when the caller set none.
-fn forward_budget(md: &tonic::metadata::MetadataMap) -> Duration {
-    let Some(t) = md
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(grpc_timeout)
-    else {
-        return FORWARD_TIMEOUT;
-    };
-    t.saturating_sub((t / 5).max(Duration::from_millis(100)))
-}
-
-/// Parses a `grpc-timeout` value: up to 8 digits and a unit.
-fn grpc_timeout(v: &str) -> Option<Duration> {
-    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
-    if n.is_empty() || n.len() > 8 {
-        return None;
-    }
-    let n: u64 = n.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn budget(header: Option<&str>) -> Duration {
-        let mut md = tonic::metadata::MetadataMap::new();
-        if let Some(h) = header {
-            md.insert("grpc-timeout", h.parse().unwrap());
-        }
-        forward_budget(&md)
-    }
-
-    #[test]
-    fn a_forward_keeps_a_fifth_of_the_callers_deadline_in_hand() {
-        assert_eq!(budget(Some("5000m")), Duration::from_secs(4));
-        assert_eq!(budget(Some("120S")), Duration::from_secs(96));
-        assert_eq!(budget(Some("2M")), Duration::from_secs(96));
-        assert_eq!(budget(Some("300m")), Duration::from_millis(200));
-        assert_eq!(budget(None), FORWARD_TIMEOUT);
-        for bad in ["", "m", "12x", "123456789S", "-5S"] {
-            assert_eq!(budget(Some(bad)), FORWARD_TIMEOUT, "{bad:?}");
-        }
     }
 }

@@ -29,6 +29,16 @@ pub const MAX_ADMIN_MESSAGE: usize = 8 * 1024 * 1024;
 /// A node is healthy ("serving") when it follows a leader and its applied
 /// index is within this many entries of the commit index.
 const HEALTHY_LAG: u64 = 1000;
+/// Calls open at once on one client connection (hyper's default is 200).
+const MAX_STREAMS: u32 = 256;
+/// Calls a client may cancel before this node picked them up, per
+/// connection, before it is sent away (GOAWAY). A node that resumes after
+/// a pause (SIGSTOP, a VM stall) reads every call its clients opened and
+/// cancelled meanwhile at once; h2's default of 20, its guard against
+/// rapid-reset floods, failed every call on the connection then (issue 11).
+/// Every client here holds a CA-signed certificate, and this still bounds
+/// what one connection can queue.
+const MAX_PENDING_RESETS: usize = 4096;
 /// How long in-flight calls get to finish once a shutdown is requested.
 const DRAIN: Duration = Duration::from_secs(3);
 
@@ -110,6 +120,9 @@ pub async fn serve(
         let incoming = acceptor::incoming(listener, tls.clone())?;
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(Some(MAX_STREAMS))
+            .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
             .layer(AuthLayer(Authenticator::new(tls)))
             .layer(SizeLimitLayer)
             .add_service(

@@ -462,6 +462,26 @@ impl Cluster {
         wait_applied(self, ids, index, timeout).await
     }
 
+    /// A plain tonic channel to `addr` as `user`: no retries, no routing,
+    /// so a caller sees exactly what that node answered.
+    pub fn raw_channel(&self, user: &str, addr: &str) -> tonic::transport::Channel {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let tls = self.pki.tls(user);
+        let cfg = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+            .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        Endpoint::from_shared(format!("https://{addr}"))
+            .expect("endpoint")
+            .tls_config(cfg)
+            .expect("client TLS")
+            .connect_lazy()
+    }
+
+    /// Everything a node has logged so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
+    }
+
     /// The last lines of a node's log, for failure messages.
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default();

@@ -70,6 +70,25 @@ pub fn submission(tps: &str, n: usize) -> pb::Submission {
     }
 }
 
+/// The next TPS's submission as a plain tonic request with `deadline`, for
+/// scenarios that call one node without the client library: the TPS id,
+/// its sah, and the request.
+pub fn next_raw_submit(
+    tps: &[String],
+    next: &AtomicUsize,
+    deadline: Duration,
+) -> (String, i64, tonic::Request<pb::SubmitRequest>) {
+    let i = next.fetch_add(1, Ordering::Relaxed);
+    let t = tps.get(i).expect("registry big enough").clone();
+    let s = submission(&t, i);
+    let sah = s.sah.unwrap_or(0);
+    let mut req = tonic::Request::new(pb::SubmitRequest {
+        submission: Some(s),
+    });
+    req.set_timeout(deadline);
+    (t, sah, req)
+}
+
 /// `clients` tasks submitting one TPS after another until stopped or out of TPS.
 pub struct Workload {
     stop: Arc<AtomicBool>,

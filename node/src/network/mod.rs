@@ -30,6 +30,9 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 mod append;
+pub mod health;
+
+pub use health::PeerHealth;
 
 use crate::raft::convert as cv;
 use crate::raft::{NodeId, TypeConfig, Vote};
@@ -62,6 +65,7 @@ enum Purpose {
 pub struct ChannelPool {
     inner: Arc<Mutex<Pool>>,
     tls: Option<Arc<Tls>>,
+    health: Arc<PeerHealth>,
 }
 
 #[derive(Default)]
@@ -76,7 +80,13 @@ impl ChannelPool {
         ChannelPool {
             inner: Arc::default(),
             tls,
+            health: Arc::default(),
         }
+    }
+
+    /// Which peers this node's Raft traffic cannot reach now.
+    pub fn health(&self) -> &PeerHealth {
+        &self.health
     }
 
     fn get(&self, addr: &str, purpose: Purpose) -> Result<Channel, tonic::transport::Error> {
@@ -169,13 +179,27 @@ impl PeerConnection {
     fn channel(&self) -> Result<Channel, RpcErr> {
         self.pool
             .get(&self.addr, self.purpose)
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+            .map_err(|e| RPCError::Unreachable(Unreachable::from_string(e)))
     }
 
     fn client(&self) -> Result<RaftClient<Channel>, RpcErr> {
         Ok(RaftClient::new(self.channel()?)
             .max_decoding_message_size(MAX_RAFT_MESSAGE)
             .max_encoding_message_size(MAX_RAFT_MESSAGE))
+    }
+
+    /// Records an RPC's outcome (the peer answered, or not) in the pool's
+    /// `PeerHealth`, which logs it.
+    fn note<T>(&self, r: Result<T, RpcErr>) -> Result<T, RpcErr> {
+        match &r {
+            Ok(_) => self.pool.health.answered(self.target),
+            Err(e) => self.failed(e),
+        }
+        r
+    }
+
+    fn failed(&self, e: &RpcErr) {
+        self.pool.health.failed(self.target, &self.addr, e)
     }
 
     fn timeout_err(&self, action: RPCTypes, ttl: Duration) -> RpcErr {
@@ -203,26 +227,48 @@ impl PeerConnection {
         let ttl = option.hard_ttl();
         let mut request = tonic::Request::new(req);
         request.set_timeout(ttl);
-        match tokio::time::timeout(ttl, call(self.client()?, request)).await {
-            Err(_) => Err(self.timeout_err(action, ttl)),
-            Ok(Err(status)) => Err(status_to_rpc_err(status)),
-            Ok(Ok(resp)) => Ok(resp.into_inner()),
-        }
+        let client = self.client().inspect_err(|e| self.failed(e))?;
+        self.note(
+            match tokio::time::timeout(ttl, call(client, request)).await {
+                Err(_) => Err(self.timeout_err(action, ttl)),
+                Ok(Err(status)) => Err(status_to_rpc_err(status)),
+                Ok(Ok(resp)) => Ok(resp.into_inner()),
+            },
+        )
     }
 }
 
 /// A refused connection means the peer is down: openraft backs off. Other
 /// failures are retried as ordinary network errors.
 fn status_to_rpc_err(status: tonic::Status) -> RpcErr {
+    let short = describe(&status);
     if status.code() == tonic::Code::Unavailable {
-        RPCError::Unreachable(Unreachable::new(&status))
+        RPCError::Unreachable(Unreachable::from_string(short))
     } else {
-        RPCError::Network(NetworkError::new(&status))
+        RPCError::Network(NetworkError::from_string(short))
+    }
+}
+
+/// A status in one short line for the logs and `cluster status`: its
+/// message and the innermost cause ("tcp connect error: Connection refused
+/// (os error 111)"), not tonic's debug dump of the whole chain.
+fn describe(status: &tonic::Status) -> String {
+    let mut cause: Option<&dyn std::error::Error> = None;
+    let mut next = std::error::Error::source(status);
+    while let Some(e) = next {
+        cause = Some(e);
+        next = e.source();
+    }
+    match cause {
+        Some(c) if !status.message().contains(&c.to_string()) => {
+            format!("{}: {c}", status.message())
+        }
+        _ => status.message().to_string(),
     }
 }
 
 fn malformed(e: cv::Malformed) -> RpcErr {
-    RPCError::Network(NetworkError::new(&e))
+    RPCError::Network(NetworkError::from_string(e))
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerConnection {
@@ -258,7 +304,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             + 'static,
     {
         async move {
-            let channel = self.channel()?;
+            let channel = self.channel().inspect_err(|e| self.failed(e))?;
             let setup = option.hard_ttl().max(Duration::from_secs(1));
             let sent = Arc::new(AtomicU64::new(0));
             let counter = sent.clone();
@@ -268,17 +314,18 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             });
             let resp = match tokio::time::timeout(setup, append::stream_append(channel, reqs)).await
             {
-                Err(_) => return Err(self.timeout_err(RPCTypes::AppendEntries, setup)),
+                Err(_) => return self.note(Err(self.timeout_err(RPCTypes::AppendEntries, setup))),
                 Ok(Err(status)) => {
                     // openraft backs off from inside the request stream, which
                     // a refused connection never polls: pause here instead of
                     // letting replication to a dead peer spin.
                     tokio::time::sleep(SETUP_RETRY_PAUSE).await;
-                    return Err(status_to_rpc_err(status));
+                    return self.note(Err(status_to_rpc_err(status)));
                 }
                 Ok(Ok(r)) => r,
             };
             let watch = Unanswered {
+                peer: (self.target, self.addr.clone(), self.pool.health.clone()),
                 stream: resp.into_inner(),
                 sent,
                 received: 0,
@@ -336,7 +383,9 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
             .await
             .map_err(|e| {
-                StreamingError::from(RPCError::<TypeConfig>::Network(NetworkError::new(&e)))
+                StreamingError::from(RPCError::<TypeConfig>::Network(NetworkError::from_string(
+                    e,
+                )))
             })?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         let (tx, rx) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(4);
@@ -356,7 +405,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let timeout_err = self.timeout_err(RPCTypes::InstallSnapshot, step);
         let send = async move {
             let fail = |e: &dyn std::error::Error| -> RpcErr {
-                RPCError::Network(NetworkError::new(&io_msg(e)))
+                RPCError::Network(NetworkError::from_string(e))
             };
             tokio::time::timeout(step, tx.send(start))
                 .await
@@ -385,7 +434,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             resp = transfer => {
-                let reply = resp?.into_inner();
+                let reply = self.note(resp)?.into_inner();
                 Ok(SnapshotResponse::new(cv::vote_from_pb(reply.vote).map_err(malformed)?))
             }
         }
@@ -413,15 +462,12 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
     }
 }
 
-fn io_msg(e: &dyn std::error::Error) -> std::io::Error {
-    std::io::Error::other(e.to_string())
-}
-
 /// The response side of a replication stream. A live connection to a stuck
 /// process (frozen, or its disk hung) would otherwise stall replication to
 /// it forever; keepalive only catches dead connections. The deadline runs
 /// only while a request is unanswered, so an idle stream stays open.
 struct Unanswered {
+    peer: (NodeId, String, Arc<PeerHealth>),
     stream: tonic::Streaming<pb::StreamAppendResponse>,
     sent: Arc<AtomicU64>,
     received: u64,
@@ -431,6 +477,17 @@ struct Unanswered {
 
 impl Unanswered {
     async fn next(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
+        let item = self.next_unrecorded().await;
+        let (id, addr, health) = &self.peer;
+        match &item {
+            Some(Ok(_)) => health.answered(*id),
+            Some(Err(e)) => health.failed(*id, addr, e),
+            None => {}
+        }
+        item
+    }
+
+    async fn next_unrecorded(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
         loop {
             tokio::select! {
                 item = self.stream.next() => {

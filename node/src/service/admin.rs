@@ -263,6 +263,20 @@ impl pb::admin_server::Admin for AdminService {
             db_table_bytes: usage.table_bytes,
             db_memtable_bytes: usage.memtable_bytes,
             db_cache_bytes: usage.cache_bytes,
+            quorum: (m.state == ServerState::Leader).then(|| node.quorum_fresh()),
+            unreachable: node
+                .peers
+                .health()
+                .down()
+                .into_iter()
+                .map(|d| pb::UnreachablePeer {
+                    node_id: d.node_id,
+                    addr: d.addr,
+                    down_ms: d.for_.as_millis() as u64,
+                    failed_attempts: d.attempts,
+                    last_error: d.last_error,
+                })
+                .collect(),
         }))
     }
 

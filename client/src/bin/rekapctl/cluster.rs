@@ -69,7 +69,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Status => {
             let mut rows = Vec::new();
             let mut out = Vec::new();
-            for (addr, answer) in discover(c).await {
+            let answers = discover(c).await;
+            let health = health_lines(&answers);
+            for (addr, answer) in answers {
                 match answer {
                     Ok(s) => {
                         rows.push(vec![
@@ -96,6 +98,11 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "db_table_bytes": s.db_table_bytes, "db_memtable_bytes": s.db_memtable_bytes,
                             "db_cache_bytes": s.db_cache_bytes,
                             "members": members_json(&s.members),
+                            "quorum": s.quorum,
+                            "unreachable": s.unreachable.iter().map(|p| json!({
+                                "node_id": p.node_id, "addr": p.addr, "down_ms": p.down_ms,
+                                "failed_attempts": p.failed_attempts, "last_error": p.last_error,
+                            })).collect::<Vec<_>>(),
                         }));
                     }
                     Err(e) => {
@@ -132,6 +139,9 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                         rows
                     )
                 );
+                for line in health {
+                    println!("{line}");
+                }
             }
         }
         ClusterCmd::Init { members } => {
@@ -236,6 +246,60 @@ fn show_membership(ctx: &Ctx, resp: &pb::MembershipResponse) {
     }
 }
 
+/// What is wrong, in words, from the nodes' own views: no leader, a
+/// leader without its majority, peers a node cannot reach.
+fn health_lines(
+    answers: &[(String, Result<pb::ClusterStatusResponse, tonic::Status>)],
+) -> Vec<String> {
+    let up: Vec<&pb::ClusterStatusResponse> = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok())
+        .collect();
+    let mut out = Vec::new();
+    let leaders: Vec<_> = up.iter().filter(|s| s.state == "leader").collect();
+    if leaders.is_empty() {
+        out.push("NO LEADER: no answering node leads; writes wait for an election".to_string());
+    }
+    for s in &leaders {
+        if s.quorum == Some(false) {
+            let silent: Vec<String> = s
+                .members
+                .iter()
+                .filter(|m| m.role == "voter" && m.healthy == Some(false))
+                .map(|m| format!("node {}", m.node_id))
+                .collect();
+            out.push(format!(
+                "QUORUM LOST: node {} leads term {} but no majority acknowledged it within its lease \
+                 (silent: {}); it takes no writes",
+                s.node_id,
+                s.term,
+                silent.join(", ")
+            ));
+        }
+    }
+    for s in &up {
+        for p in &s.unreachable {
+            out.push(format!(
+                "node {} cannot reach node {} ({}) for {:.0} s, {} failed attempts: {}",
+                s.node_id,
+                p.node_id,
+                p.addr,
+                p.down_ms as f64 / 1000.0,
+                p.failed_attempts,
+                p.last_error
+            ));
+        }
+    }
+    let silent = answers.iter().filter(|(_, a)| a.is_err()).count();
+    if silent > 0 {
+        out.push(format!("{silent} node(s) did not answer this status call"));
+    }
+    if out.is_empty() {
+        out.push("healthy: one leader with its majority, every peer reachable".to_string());
+    }
+    out
+}
+
 /// Every node's status: each configured endpoint first, then every member
 /// that none of them turned out to be. Behind port mapping the members'
 /// advertised addresses may be unreachable from here; the endpoints are not.
@@ -244,8 +308,10 @@ pub async fn discover(
 ) -> Vec<(String, Result<pb::ClusterStatusResponse, tonic::Status>)> {
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
+    let mut asked = std::collections::BTreeSet::new();
     let mut members = Vec::new();
     for addr in c.endpoints() {
+        asked.insert(addr.clone());
         let answer = c.status_of(&addr).await;
         if let Ok(s) = &answer {
             seen.insert(s.node_id);
@@ -254,10 +320,91 @@ pub async fn discover(
         out.push((addr, answer));
     }
     for (id, addr) in members {
-        if seen.insert(id) {
+        // A member that did not answer at its endpoint is not asked again.
+        if seen.insert(id) && asked.insert(addr.clone()) {
             let answer = c.status_of(&addr).await;
             out.push((addr, answer));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, healthy: Option<bool>) -> pb::Member {
+        pb::Member {
+            node_id: id,
+            addr: format!("n{id}:7001"),
+            role: "voter".into(),
+            healthy,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_leader_without_its_majority_and_its_unreachable_peers_are_named() {
+        let leader = pb::ClusterStatusResponse {
+            node_id: 3,
+            state: "leader".into(),
+            term: 7,
+            quorum: Some(false),
+            members: vec![
+                member(1, Some(false)),
+                member(2, Some(false)),
+                member(3, Some(true)),
+            ],
+            unreachable: vec![pb::UnreachablePeer {
+                node_id: 1,
+                addr: "n1:7001".into(),
+                down_ms: 65_000,
+                failed_attempts: 1300,
+                last_error: "tcp connect error".into(),
+            }],
+            ..Default::default()
+        };
+        let answers = vec![
+            ("n3:7001".to_string(), Ok(leader)),
+            (
+                "n1:7001".to_string(),
+                Err(tonic::Status::unavailable("refused")),
+            ),
+        ];
+        let lines = health_lines(&answers);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].starts_with("QUORUM LOST: node 3 leads term 7"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("silent: node 1, node 2"), "{}", lines[0]);
+        assert_eq!(
+            lines[1],
+            "node 3 cannot reach node 1 (n1:7001) for 65 s, 1300 failed attempts: tcp connect error"
+        );
+        assert_eq!(lines[2], "1 node(s) did not answer this status call");
+    }
+
+    #[test]
+    fn a_healthy_cluster_says_so_and_a_leaderless_one_too() {
+        let ok = pb::ClusterStatusResponse {
+            node_id: 1,
+            state: "leader".into(),
+            quorum: Some(true),
+            ..Default::default()
+        };
+        let lines = health_lines(&[("n1:7001".to_string(), Ok(ok))]);
+        assert_eq!(
+            lines,
+            ["healthy: one leader with its majority, every peer reachable"]
+        );
+        let follower = pb::ClusterStatusResponse {
+            node_id: 2,
+            state: "follower".into(),
+            ..Default::default()
+        };
+        let lines = health_lines(&[("n2:7001".to_string(), Ok(follower))]);
+        assert!(lines[0].starts_with("NO LEADER"), "{lines:?}");
+    }
 }
