@@ -208,6 +208,11 @@ impl Node {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let caller = caller_of(&req)?;
+        if let Caller::User { via: Some(id), .. } = &caller {
+            self.forwarder_is_member(*id).inspect_err(|_| {
+                tracing::warn!(node = id, "refused a call forwarded by a non-member");
+            })?;
+        }
         let budget = crate::forward::forward_budget(req.metadata());
         let body = req.into_inner();
         // The leader serves its calls itself, so it keeps no copy of the
@@ -270,6 +275,36 @@ impl Node {
                 Err(s)
             }
         }
+    }
+
+    /// A user's call forwarded by a node counts only if that node is still
+    /// a member: a removed node's certificate stays valid until it expires,
+    /// and must not go on acting for users. Rules `node_removed` and
+    /// `cluster_member`, as the Raft service applies them.
+    fn forwarder_is_member(&self, id: NodeId) -> Result<(), Status> {
+        use crate::tally::rules::{code, reject};
+        let refuse = |rule, msg| {
+            Err(rejection_status(&reject(
+                code::PERMISSION_DENIED,
+                rule,
+                msg,
+            )))
+        };
+        if self.sm.is_removed(id) {
+            return refuse(
+                "node_removed",
+                format!("node {id} was removed from this cluster and forwards no calls"),
+            );
+        }
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        if membership.nodes().next().is_some() && membership.get_node(&id).is_none() {
+            return refuse(
+                "cluster_member",
+                format!("node {id} is not a member of this cluster"),
+            );
+        }
+        Ok(())
     }
 
     /// Waits (up to `LEADER_WAIT`) until this node knows of a leader other
@@ -368,6 +403,12 @@ impl Node {
                 Err(Unavailable::LeaderUnreachable
                     .status(format!("cannot reach leader {addr}: {}", s.message())))
             }
+            // The leader no longer takes calls from this node: retryable,
+            // so the client moves on to a member.
+            Ok(Err(s)) if not_member_any_more(&s) => Err(Unavailable::NotMember.status(format!(
+                "this node is no longer a member of the cluster ({}); send to a member",
+                s.message()
+            ))),
             Ok(r) => r.map(Response::into_inner),
             Err(_) => Err(Unavailable::LeaderUnreachable
                 .status(format!("leader {addr} did not answer in time; retry"))),
@@ -452,6 +493,18 @@ impl Node {
     fn no_quorum(&self, what: &str) -> Status {
         use openraft::Instant as _;
         let m = self.metrics();
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id)
+        {
+            // A leader that removed itself keeps leading a membership it is
+            // not in until it hands over; nobody acknowledges it any more.
+            return Unavailable::NotMember.status(
+                "this node was removed from the cluster and takes no calls; send to a member",
+            );
+        }
         let now = openraft::alias::InstantOf::<TypeConfig>::now();
         let lease = crate::raft::LEADER_LEASE;
         let acked = m.heartbeat.clone().unwrap_or_default();
@@ -555,6 +608,15 @@ fn leader_lost(s: &Status) -> bool {
         Code::Internal => s.message().contains("h2 protocol error"),
         _ => false,
     }
+}
+
+/// The leader refused this node as a forwarder (see `service::authorize`).
+fn not_member_any_more(s: &Status) -> bool {
+    s.code() == tonic::Code::PermissionDenied
+        && matches!(
+            s.metadata().get(RULE_HEADER).and_then(|v| v.to_str().ok()),
+            Some("node_removed" | "cluster_member")
+        )
 }
 
 fn leader_of(f: &openraft::errors::ForwardToLeader<TypeConfig>) -> Option<(NodeId, String)> {
