@@ -7,7 +7,8 @@
 //! - [`network`]: the Raft client side over tonic.
 //! - [`security`]: TLS, certificate identities and authentication.
 //! - [`service`]: the gRPC services (public Tally and Admin, internal Raft).
-//! - [`node`], [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
+//! - [`node`], [`forward`], [`unavailable`], [`coalesce`]: routing calls to the leader, and why one is refused.
+//! - [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
 
 pub mod bootstrap;
 pub mod coalesce;
@@ -23,3 +24,4 @@ pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod tally;
+pub mod unavailable;
