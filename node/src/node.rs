@@ -383,7 +383,8 @@ impl Node {
     /// True when a majority has acknowledged this leader before, but not
     /// within `window`.
     fn quorum_lost_for(&self, window: Duration) -> bool {
-        let m = self.metrics();
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
         m.last_quorum_acked.is_some() && !quorum_acked_within(&m, window)
     }
 
@@ -401,7 +402,9 @@ impl Node {
     /// Whether a majority acknowledged this leader within its lease, as
     /// `cluster status` reports it.
     pub fn quorum_fresh(&self) -> bool {
-        quorum_acked_within(&self.metrics(), crate::raft::LEADER_LEASE)
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        quorum_acked_within(&m, crate::raft::LEADER_LEASE)
     }
 
     /// Whether this node leads, as Raft's metrics say.
@@ -464,6 +467,12 @@ impl Node {
 /// Whether a majority acknowledged this node as leader within `window`.
 fn quorum_acked_within(m: &RaftMetrics, window: Duration) -> bool {
     use openraft::Instant as _;
+    // A lone voter is its own majority: openraft never lets its lease
+    // lapse, and stops moving its acknowledgement time after the election.
+    let mut voters = m.membership_config.membership().voter_ids();
+    if voters.next() == Some(m.id) && voters.next().is_none() {
+        return true;
+    }
     let now = openraft::alias::InstantOf::<TypeConfig>::now();
     m.last_quorum_acked
         .as_ref()

@@ -2,6 +2,7 @@
 //! `x-rekap-unavailable` (every one safe to retry with the same submission
 //! id), and the checks on membership and quorum that pick them.
 
+use openraft::async_runtime::WatchReceiver;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
@@ -55,7 +56,8 @@ impl Node {
     /// A user's call forwarded by a node counts only if that node is still
     /// a member: a removed node's certificate stays valid until it expires,
     /// and must not go on acting for users. Rules `node_removed` and
-    /// `cluster_member`, as the Raft service applies them.
+    /// `cluster_member`, as the Raft service applies them (without its
+    /// vouching: a forward reaches the leader, which knows every member).
     pub(crate) fn forwarder_is_member(&self, id: NodeId) -> Result<(), Status> {
         use crate::tally::rules::{code, reject};
         let refuse = |rule, msg| {
@@ -71,9 +73,12 @@ impl Node {
                 format!("node {id} was removed from this cluster and forwards no calls"),
             );
         }
-        let m = self.metrics();
+        // Only the leader's view of the membership is current; a node that
+        // lags may not know a member added since, and forwards the call on.
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
         let membership = m.membership_config.membership();
-        if membership.nodes().next().is_some() && membership.get_node(&id).is_none() {
+        if m.current_leader == Some(self.id) && membership.get_node(&id).is_none() {
             return refuse(
                 "cluster_member",
                 format!("node {id} is not a member of this cluster"),

@@ -22,4 +22,5 @@ printf "\n| national state | value |\n|---|---|\n"
 rss_rows nat
 restart_row nat 7430 PPWP
 learner_row nat 7430
+idle_row nat
 export_row 7430 PPWP

@@ -24,4 +24,5 @@ printf "| 2019 state | value |\n|---|---|\n"
 rss_rows p19
 restart_row p19 7420 PPWP-2019
 learner_row p19 7420
+idle_row p19
 export_row 7420 PPWP-2019

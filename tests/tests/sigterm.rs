@@ -48,6 +48,14 @@ async fn sigterm_under_load_exits_zero_and_keeps_every_ack() {
         history.failed.extend(h.failed);
         check_all(&cluster, &tps, &history).await;
     }
+    // A lone voter is its own majority however long ago it was elected:
+    // its status never says quorum lost (nor would its writes).
+    let s = cluster.status(1).await.expect("status");
+    assert_eq!(
+        (s.state.as_str(), s.quorum),
+        ("leader", Some(true)),
+        "{s:?}"
+    );
     println!(
         "{runs} SIGTERM stops under load, {} acknowledged submissions kept; exit statuses: {statuses:?}",
         history.acked.len()

@@ -42,6 +42,8 @@ pub struct Down {
 }
 
 struct Outage {
+    /// Whether this outage was logged: its end is logged only then.
+    announced: bool,
     addr: String,
     since: Instant,
     last_attempt: Instant,
@@ -119,7 +121,7 @@ impl PeerHealth {
     fn note_answer(&self, peer: NodeId, now: Instant) -> Option<Report> {
         let mut peers = self.inner.lock().expect("peer health lock");
         let o = peers.down.remove(&peer)?;
-        if now.saturating_duration_since(o.last_attempt) >= STALE {
+        if !o.announced || now.saturating_duration_since(o.last_attempt) >= STALE {
             return None;
         }
         Some(Report::Back {
@@ -146,14 +148,20 @@ impl PeerHealth {
                 return Report::Quiet;
             }
             o.reports += 1;
+            o.announced = true;
             return Report::StillDown {
                 for_,
                 attempts: o.attempts,
             };
         }
+        let recent = peers
+            .announced
+            .get(&peer)
+            .is_some_and(|t| now.saturating_duration_since(*t) < REANNOUNCE_AFTER);
         peers.down.insert(
             peer,
             Outage {
+                announced: !recent,
                 addr: addr.to_string(),
                 since: now,
                 last_attempt: now,
@@ -162,10 +170,6 @@ impl PeerHealth {
                 reports: 0,
             },
         );
-        let recent = peers
-            .announced
-            .get(&peer)
-            .is_some_and(|t| now.saturating_duration_since(*t) < REANNOUNCE_AFTER);
         if recent {
             return Report::Quiet;
         }
@@ -215,6 +219,11 @@ impl<S> tracing_subscriber::layer::Filter<S> for QuietPeerErrors {
         _: &tracing_subscriber::layer::Context<'_, S>,
     ) -> bool {
         true
+    }
+
+    /// No limit of its own, so the `EnvFilter` beside it sets the level.
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
     }
 
     fn callsite_enabled(
@@ -318,16 +327,20 @@ mod tests {
     fn a_flapping_peer_is_announced_once_per_interval() {
         let h = PeerHealth::default();
         let t = Instant::now();
-        let mut announced = 0;
+        let (mut announced, mut backs) = (0, 0);
         for i in 0..50u64 {
             let at = t + Duration::from_millis(200 * i);
             if h.note_failure(1, "n1:1", "refused", at) == Report::Down {
                 announced += 1;
             }
-            h.note_answer(1, at + Duration::from_millis(100));
+            if h.note_answer(1, at + Duration::from_millis(100)).is_some() {
+                backs += 1;
+            }
         }
-        // 10 s of flapping: announced at 0, then again once 10 s passed.
+        // 10 s of flapping: announced at 0, then again once 10 s passed;
+        // only the announced outage's end is logged.
         assert_eq!(announced, 1);
+        assert_eq!(backs, 1);
         let later = t + REANNOUNCE_AFTER + Duration::from_secs(1);
         assert_eq!(h.note_failure(1, "n1:1", "refused", later), Report::Down);
     }

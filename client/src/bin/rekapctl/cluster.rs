@@ -270,7 +270,7 @@ fn health_lines(
                 .collect();
             out.push(format!(
                 "QUORUM LOST: node {} leads term {} but no majority acknowledged it within its lease \
-                 (silent: {}); it takes no writes",
+                 (silent or far behind: {}); it takes no writes",
                 s.node_id,
                 s.term,
                 silent.join(", ")
@@ -378,7 +378,11 @@ mod tests {
             "{}",
             lines[0]
         );
-        assert!(lines[0].contains("silent: node 1, node 2"), "{}", lines[0]);
+        assert!(
+            lines[0].contains("(silent or far behind: node 1, node 2)"),
+            "{}",
+            lines[0]
+        );
         assert_eq!(
             lines[1],
             "node 3 cannot reach node 1 (n1:7001) for 65 s, 1300 failed attempts: tcp connect error"
