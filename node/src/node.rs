@@ -456,6 +456,15 @@ impl Node {
             }
             Err(e) => match e.forward_to_leader() {
                 Some(f) => Err(Failure::NotLeader(leader_of(f))),
+                None if matches!(
+                    e,
+                    RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))
+                ) =>
+                {
+                    Err(Failure::Status(self.no_quorum(
+                        "this node leads but no majority confirmed its leadership for a linearizable read",
+                    )))
+                }
                 None => Err(Failure::Status(Status::unavailable(format!(
                     "cannot confirm leadership: {e}"
                 )))),
@@ -490,7 +499,7 @@ fn leader_lost(s: &Status) -> bool {
     }
 }
 
-/// The leader refused this node as a forwarder (see `service::authorize`).
+/// The leader refused this node as a forwarder (`Node::forwarder_is_member`).
 fn not_member_any_more(s: &Status) -> bool {
     s.code() == tonic::Code::PermissionDenied
         && matches!(

@@ -504,6 +504,27 @@ impl Drop for Cluster {
     }
 }
 
+/// Why a node answered UNAVAILABLE: its `x-rekap-unavailable` reason.
+pub fn unavailable_reason(s: &tonic::Status) -> Option<String> {
+    s.metadata()
+        .get(rekap_node::node::UNAVAILABLE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// A started 3-node cluster with a one-kecamatan registry (100 TPS) and
+/// one result in, so every node has applied a command of its own term's
+/// leader; also the registry's TPS ids.
+pub async fn start_with_a_result() -> (Cluster, std::sync::Arc<Vec<String>>) {
+    let (cluster, tps, _) = start_with_registry(ClusterOptions::default(), 1).await;
+    cluster
+        .client_as(pki::OPERATOR)
+        .submit(workload::submission(&tps[0], 0))
+        .await
+        .expect("first submission");
+    (cluster, tps)
+}
+
 /// A registry of `kecamatan` × 10 desa × 10 TPS in one kabupaten, with the
 /// contest `PILKADA` over it.
 pub fn synthetic_registry(kecamatan: usize) -> rekap_client::registry::Registry {

@@ -12,23 +12,11 @@ use rekap_client::proto as pb;
 use rekap_client::{Client, ClientOptions};
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::submission;
-use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, Nodes, start_with_registry, wait_until};
-
-fn reason(s: &tonic::Status) -> Option<String> {
-    s.metadata()
-        .get("x-rekap-unavailable")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
+use rekap_tests::{CONTEST, KABUPATEN, Nodes, start_with_a_result, unavailable_reason, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_a_majority_answers_no_quorum_and_names_the_silent_members() {
-    let (cluster, tps, _) = start_with_registry(ClusterOptions::default(), 1).await;
-    cluster
-        .client_as(OPERATOR)
-        .submit(submission(&tps[0], 0))
-        .await
-        .expect("first submission");
+    let (cluster, tps) = start_with_a_result().await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let followers: Vec<u64> = cluster
         .running()
@@ -55,7 +43,7 @@ async fn a_leader_without_a_majority_answers_no_quorum_and_names_the_silent_memb
         Duration::from_secs(20),
         || async {
             match to_leader.submit(submission(&tps[1], 1)).await {
-                Err(s) if reason(&s).as_deref() == Some("no_quorum") => Some(s),
+                Err(s) if unavailable_reason(&s).as_deref() == Some("no_quorum") => Some(s),
                 _ => None,
             }
         },

@@ -25,7 +25,7 @@ use nix::sys::signal::Signal;
 use rekap_client::proto as pb;
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::{History, check_all, next_raw_submit};
-use rekap_tests::{ClusterOptions, start_with_registry, wait_until};
+use rekap_tests::{ClusterOptions, start_with_registry, unavailable_reason, wait_until};
 
 const PROBES_PER_NODE: usize = 2;
 const CALL_DEADLINE: Duration = Duration::from_secs(2);
@@ -70,10 +70,7 @@ fn failure(s: &tonic::Status) -> Failure {
     let md = s.metadata();
     Failure {
         code: s.code(),
-        reason: md
-            .get("x-rekap-unavailable")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        reason: unavailable_reason(s),
         from_node: md.get("x-rekap-node-id").is_some(),
         message: s.message().to_string(),
     }

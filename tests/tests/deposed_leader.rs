@@ -14,18 +14,12 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use rekap_client::proto as pb;
-use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::submission;
-use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until};
+use rekap_tests::{CONTEST, KABUPATEN, start_with_a_result, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_woken_deposed_leader_never_serves_a_stale_linearizable_read() {
-    let (cluster, tps, _) = start_with_registry(ClusterOptions::default(), 1).await;
-    cluster
-        .client_as(OPERATOR)
-        .submit(submission(&tps[0], 0))
-        .await
-        .expect("first submission");
+    let (cluster, tps) = start_with_a_result().await;
     let linearizable = pb::Consistency::Linearizable;
 
     let old = cluster.wait_for_leader(Duration::from_secs(10)).await;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use rekap_client::proto as pb;
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::{Workload, check_all, submission};
-use rekap_tests::{Cluster, ClusterOptions, ops, start_with_registry, wait_until};
+use rekap_tests::{
+    Cluster, ClusterOptions, ops, start_with_registry, unavailable_reason, wait_until,
+};
 
 /// What `id` answers to a submission of its own (UNAVAILABLE's reason, or
 /// "ok"), asked directly, once it answers at all.
@@ -24,11 +26,7 @@ async fn answer_of(cluster: &Cluster, id: u64, tps: &str) -> String {
             async move {
                 match client.submit(req).await {
                     Ok(_) => Some("ok".to_string()),
-                    Err(s) => s
-                        .metadata()
-                        .get("x-rekap-unavailable")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string),
+                    Err(s) => unavailable_reason(&s),
                 }
             }
         },

@@ -75,7 +75,7 @@ enum Report {
 
 impl PeerHealth {
     /// An RPC to `peer` succeeded.
-    pub fn answered(&self, peer: NodeId) {
+    fn answered(&self, peer: NodeId) {
         let report = self.note_answer(peer, Instant::now());
         if let Some(Report::Back { after, attempts }) = report {
             tracing::info!(
@@ -95,6 +95,14 @@ impl PeerHealth {
                 human(for_)
             ),
             _ => {}
+        }
+    }
+
+    /// Records an RPC's outcome: `peer` answered, or the call failed.
+    pub fn note<T, E: std::fmt::Display>(&self, peer: NodeId, addr: &str, r: &Result<T, E>) {
+        match r {
+            Ok(_) => self.answered(peer),
+            Err(e) => self.failed(peer, addr, e),
         }
     }
 

@@ -191,10 +191,7 @@ impl PeerConnection {
     /// Records an RPC's outcome (the peer answered, or not) in the pool's
     /// `PeerHealth`, which logs it.
     fn note<T>(&self, r: Result<T, RpcErr>) -> Result<T, RpcErr> {
-        match &r {
-            Ok(_) => self.pool.health.answered(self.target),
-            Err(e) => self.failed(e),
-        }
+        self.pool.health.note(self.target, &self.addr, &r);
         r
     }
 
@@ -478,11 +475,9 @@ struct Unanswered {
 impl Unanswered {
     async fn next(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
         let item = self.next_unrecorded().await;
-        let (id, addr, health) = &self.peer;
-        match &item {
-            Some(Ok(_)) => health.answered(*id),
-            Some(Err(e)) => health.failed(*id, addr, e),
-            None => {}
+        if let Some(r) = &item {
+            let (id, addr, health) = &self.peer;
+            health.note(*id, addr, r);
         }
         item
     }
