@@ -5,7 +5,9 @@
 
 use rekap_proto::pb;
 
-use super::{ResultKey, TallyState, keys};
+use indexmap::{IndexMap, IndexSet};
+
+use super::{AggRef, Fast, ResultKey, TallyState, keys, up_from};
 
 /// Running sums of one region for one contest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,7 +79,7 @@ impl TallyState {
         let Some(contest) = self.contests.get(&key.1) else {
             return;
         };
-        let Some(desa) = self.tps_desa(&key.0) else {
+        let Some(desa) = self.tps.get(key.0.as_str()).map(|e| e.desa as usize) else {
             return;
         };
         let votes: Vec<u64> = contest
@@ -97,8 +99,17 @@ impl TallyState {
         let add = |x: &mut u64, d: u64| {
             *x = if sign > 0 { *x + d } else { *x - d };
         };
-        for code in self.ancestors(desa) {
-            let a = self.agg_mut(&code, &key.1, n);
+        let TallyState {
+            regions,
+            aggregates,
+            dirty,
+            ..
+        } = self;
+        let regions = &*regions;
+        let (desa, _) = regions.get_index(desa).expect("a TPS names a loaded desa");
+        up_from(regions, desa, |code| {
+            let contest_id = key.1.as_str();
+            let a = agg_entry(aggregates, dirty, code, contest_id, n);
             for (sum, v) in a.votes.iter_mut().zip(&votes) {
                 add(sum, *v);
             }
@@ -107,18 +118,12 @@ impl TallyState {
             add(&mut a.total, total);
             add(&mut a.tps_reported, 1);
             add(&mut a.tps_janggal, flagged);
-        }
+        });
     }
 
     /// The aggregate to change; it is written back at the end of the apply.
     pub(super) fn agg_mut(&mut self, region: &str, contest: &str, n: usize) -> &mut Aggregate {
-        let key = (region.to_string(), contest.to_string());
-        self.dirty.insert(key.clone());
-        let a = self.aggregates.entry(key).or_default();
-        if a.votes.len() < n {
-            a.votes.resize(n, 0);
-        }
-        a
+        agg_entry(&mut self.aggregates, &mut self.dirty, region, contest, n)
     }
 
     /// Drops every aggregate of a contest (its shape or scope changed).
@@ -130,7 +135,7 @@ impl TallyState {
             .cloned()
             .collect();
         for k in gone {
-            self.aggregates.remove(&k);
+            self.aggregates.swap_remove(&k);
             self.dirty.insert(k);
         }
     }
@@ -139,9 +144,13 @@ impl TallyState {
     /// zeros reads the same as none and is dropped, so the records depend
     /// only on the registry and the results, never on their history.
     pub(super) fn flush_aggregates(&mut self) {
-        for key in std::mem::take(&mut self.dirty) {
+        // In key order, so the writes are the same whatever order the
+        // command touched them in.
+        let mut dirty: Vec<ResultKey> = std::mem::take(&mut self.dirty).into_iter().collect();
+        dirty.sort_unstable();
+        for key in dirty {
             if self.aggregates.get(&key).is_some_and(Aggregate::is_zero) {
-                self.aggregates.remove(&key);
+                self.aggregates.swap_remove(&key);
             }
             let value = self.aggregates.get(&key).map(Aggregate::encode);
             self.put(keys::aggregate(&key.0, &key.1), value);
@@ -150,10 +159,42 @@ impl TallyState {
 
     pub(super) fn aggregate(&self, region: &str, contest: &str) -> Aggregate {
         self.aggregates
-            .get(&(region.to_string(), contest.to_string()))
+            .get(&AggRef(region, contest))
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// The aggregate of `(region, contest)`, created if new and marked dirty,
+/// with room for `n` candidates; allocates only the first time a command
+/// touches it.
+fn agg_entry<'m>(
+    aggregates: &'m mut IndexMap<ResultKey, Aggregate, Fast>,
+    dirty: &mut IndexSet<ResultKey, Fast>,
+    region: &str,
+    contest: &str,
+    n: usize,
+) -> &'m mut Aggregate {
+    let key = AggRef(region, contest);
+    if !dirty.contains(&key) {
+        dirty.insert((region.to_string(), contest.to_string()));
+    }
+    let i = match aggregates.get_index_of(&key) {
+        Some(i) => i,
+        None => {
+            aggregates
+                .insert_full(
+                    (region.to_string(), contest.to_string()),
+                    Aggregate::default(),
+                )
+                .0
+        }
+    };
+    let a = &mut aggregates[i];
+    if a.votes.len() < n {
+        a.votes.resize(n, 0);
+    }
+    a
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ impl TallyState {
         let rev = pb::Revision {
             revision: cur.revision + 1,
             kind: pb::RevisionKind::Corrected as i32,
-            submission: Some(canonical(&numbers, &contest)),
+            submission: Some(canonical(&numbers, contest)),
             log_index,
             janggal,
             reason: req.reason,

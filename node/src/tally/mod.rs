@@ -34,9 +34,10 @@ pub mod wire;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use prost::Message;
 use rekap_proto::pb;
+use rustc_hash::FxBuildHasher;
 
 use aggregate::Aggregate;
 pub use auth::{Action, Perm};
@@ -68,6 +69,23 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 
 type ResultKey = (String, String);
 
+/// FxHash for the maps every apply looks up several times per submission
+/// (a fifth of a follower's apply was SipHash). Their keys are registry
+/// codes and contest ids that an admin loaded; a submission only looks
+/// keys up, so no caller can flood them with colliding keys.
+type Fast = FxBuildHasher;
+
+/// `(region, contest)` borrowed: finds an aggregate without allocating. It
+/// hashes exactly as the owned `ResultKey` does (fields in order).
+#[derive(Hash)]
+struct AggRef<'a>(&'a str, &'a str);
+
+impl indexmap::Equivalent<ResultKey> for AggRef<'_> {
+    fn equivalent(&self, k: &ResultKey) -> bool {
+        self.0 == k.0 && self.1 == k.1
+    }
+}
+
 /// The current (last) revision of a result.
 fn current(h: &pb::ResultHistory) -> &pb::Revision {
     h.revisions
@@ -91,15 +109,15 @@ fn view(h: &pb::ResultHistory) -> pb::StoredResult {
 #[derive(Clone)]
 pub struct TallyState {
     /// Insertion-ordered so a TPS names its desa by index.
-    regions: IndexMap<String, RegionNode>,
-    tps: IndexMap<Box<str>, TpsEntry>,
+    regions: IndexMap<String, RegionNode, Fast>,
+    tps: IndexMap<Box<str>, TpsEntry, Fast>,
     contests: BTreeMap<String, pb::Contest>,
     /// Contest ids by scope code: a TPS finds the contests covering it by
     /// looking up its few ancestors, not by scanning every contest.
     by_scope: HashMap<String, BTreeSet<String>>,
-    aggregates: HashMap<ResultKey, Aggregate>,
+    aggregates: IndexMap<ResultKey, Aggregate, Fast>,
     /// Aggregates changed by the command being applied.
-    dirty: BTreeSet<ResultKey>,
+    dirty: IndexSet<ResultKey, Fast>,
     chain: Chain,
     users: BTreeMap<String, UserEntry>,
     removed_nodes: BTreeSet<u64>,
@@ -142,15 +160,15 @@ impl TallyState {
             level: pb::RegionLevel::Nasional as i32,
             name: "NASIONAL".to_string(),
         };
-        let mut regions = IndexMap::new();
+        let mut regions = IndexMap::default();
         regions.insert(NASIONAL.to_string(), RegionNode::new(root));
         TallyState {
             regions,
-            tps: IndexMap::new(),
+            tps: IndexMap::default(),
             contests: BTreeMap::new(),
             by_scope: HashMap::new(),
-            aggregates: HashMap::new(),
-            dirty: BTreeSet::new(),
+            aggregates: IndexMap::default(),
+            dirty: IndexSet::default(),
             chain: Chain::default(),
             users: BTreeMap::new(),
             removed_nodes: BTreeSet::new(),
@@ -290,14 +308,7 @@ impl TallyState {
     /// tree (empty for an unknown code).
     fn chain_of(&self, code: &str) -> Vec<&str> {
         let mut out = Vec::with_capacity(5);
-        let mut node = self.regions.get(code);
-        while let Some(n) = node {
-            out.push(n.region.code.as_str());
-            if n.region.code == NASIONAL {
-                break;
-            }
-            node = self.regions.get(&n.region.parent_code);
-        }
+        up_from(&self.regions, code, |c| out.push(c));
         out
     }
 
@@ -335,6 +346,24 @@ impl TallyState {
             .keys()
             .map(|c| self.aggregate(NASIONAL, c).tps_reported as usize)
             .sum()
+    }
+}
+
+/// Calls `f` on each code from `code` up to nasional, `code` first (never
+/// for an unknown code). A free function, so a caller can walk the tree
+/// while it changes the aggregates.
+fn up_from<'r>(
+    regions: &'r IndexMap<String, RegionNode, Fast>,
+    code: &str,
+    mut f: impl FnMut(&'r str),
+) {
+    let mut node = regions.get(code);
+    while let Some(n) = node {
+        f(n.region.code.as_str());
+        if n.region.code == NASIONAL {
+            break;
+        }
+        node = regions.get(&n.region.parent_code);
     }
 }
 

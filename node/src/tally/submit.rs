@@ -87,7 +87,7 @@ impl TallyState {
         let rev = pb::Revision {
             revision: 1,
             kind: pb::RevisionKind::Submitted as i32,
-            submission: Some(canonical(s, &contest)),
+            submission: Some(canonical(s, contest)),
             log_index,
             janggal: rules::janggal(s, dpt),
             author: who.cloned(),
@@ -104,7 +104,10 @@ impl TallyState {
 
     /// The contest of a submission, once the TPS and contest exist, the
     /// contest covers the TPS, and the candidates are exactly the contest's.
-    pub(super) fn checked_contest(&self, s: &pb::Submission) -> Result<pb::Contest, pb::Rejection> {
+    pub(super) fn checked_contest(
+        &self,
+        s: &pb::Submission,
+    ) -> Result<&pb::Contest, pb::Rejection> {
         let desa = self.tps_desa(&s.tps_id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,
@@ -145,7 +148,7 @@ impl TallyState {
                 ),
             ));
         }
-        Ok(contest.clone())
+        Ok(contest)
     }
 }
 

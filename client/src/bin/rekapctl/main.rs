@@ -23,6 +23,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+/// glibc's malloc was a third of this tool's own CPU under `bench` and
+/// `import` (many small protobuf and HTTP/2 buffers across threads).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rekap_client::{Client, ClientOptions, ClientTls};
 
 #[derive(Parser)]
