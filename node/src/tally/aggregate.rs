@@ -7,7 +7,7 @@ use rekap_proto::pb;
 
 use indexmap::{IndexMap, IndexSet};
 
-use super::{AggRef, Fast, ResultKey, TallyState, keys, up_from};
+use super::{AggRef, Fast, ResultKey, TallyState, keys, up_from_index};
 
 /// Running sums of one region for one contest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,9 +105,7 @@ impl TallyState {
             dirty,
             ..
         } = self;
-        let regions = &*regions;
-        let (desa, _) = regions.get_index(desa).expect("a TPS names a loaded desa");
-        up_from(regions, desa, |code| {
+        up_from_index(regions, desa, |code| {
             let contest_id = key.1.as_str();
             let a = agg_entry(aggregates, dirty, code, contest_id, n);
             for (sum, v) in a.votes.iter_mut().zip(&votes) {

@@ -161,7 +161,7 @@ impl TallyState {
             name: "NASIONAL".to_string(),
         };
         let mut regions = IndexMap::default();
-        regions.insert(NASIONAL.to_string(), RegionNode::new(root));
+        regions.insert(NASIONAL.to_string(), RegionNode::new(root, None));
         TallyState {
             regions,
             tps: IndexMap::default(),
@@ -355,15 +355,26 @@ impl TallyState {
 fn up_from<'r>(
     regions: &'r IndexMap<String, RegionNode, Fast>,
     code: &str,
+    f: impl FnMut(&'r str),
+) {
+    if let Some(i) = regions.get_index_of(code) {
+        up_from_index(regions, i, f);
+    }
+}
+
+/// `up_from` for the region at index `i`.
+fn up_from_index<'r>(
+    regions: &'r IndexMap<String, RegionNode, Fast>,
+    i: usize,
     mut f: impl FnMut(&'r str),
 ) {
-    let mut node = regions.get(code);
-    while let Some(n) = node {
-        f(n.region.code.as_str());
-        if n.region.code == NASIONAL {
+    let mut next = Some(i);
+    while let Some((code, n)) = next.and_then(|i| regions.get_index(i)) {
+        f(code.as_str());
+        if code == NASIONAL {
             break;
         }
-        node = regions.get(&n.region.parent_code);
+        next = n.parent.map(|p| p as usize);
     }
 }
 

@@ -35,8 +35,10 @@ pub fn invalid(rule: &str, message: impl Into<String>) -> pb::Rejection {
 
 /// Ids are printable, shell- and URL-safe: letters, digits and `. - _ :`.
 pub fn check_id(what: &str, id: &str) -> Result<(), pb::Rejection> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
-    if id.is_empty() || id.len() > MAX_ID_LEN || !id.chars().all(ok_char) {
+    // Bytes, not chars: every allowed character is ASCII, and any byte of a
+    // multi-byte character fails the test just as its char would.
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':');
+    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(ok) {
         return Err(invalid(
             "id_format",
             format!("{what} {id:?} must be 1..{MAX_ID_LEN} characters of [A-Za-z0-9._:-]"),

@@ -16,14 +16,20 @@ pub(super) struct RegionNode {
     pub children: BTreeSet<String>,
     /// Indexes into `TallyState::tps`, in TPS id order; only a desa has any.
     pub tps: Vec<u32>,
+    /// Index of the parent in `TallyState::regions`: walks up the tree by
+    /// index, not by hashing each code. Set once, at insert, since a parent
+    /// is always inserted first (the registry rules at apply, a sort by
+    /// level at load) and never changes.
+    pub parent: Option<u32>,
 }
 
 impl RegionNode {
-    pub fn new(region: pb::Region) -> Self {
+    pub fn new(region: pb::Region, parent: Option<u32>) -> Self {
         RegionNode {
             region,
             children: BTreeSet::new(),
             tps: Vec::new(),
+            parent,
         }
     }
 }
@@ -43,7 +49,9 @@ impl TallyState {
         match self.regions.get_mut(&code) {
             Some(n) => n.region = region,
             None => {
-                self.regions.insert(code.clone(), RegionNode::new(region));
+                let up = self.regions.get_index_of(&parent).map(|i| i as u32);
+                self.regions
+                    .insert(code.clone(), RegionNode::new(region, up));
             }
         }
         if let Some(p) = self.regions.get_mut(&parent) {
