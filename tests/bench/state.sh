@@ -12,12 +12,15 @@ rss_rows() {
   done
 }
 
-# restart_row NAME BASE CONTEST: kill -9 node 3, start it again, and time
-# until a stale read on it shows every result (its reported TPS equal the
-# leader's, and it has applied everything the cluster had).
+# restart_row NAME BASE CONTEST: once the cluster is idle, kill -9 node 3,
+# start it again, and time until a stale read on it shows every result (its
+# reported TPS equal the leader's, and it has applied everything the cluster
+# had). Killed while the snapshot after an import was still being built, the
+# same node took anywhere from 1 to 3.5 s.
 restart_row() {
   local name="$1" base="$2" contest="$3" addr="127.0.0.1:$(($2+3))"
   local A; read -ra A <<<"$(rekap_args "$base" tls)"
+  wait_idle "$name"
   local want; want=$("$CTL" "${A[@]}" --json totals --contest "$contest" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tps_reported"])')
   kill -9 "$(cat "$DIR/$name-3.pid")"
   while kill -0 "$(cat "$DIR/$name-3.pid")" 2>/dev/null; do sleep 0.01; done
@@ -59,19 +62,24 @@ ticks() {
   echo "$sum"
 }
 
-# idle_row NAME: waits until cluster NAME's nodes each use under 5% of a
+# wait_idle NAME: waits until cluster NAME's nodes each use under 5% of a
 # core for two seconds in a row (start-up checks and snapshot builds done;
-# heartbeats alone cost an idle TLS node about 2%), at most 180 s, and
-# prints how long that took. The export is measured on an idle cluster, as
-# an office exports after the count.
-idle_row() {
+# heartbeats alone cost an idle TLS node about 2%), at most 180 s.
+wait_idle() {
   local pids; pids=$(cat "$DIR/$1"-*.pid)
-  local t0 quiet=0 a b n; t0=$(now); n=$(wc -w <<<"$pids")
+  local quiet=0 a b n; n=$(wc -w <<<"$pids")
   for _ in $(seq 1 180); do
     a=$(ticks $pids); sleep 1; b=$(ticks $pids)  # a sampling interval
     if [ $((b - a)) -lt $((5 * n)) ]; then quiet=$((quiet + 1)); else quiet=0; fi
     [ "$quiet" -ge 2 ] && break
   done
+}
+
+# idle_row NAME: wait_idle, and how long that took. The export is measured
+# on an idle cluster, as an office exports after the count.
+idle_row() {
+  local t0; t0=$(now)
+  wait_idle "$1"
   printf "| wait until the nodes are idle (after the new node) | %s s |\n" "$(since "$t0")"
 }
 
