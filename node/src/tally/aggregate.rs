@@ -106,8 +106,7 @@ impl TallyState {
             ..
         } = self;
         up_from_index(regions, desa, |code| {
-            let contest_id = key.1.as_str();
-            let a = agg_entry(aggregates, dirty, code, contest_id, n);
+            let a = agg_entry(aggregates, dirty, code, &key.1, n);
             for (sum, v) in a.votes.iter_mut().zip(&votes) {
                 add(sum, *v);
             }

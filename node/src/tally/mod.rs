@@ -70,7 +70,7 @@ pub type Write = (Vec<u8>, Option<Vec<u8>>);
 type ResultKey = (String, String);
 
 /// FxHash for the maps every apply looks up several times per submission
-/// (a fifth of a follower's apply was SipHash). Their keys are registry
+/// (SipHash and those lookups were a twelfth of a follower's apply). Their keys are registry
 /// codes and contest ids that an admin loaded; a submission only looks
 /// keys up, so no caller can flood them with colliding keys.
 type Fast = FxBuildHasher;

@@ -421,6 +421,29 @@ fn restore_rebuilds_the_same_state_and_aggregates() {
     assert_eq!(again.status, pb::SubmitStatus::Duplicate as i32);
 }
 
+/// Each region's parent index names the region its `parent_code` names,
+/// whether the tree was built by commands (regions in any order within a
+/// chunk) or loaded back from the records.
+#[test]
+fn parent_indexes_follow_parent_codes() {
+    let st = loaded();
+    let back = TallyState::restore(st.records()).unwrap();
+    for s in [&st, &back] {
+        assert_eq!(s.regions.len(), 11);
+        for (code, n) in &s.regions {
+            let parent = n
+                .parent
+                .map(|i| s.regions.get_index(i as usize).unwrap().0.as_str());
+            let want = (code != NASIONAL).then_some(n.region.parent_code.as_str());
+            assert_eq!(parent, want, "region {code}");
+        }
+        assert_eq!(
+            s.chain_of("63.02.02.2001"),
+            ["63.02.02.2001", "63.02.02", "63.02", "63", "ID"]
+        );
+    }
+}
+
 #[test]
 fn new_tps_after_contest_counts_towards_totals() {
     let mut st = loaded();

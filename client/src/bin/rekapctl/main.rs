@@ -23,12 +23,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use rekap_client::{Client, ClientOptions, ClientTls};
 
-/// glibc's malloc was a third of this tool's own CPU under `bench` and
-/// `import` (many small protobuf and HTTP/2 buffers across threads).
+/// glibc's malloc and free were a tenth of this tool's own CPU under
+/// `bench` (many small protobuf and HTTP/2 buffers across threads).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use rekap_client::{Client, ClientOptions, ClientTls};
 
 #[derive(Parser)]
 #[command(
