@@ -50,7 +50,7 @@ fi
 
 CLUSTER="1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"
 for id in 1 2 3; do
-  nohup "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:700$id" --data-dir "$DIR/node-$id" \
+  nohup "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:700$id" --http-listen "127.0.0.1:710$id" --data-dir "$DIR/node-$id" \
     --certs-dir "$CERTS/node-$id" --initial-cluster "$CLUSTER" --initial-admin admin \
     >"$DIR/node-$id.log" 2>&1 &
   echo $! >"$DIR/node-$id.pid"
@@ -90,5 +90,6 @@ Try:
   $CTL --certs-dir $CERTS/kpps-demo submit --tps $MISSING --contest BUPATI-KOTABARU --votes 01=120,02=95 --sah 215 --tidak-sah 3 --total 218
   $CTL --certs-dir $CERTS/ppk-demo history --tps $MISSING --contest BUPATI-KOTABARU
   $CTL --certs-dir $CERTS/admin users list
+  curl --cacert $CERTS/ca/ca.crt https://127.0.0.1:7101/metrics   (Prometheus metrics of node 1; :7102, :7103)
 Stop it with: bash deploy/local-cluster.sh stop
 TXT

@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/prereqs.sh
+# The metrics scenario lints each node's /metrics with promtool (Debian's
+# prometheus package).
+if ! command -v promtool >/dev/null; then
+  echo "installing prometheus (promtool checks the nodes' metrics)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 docker info >/dev/null 2>&1 || { echo "the tests need a running Docker engine (fault injection runs nodes as containers)" >&2; exit 1; }
 
 # One profile (release) for tests, binaries and images.

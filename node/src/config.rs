@@ -28,6 +28,11 @@ pub struct Args {
     /// Address to listen on for gRPC (clients and peers).
     #[arg(long, env = "REKAP_LISTEN")]
     pub listen: Option<String>,
+    /// Address to serve HTTP on: `/metrics` for Prometheus. HTTPS with the
+    /// node's certificate (no client certificate asked: it is read-only
+    /// and public); plain HTTP only with --insecure. Off when not given.
+    #[arg(long, env = "REKAP_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Address other nodes and clients use to reach this node (default: --listen).
     #[arg(long, env = "REKAP_ADVERTISE")]
     pub advertise: Option<String>,
@@ -72,6 +77,7 @@ pub struct Args {
 struct FileConfig {
     id: Option<NodeId>,
     listen: Option<String>,
+    http_listen: Option<String>,
     advertise: Option<String>,
     data_dir: Option<PathBuf>,
     initial_cluster: Option<String>,
@@ -88,6 +94,7 @@ struct FileConfig {
 pub struct Config {
     pub id: NodeId,
     pub listen: String,
+    pub http_listen: Option<String>,
     pub advertise: String,
     pub data_dir: PathBuf,
     pub initial_cluster: BTreeMap<NodeId, String>,
@@ -119,6 +126,7 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:7000".into());
+        let http_listen = args.http_listen.or(file.http_listen);
         let advertise = args
             .advertise
             .or(file.advertise)
@@ -173,6 +181,7 @@ impl Config {
             cluster_name,
             id,
             listen,
+            http_listen,
             advertise,
             data_dir,
             initial_cluster,

@@ -15,6 +15,7 @@ pub mod coalesce;
 pub mod config;
 pub mod forward;
 pub mod fuzzing;
+pub mod http;
 pub mod network;
 pub mod node;
 pub mod raft;

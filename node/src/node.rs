@@ -65,6 +65,8 @@ pub struct Node {
     pub submits: std::sync::OnceLock<crate::coalesce::Submits>,
     /// When to snapshot and purge the log (`raft::compaction`).
     pub compaction: crate::raft::compaction::Compaction,
+    /// What `/metrics` shows.
+    pub metrics: std::sync::Arc<crate::http::metrics::Metrics>,
 }
 
 /// Why a call could not be served here.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use openraft::async_runtime::WatchReceiver;
 use rekap_proto::pb;
 use tokio::net::TcpListener;
@@ -68,6 +69,7 @@ pub async fn serve(
             pool: pool.clone(),
         };
         let appended = log.appended();
+        let metrics = Arc::new(crate::http::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds()));
         let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every)?, network, log, sm.clone()).await?;
         let node = Arc::new(Node {
             id: cfg.id,
@@ -90,6 +92,7 @@ pub async fn serve(
                     sm.state_bytes()
                 })
             },
+            metrics: metrics.clone(),
         });
         let _ = node
             .submits
@@ -105,6 +108,23 @@ pub async fn serve(
         ];
         if let Some(t) = &tls {
             tasks.push(tokio::spawn(security::watch_files(t.clone(), shutdown.hangups()).in_current_span()));
+        }
+        tasks.push(tokio::spawn(metrics.count_leader_changes(raft.clone()).in_current_span()));
+        if let Some(addr) = &cfg.http_listen {
+            // Bound here, so a taken port stops the start with its reason.
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP listener (--http-listen {addr})"))?;
+            tracing::info!(http_listen = %addr, tls = tls.is_some(), "serving /metrics");
+            let served = crate::http::serve(listener, tls.clone(), crate::http::router(node.clone()));
+            tasks.push(tokio::spawn(
+                async move {
+                    if let Err(e) = served.await {
+                        tracing::error!(error = %e, "the HTTP listener stopped");
+                    }
+                }
+                .in_current_span(),
+            ));
         }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)

@@ -6,6 +6,7 @@
 //! condition with a deadline, and get a client for the cluster or one node.
 
 pub mod docker;
+pub mod http;
 pub mod ops;
 pub mod pki;
 pub mod workload;
@@ -182,6 +183,8 @@ pub struct NodeProc {
     pub id: u64,
     pub certs: PathBuf,
     pub addr: String,
+    /// Where it serves HTTPS (`/metrics`).
+    pub http: String,
     pub data_dir: PathBuf,
     log: PathBuf,
     initial_cluster: String,
@@ -252,6 +255,7 @@ impl Cluster {
             id,
             certs,
             addr,
+            http: format!("127.0.0.1:{}", free_port()),
             data_dir,
             log,
             initial_cluster,
@@ -266,6 +270,7 @@ impl Cluster {
         [
             ("--id", n.id.to_string()),
             ("--listen", n.addr.clone()),
+            ("--http-listen", n.http.clone()),
             ("--data-dir", n.data_dir.display().to_string()),
             ("--initial-cluster", n.initial_cluster.clone()),
             ("--snapshot-every", self.opts.snapshot_every.to_string()),
@@ -351,6 +356,11 @@ impl Cluster {
 
     pub fn addr(&self, id: u64) -> String {
         self.nodes[&id].addr.clone()
+    }
+
+    /// The address of a node's HTTPS listener.
+    pub fn http_addr(&self, id: u64) -> String {
+        self.nodes[&id].http.clone()
     }
 
     pub fn running(&self) -> Vec<u64> {

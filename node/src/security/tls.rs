@@ -112,6 +112,18 @@ impl Tls {
         cfg.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(cfg))
     }
+
+    /// The HTTP listener's side: our current certificate, and no client
+    /// certificate asked for, because what it serves is public and
+    /// read-only (a browser would otherwise offer to pick one).
+    pub fn http_server_config(self: &Arc<Self>) -> anyhow::Result<Arc<ServerConfig>> {
+        let mut cfg = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Current(self.clone())));
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
 }
 
 fn stamps(paths: &Paths) -> Vec<Option<SystemTime>> {

@@ -56,10 +56,11 @@ async fn submit_batch(
         let queue = node.submits.get().expect("the queue starts with the node");
         queue.submit(who, to_propose).await?.into_iter()
     };
-    let items = items
+    let items: Vec<pb::BatchItem> = items
         .into_iter()
         .map(|i| i.or_else(|| decided.next()).unwrap_or_default())
         .collect();
+    node.metrics.count_items(&items);
     Ok(pb::SubmitBatchResponse { items })
 }
 

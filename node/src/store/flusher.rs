@@ -11,6 +11,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use openraft::storage::IOFlushed;
+use prometheus_client::metrics::histogram::Histogram;
 use rocksdb::DB;
 
 use crate::raft::TypeConfig;
@@ -26,11 +27,12 @@ struct Inner {
 }
 
 impl Flusher {
-    pub fn start(db: Arc<DB>) -> Self {
+    /// Starts the fsync thread; each fsync's duration goes to `fsyncs`.
+    pub fn start(db: Arc<DB>, fsyncs: Histogram) -> Self {
         let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
         let thread = std::thread::Builder::new()
             .name("rekap-log-fsync".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || run(db, rx, fsyncs))
             .expect("spawn fsync thread");
         Flusher {
             inner: Arc::new(Inner {
@@ -53,13 +55,15 @@ impl Flusher {
     }
 }
 
-fn run(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>) {
+fn run(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>, fsyncs: Histogram) {
     // `recv` fails only once every sender is gone and the queue is empty, so
     // every queued callback is answered before the thread ends.
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
         waiting.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let res = db.flush_wal(true);
+        fsyncs.observe(started.elapsed().as_secs_f64());
         for cb in waiting {
             cb.io_completed(
                 res.as_ref()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use rekap_proto::pb;
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
@@ -27,6 +28,8 @@ pub struct LogStore {
     appended: Appended,
     /// Shared by every clone: the newest entries (see `log_cache`).
     cache: LogCache,
+    /// How long each WAL fsync took (shared by clones, read by `/metrics`).
+    fsyncs: Histogram,
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -41,13 +44,20 @@ fn sync_opts() -> WriteOptions {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
-        let flusher = Flusher::start(db.clone());
+        let fsyncs = Histogram::new(crate::store::DISK_BUCKETS);
+        let flusher = Flusher::start(db.clone(), fsyncs.clone());
         LogStore {
             db,
             flusher,
             appended: Appended::default(),
             cache: LogCache::default(),
+            fsyncs,
         }
+    }
+
+    /// The durations of the log's fsyncs, in seconds.
+    pub fn fsync_seconds(&self) -> Histogram {
+        self.fsyncs.clone()
     }
 
     /// The count of bytes appended, for the snapshot policy.

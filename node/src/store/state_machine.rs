@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use rekap_proto::pb;
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
@@ -72,6 +73,8 @@ struct Inner {
     applied: tokio::sync::watch::Sender<u64>,
     /// Serialises snapshot builds against installs.
     snapshot_lock: tokio::sync::Mutex<()>,
+    /// How long each applied run of entries took, its write included.
+    applies: Histogram,
 }
 
 impl Inner {
@@ -161,8 +164,14 @@ impl StateMachineStore {
                 removed,
                 applied,
                 snapshot_lock: tokio::sync::Mutex::new(()),
+                applies: Histogram::new(super::DISK_BUCKETS),
             }),
         })
+    }
+
+    /// The durations of applied runs of entries, in seconds.
+    pub fn apply_seconds(&self) -> Histogram {
+        self.inner.applies.clone()
     }
 
     /// The database's size on disk and in memory.
@@ -173,6 +182,11 @@ impl StateMachineStore {
     /// The state's table files on disk (not the log's).
     pub fn state_bytes(&self) -> u64 {
         super::int_property(&self.inner.db, CF_SM_DATA, "rocksdb.total-sst-files-size")
+    }
+
+    /// The index applied here so far.
+    pub fn applied_index(&self) -> u64 {
+        *self.inner.applied.borrow()
     }
 
     /// Returns once everything up to `index` is applied here.
@@ -346,6 +360,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if items.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let db = &self.inner.db;
         let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
@@ -391,6 +406,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             st.tally.settle();
             self.inner.publish(&st, membership_changed);
         }
+        self.inner.applies.observe(started.elapsed().as_secs_f64());
         for (responder, resp) in replies {
             if let Some(r) = responder {
                 r.send(resp);

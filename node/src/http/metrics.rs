@@ -1,0 +1,264 @@
+//! One node's Prometheus metrics, named as etcd names its own so that ops
+//! staff's dashboards and alerts carry over. One registry per node (tests
+//! run several nodes in one process; a global recorder would mix them).
+//! Raft's figures are read at each scrape; counters and histograms are fed
+//! where the work happens: fsyncs in the log's fsync thread, applies in the
+//! state machine, submissions where the leader answers them.
+
+use std::sync::Arc;
+
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use rekap_proto::pb;
+
+use crate::node::Node;
+use crate::raft::Raft;
+
+/// What `encode` writes: the OpenMetrics text format, which Prometheus
+/// asks for first.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format, for every other client (curl, `promtool check
+/// metrics`).
+pub const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as the classic format: a counter's HELP and TYPE name
+/// its `_total` sample, and there are no UNIT or EOF lines.
+pub fn to_classic(open: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let sep = if tail.is_empty() { "" } else { " " };
+                let total = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{p}{name}{total}{sep}{tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+/// One decided submission: `accepted`, `duplicate` or `rejected`, and for a
+/// rejection the rule that refused it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubmissionLabels {
+    outcome: &'static str,
+    rule: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    has_leader: Gauge,
+    is_leader: Gauge,
+    leader_changes: Counter,
+    term: Gauge,
+    last_log: Gauge,
+    committed: Gauge,
+    applied: Gauge,
+    snapshot: Gauge,
+    lag: Family<PeerLabels, Gauge>,
+    submissions: Family<SubmissionLabels, Counter>,
+}
+
+impl Metrics {
+    /// Registers every metric; `fsyncs` and `applies` are the stores' own
+    /// histograms.
+    pub fn new(fsyncs: Histogram, applies: Histogram) -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            has_leader: Gauge::default(),
+            is_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            term: Gauge::default(),
+            last_log: Gauge::default(),
+            committed: Gauge::default(),
+            applied: Gauge::default(),
+            snapshot: Gauge::default(),
+            lag: Family::default(),
+            submissions: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "rekap_server_has_leader",
+            "Whether this node knows a leader (1) or not (0)",
+            m.has_leader.clone(),
+        );
+        r.register(
+            "rekap_server_is_leader",
+            "Whether this node is the leader (1) or not (0)",
+            m.is_leader.clone(),
+        );
+        r.register(
+            "rekap_server_leader_changes_seen",
+            "Leaders this node has seen take over",
+            m.leader_changes.clone(),
+        );
+        r.register("rekap_raft_term", "The current Raft term", m.term.clone());
+        r.register(
+            "rekap_raft_last_log_index",
+            "The last index appended to this node's log",
+            m.last_log.clone(),
+        );
+        r.register(
+            "rekap_raft_committed_index",
+            "The last index this node knows is committed",
+            m.committed.clone(),
+        );
+        r.register(
+            "rekap_raft_applied_index",
+            "The last index applied to this node's tally",
+            m.applied.clone(),
+        );
+        r.register(
+            "rekap_raft_snapshot_index",
+            "The last index in this node's newest snapshot",
+            m.snapshot.clone(),
+        );
+        r.register(
+            "rekap_raft_replication_lag_entries",
+            "On the leader: entries a peer's log is behind the leader's",
+            m.lag.clone(),
+        );
+        r.register_with_unit(
+            "rekap_disk_fsync_duration",
+            "Duration of the log's fsyncs (one covers every append since the last)",
+            Unit::Seconds,
+            fsyncs,
+        );
+        r.register_with_unit(
+            "rekap_apply_duration",
+            "Duration of applying one run of committed entries, its write included",
+            Unit::Seconds,
+            applies,
+        );
+        r.register(
+            "rekap_submissions",
+            "Submissions decided by this node as leader, by outcome and refusing rule",
+            m.submissions.clone(),
+        );
+        m
+    }
+
+    /// Counts the submissions one call decided.
+    pub fn count_items(&self, items: &[pb::BatchItem]) {
+        use pb::batch_item::Result as R;
+        for item in items {
+            let labels = match &item.result {
+                Some(R::Outcome(o)) if o.status == pb::SubmitStatus::Duplicate as i32 => {
+                    SubmissionLabels {
+                        outcome: "duplicate",
+                        rule: String::new(),
+                    }
+                }
+                Some(R::Outcome(_)) => SubmissionLabels {
+                    outcome: "accepted",
+                    rule: String::new(),
+                },
+                Some(R::Rejection(r)) => SubmissionLabels {
+                    outcome: "rejected",
+                    rule: r.rule.clone(),
+                },
+                None => continue,
+            };
+            self.submissions.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts each new leader this node learns of, until Raft stops.
+    pub async fn count_leader_changes(self: Arc<Self>, raft: Raft) {
+        let mut rx = raft.metrics();
+        let mut seen = None;
+        loop {
+            let leader = rx.borrow_watched().current_leader;
+            if leader.is_some() && leader != seen {
+                self.leader_changes.inc();
+                seen = leader;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The registry in the text format, with Raft's figures as of now.
+    pub fn render(&self, node: &Node) -> Result<String, std::fmt::Error> {
+        {
+            let m = node.raft.metrics().borrow_watched().clone();
+            let index = |l: Option<&crate::raft::LogId>| l.map_or(0, |l| l.index as i64);
+            self.has_leader.set(m.current_leader.is_some() as i64);
+            self.is_leader.set((m.state == ServerState::Leader) as i64);
+            self.term.set(m.current_term as i64);
+            let last = m.last_log_index.unwrap_or(0) as i64;
+            self.last_log.set(last);
+            self.committed.set(index(m.local_committed.as_ref()));
+            // The state machine's own figure: Raft's is published late
+            // under load.
+            self.applied.set(node.sm.applied_index() as i64);
+            self.snapshot.set(index(m.snapshot.as_ref()));
+            self.lag.clear();
+            for (peer, matched) in m.replication.iter().flatten() {
+                if *peer != node.id {
+                    let behind = last - index(matched.as_ref());
+                    self.lag
+                        .get_or_create(&PeerLabels {
+                            peer: peer.to_string(),
+                        })
+                        .set(behind.max(0));
+                }
+            }
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classic_format_names_counters_by_their_total_sample() {
+        let open = "# HELP a_changes Changes.\n# TYPE a_changes counter\na_changes_total 2\n\
+                    # HELP b Gauge.\n# TYPE b gauge\nb 1\n\
+                    # HELP d_seconds D.\n# TYPE d_seconds histogram\n# UNIT d_seconds seconds\n\
+                    d_seconds_sum 0.5\nd_seconds_count 1\n# EOF\n";
+        assert_eq!(
+            to_classic(open),
+            "# HELP a_changes_total Changes.\n# TYPE a_changes_total counter\na_changes_total 2\n\
+             # HELP b Gauge.\n# TYPE b gauge\nb 1\n\
+             # HELP d_seconds D.\n# TYPE d_seconds histogram\n\
+             d_seconds_sum 0.5\nd_seconds_count 1\n"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! Scenario: every node serves `/metrics` over HTTPS, trusted through the
+//! cluster's CA alone, in a format `promtool check metrics` accepts. It
+//! shows who leads, the Raft indexes as they move, the leader's view of its
+//! peers, fsyncs and applies, and each decided submission by outcome and
+//! rule. After a kill -9 of the leader the survivors report the new leader
+//! and count the change. Plain HTTP to the HTTPS port gets no answer.
+
+use std::time::Duration;
+
+use rekap_client::rule_of;
+use rekap_tests::http::{get, sample};
+use rekap_tests::{Cluster, pki, start_with_a_result, wait_until, workload};
+
+async fn scrape(cluster: &Cluster, id: u64) -> String {
+    let (code, body) = get(&cluster.pki.ca_dir(), &cluster.http_addr(id), "/metrics")
+        .await
+        .unwrap_or_else(|e| panic!("scraping node {id}: {e:#}"));
+    assert_eq!(code, 200, "node {id}'s /metrics: {body}");
+    body
+}
+
+fn value(text: &str, name: &str) -> f64 {
+    sample(text, name).unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+/// `promtool check metrics` (Debian's prometheus package; `tests/run.sh`
+/// installs it).
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        panic!("promtool is missing: install Debian's prometheus package (tests/run.sh does)");
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_reports_leader_indexes_and_submissions() {
+    let (mut cluster, tps) = start_with_a_result().await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let operator = cluster.client_as(pki::OPERATOR);
+
+    // One more accepted, one refused by a rule, one retried.
+    let ok = workload::submission(&tps[1], 1);
+    let outcome = operator.submit(ok.clone()).await.expect("accepted");
+    let index = outcome.log_index;
+    operator.submit(ok).await.expect("a retry is a duplicate");
+    let mut bad = workload::submission(&tps[2], 2);
+    bad.sah = Some(bad.sah.unwrap_or(0) + 1);
+    let refused = operator.submit(bad).await.expect_err("sah must add up");
+    let rule = rule_of(&refused).expect("a refusal names its rule");
+
+    let text = wait_until(
+        "the leader's metrics show the submissions",
+        Duration::from_secs(10),
+        || async {
+            let t = scrape(&cluster, leader).await;
+            (sample(&t, "rekap_raft_applied_index").unwrap_or(0.0) >= index as f64).then_some(t)
+        },
+    )
+    .await;
+    promtool_accepts(&text);
+    assert_eq!(value(&text, "rekap_server_is_leader"), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"rekap_submissions_total{outcome="accepted",rule=""}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"rekap_submissions_total{outcome="duplicate",rule=""}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"rekap_submissions_total{{outcome="rejected",rule="{rule}"}}"#)
+        ),
+        1.0
+    );
+    assert!(value(&text, "rekap_disk_fsync_duration_seconds_count") > 0.0);
+    assert!(value(&text, "rekap_apply_duration_seconds_count") > 0.0);
+    let followers: Vec<u64> = cluster
+        .running()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+    for f in &followers {
+        assert!(
+            value(
+                &text,
+                &format!(r#"rekap_raft_replication_lag_entries{{peer="{f}"}}"#)
+            ) >= 0.0
+        );
+    }
+
+    // Followers apply the same index and know the leader; they lead nothing
+    // and decide no submissions.
+    for f in &followers {
+        let t = wait_until(
+            &format!("node {f} applies {index}"),
+            Duration::from_secs(10),
+            || async {
+                let t = scrape(&cluster, *f).await;
+                (sample(&t, "rekap_raft_applied_index").unwrap_or(0.0) >= index as f64).then_some(t)
+            },
+        )
+        .await;
+        assert_eq!(value(&t, "rekap_server_has_leader"), 1.0, "node {f}");
+        assert_eq!(value(&t, "rekap_server_is_leader"), 0.0, "node {f}");
+        assert!(value(&t, "rekap_raft_committed_index") >= index as f64);
+        assert_eq!(
+            sample(&t, r#"rekap_submissions_total{outcome="accepted",rule=""}"#),
+            None
+        );
+    }
+
+    // TLS only: a plaintext request gets no HTTP answer.
+    let plain = tokio::time::timeout(Duration::from_secs(5), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(cluster.http_addr(leader)).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.map(|_| buf)
+    })
+    .await
+    .expect("the node closes a plaintext connection");
+    assert!(
+        !plain.unwrap_or_default().starts_with(b"HTTP/"),
+        "plain HTTP must not be answered"
+    );
+
+    // The leader dies: the survivors report a new one and count the change.
+    let seen_before = value(
+        &scrape(&cluster, followers[0]).await,
+        "rekap_server_leader_changes_seen_total",
+    );
+    cluster.kill(leader);
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    for f in &followers {
+        let t = wait_until(
+            &format!("node {f} reports the new leader"),
+            Duration::from_secs(10),
+            || async {
+                let t = scrape(&cluster, *f).await;
+                let leads = value(&t, "rekap_server_is_leader") == 1.0;
+                (value(&t, "rekap_server_has_leader") == 1.0 && leads == (*f == new_leader))
+                    .then_some(t)
+            },
+        )
+        .await;
+        if *f == followers[0] {
+            assert!(value(&t, "rekap_server_leader_changes_seen_total") > seen_before);
+        }
+    }
+}
