@@ -18,6 +18,7 @@ use crate::node::Node;
 use crate::security::material::Paths;
 use crate::security::{self, AuthLayer, Authenticator, Caller, Tls, acceptor};
 use crate::service::limits::SizeLimitLayer;
+use crate::service::observe::ObserveLayer;
 use crate::service::{admin::AdminService, raft::RaftService, tally::TallyService};
 use crate::shutdown::Shutdown;
 use crate::store::{LogStore, StateMachineStore};
@@ -69,7 +70,7 @@ pub async fn serve(
             pool: pool.clone(),
         };
         let appended = log.appended();
-        let metrics = Arc::new(crate::http::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds()));
+        let metrics = Arc::new(crate::http::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds(), tls.clone()));
         let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every)?, network, log, sm.clone()).await?;
         let node = Arc::new(Node {
             id: cfg.id,
@@ -109,7 +110,7 @@ pub async fn serve(
         if let Some(t) = &tls {
             tasks.push(tokio::spawn(security::watch_files(t.clone(), shutdown.hangups()).in_current_span()));
         }
-        tasks.push(tokio::spawn(metrics.count_leader_changes(raft.clone()).in_current_span()));
+        tasks.push(tokio::spawn(metrics.clone().count_leader_changes(raft.clone()).in_current_span()));
         if let Some(addr) = &cfg.http_listen {
             // Bound here, so a taken port stops the start with its reason.
             let listener = TcpListener::bind(addr)
@@ -145,6 +146,7 @@ pub async fn serve(
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(MAX_STREAMS))
             .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
+            .layer(ObserveLayer(metrics.clone()))
             .layer(AuthLayer(Authenticator::new(tls)))
             .layer(SizeLimitLayer)
             .add_service(

@@ -28,7 +28,20 @@ pub async fn get(ca_dir: &Path, addr: &str, path: &str) -> anyhow::Result<(u16, 
     let tls = TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from(host)?, tcp)
         .await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    request(tls, addr, path).await
+}
+
+/// GETs `path` from `addr` over plain HTTP (a server the test started on
+/// loopback): the status code and the body.
+pub async fn get_plain(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    request(tokio::net::TcpStream::connect(addr).await?, addr, path).await
+}
+
+async fn request<IO>(io: IO, addr: &str, path: &str) -> anyhow::Result<(u16, String)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(conn);
     let req = hyper::Request::get(path)
         .header(hyper::header::HOST, addr)

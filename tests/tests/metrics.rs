@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use rekap_client::rule_of;
+use rekap_client::{Client, ClientOptions, rule_of};
 use rekap_tests::http::{get, sample};
-use rekap_tests::{Cluster, pki, start_with_a_result, wait_until, workload};
+use rekap_tests::{CONTEST, Cluster, KABUPATEN, pki, start_with_a_result, wait_until, workload};
 
 async fn scrape(cluster: &Cluster, id: u64) -> String {
     let (code, body) = get(&cluster.pki.ca_dir(), &cluster.http_addr(id), "/metrics")
@@ -66,6 +66,19 @@ async fn every_node_reports_leader_indexes_and_submissions() {
     bad.sah = Some(bad.sah.unwrap_or(0) + 1);
     let refused = operator.submit(bad).await.expect_err("sah must add up");
     let rule = rule_of(&refused).expect("a refusal names its rule");
+    // A plaintext client is refused before any handler.
+    let plain = Client::with_options(
+        [cluster.addr(leader)],
+        ClientOptions {
+            deadline: Duration::from_secs(3),
+            ..ClientOptions::default()
+        },
+    );
+    let e = plain
+        .submit(workload::submission(&tps[3], 3))
+        .await
+        .expect_err("plaintext is refused");
+    assert_eq!(rule_of(&e).as_deref(), Some("authenticated"), "{e:?}");
 
     let text = wait_until(
         "the leader's metrics show the submissions",
@@ -98,6 +111,37 @@ async fn every_node_reports_leader_indexes_and_submissions() {
             &format!(r#"rekap_submissions_total{{outcome="rejected",rule="{rule}"}}"#)
         ),
         1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"rekap_authorization_refusals_total{code="unauthenticated",rule="authenticated"}"#
+        ),
+        1.0
+    );
+    // Every Submit call is timed, the refused one too (forwarded ones on
+    // the leader as well as where they arrived).
+    assert_eq!(
+        value(
+            &text,
+            r#"rekap_grpc_request_duration_seconds_count{method="rekap.v1.Tally/Submit"}"#
+        ),
+        5.0
+    );
+    // The registry's one kabupaten: 100 TPS, 2 reported.
+    let kab = format!(r#"{{contest="{CONTEST}",kabupaten="{KABUPATEN}"}}"#);
+    assert_eq!(value(&text, &format!("rekap_tps_reported{kab}")), 2.0);
+    assert_eq!(value(&text, &format!("rekap_tps_missing{kab}")), 98.0);
+    assert!(value(&text, &format!("rekap_tps_janggal{kab}")) >= 0.0);
+    let expiry = value(&text, "rekap_tls_certificate_expiry_timestamp_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    // The test CA issues node certificates for 30 days.
+    assert!(
+        expiry > now + 29.0 * 86400.0 && expiry < now + 31.0 * 86400.0,
+        "{expiry}"
     );
     assert!(value(&text, "rekap_disk_fsync_duration_seconds_count") > 0.0);
     assert!(value(&text, "rekap_apply_duration_seconds_count") > 0.0);

@@ -20,6 +20,7 @@ use rekap_proto::pb;
 
 use crate::node::Node;
 use crate::raft::Raft;
+use crate::security::Tls;
 
 /// What `encode` writes: the OpenMetrics text format, which Prometheus
 /// asks for first.
@@ -68,6 +69,25 @@ struct PeerLabels {
     peer: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+/// A call refused before any handler: `unauthenticated` or
+/// `permission_denied`, and the rule its status names.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    code: &'static str,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KabupatenLabels {
+    contest: String,
+    kabupaten: String,
+}
+
 /// One decided submission: `accepted`, `duplicate` or `rejected`, and for a
 /// rejection the rule that refused it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,12 +108,23 @@ pub struct Metrics {
     snapshot: Gauge,
     lag: Family<PeerLabels, Gauge>,
     submissions: Family<SubmissionLabels, Counter>,
+    calls: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    refusals: Family<RefusalLabels, Counter>,
+    cert_expiry: Gauge,
+    tps_reported: Family<KabupatenLabels, Gauge>,
+    tps_missing: Family<KabupatenLabels, Gauge>,
+    tps_janggal: Family<KabupatenLabels, Gauge>,
+    tls: Option<Arc<Tls>>,
+}
+
+fn call_histogram() -> Histogram {
+    Histogram::new(crate::store::DISK_BUCKETS)
 }
 
 impl Metrics {
     /// Registers every metric; `fsyncs` and `applies` are the stores' own
-    /// histograms.
-    pub fn new(fsyncs: Histogram, applies: Histogram) -> Metrics {
+    /// histograms, `tls` the node's certificates (none when insecure).
+    pub fn new(fsyncs: Histogram, applies: Histogram, tls: Option<Arc<Tls>>) -> Metrics {
         let mut m = Metrics {
             registry: Registry::default(),
             has_leader: Gauge::default(),
@@ -106,6 +137,13 @@ impl Metrics {
             snapshot: Gauge::default(),
             lag: Family::default(),
             submissions: Family::default(),
+            calls: Family::new_with_constructor(call_histogram),
+            refusals: Family::default(),
+            cert_expiry: Gauge::default(),
+            tps_reported: Family::default(),
+            tps_missing: Family::default(),
+            tps_janggal: Family::default(),
+            tls,
         };
         let r = &mut m.registry;
         r.register(
@@ -166,7 +204,76 @@ impl Metrics {
             "Submissions decided by this node as leader, by outcome and refusing rule",
             m.submissions.clone(),
         );
+        r.register_with_unit(
+            "rekap_grpc_request_duration",
+            "Duration of gRPC calls by method, until the answer's headers (for a stream, its start)",
+            Unit::Seconds,
+            m.calls.clone(),
+        );
+        r.register(
+            "rekap_authorization_refusals",
+            "Calls refused as unauthenticated or not permitted, by the rule that refused them",
+            m.refusals.clone(),
+        );
+        if m.tls.is_some() {
+            r.register(
+                "rekap_tls_certificate_expiry_timestamp_seconds",
+                "When this node's certificate expires, in Unix seconds",
+                m.cert_expiry.clone(),
+            );
+        }
+        r.register(
+            "rekap_tps_reported",
+            "TPS with a result, per kabupaten and contest",
+            m.tps_reported.clone(),
+        );
+        r.register(
+            "rekap_tps_missing",
+            "TPS without a result yet, per kabupaten and contest",
+            m.tps_missing.clone(),
+        );
+        r.register(
+            "rekap_tps_janggal",
+            "TPS whose current result is flagged janggal, per kabupaten and contest",
+            m.tps_janggal.clone(),
+        );
         m
+    }
+
+    /// Records one gRPC call: `path` as called, how long it took, and the
+    /// answer's headers (the status of a refusal is in them).
+    pub fn observe_call(
+        &self,
+        path: &str,
+        took: std::time::Duration,
+        headers: &axum::http::HeaderMap,
+    ) {
+        let status = headers.get("grpc-status").and_then(|v| v.to_str().ok());
+        // An unknown method is not a label: anyone can make up paths.
+        let method = match status {
+            Some("12") => "unknown",
+            _ => path.trim_start_matches('/'),
+        };
+        self.calls
+            .get_or_create(&MethodLabels {
+                method: method.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        let code = match status {
+            Some("16") => "unauthenticated",
+            Some("7") => "permission_denied",
+            _ => return,
+        };
+        let rule = headers
+            .get(crate::node::RULE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                code,
+                rule: rule.to_string(),
+            })
+            .inc();
     }
 
     /// Counts the submissions one call decided.
@@ -235,6 +342,31 @@ impl Metrics {
                         })
                         .set(behind.max(0));
                 }
+            }
+        }
+        if let Some(t) = &self.tls {
+            self.cert_expiry.set(t.current().own.not_after);
+        }
+        // During a snapshot install the counts keep their last values.
+        if let Ok(view) = node.sm.try_view() {
+            let counts = view.tally.kabupaten_counts();
+            drop(view);
+            for f in [&self.tps_reported, &self.tps_missing, &self.tps_janggal] {
+                f.clear();
+            }
+            for c in counts {
+                let labels = KabupatenLabels {
+                    contest: c.contest_id,
+                    kabupaten: c.region_code,
+                };
+                self.tps_reported
+                    .get_or_create(&labels)
+                    .set(c.tps_reported as i64);
+                let missing = c.tps_total.saturating_sub(c.tps_reported);
+                self.tps_missing.get_or_create(&labels).set(missing as i64);
+                self.tps_janggal
+                    .get_or_create(&labels)
+                    .set(c.tps_janggal as i64);
             }
         }
         let mut out = String::new();

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod limits;
+pub mod observe;
 pub mod raft;
 pub mod tally;
 pub mod users;

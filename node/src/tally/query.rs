@@ -41,7 +41,40 @@ pub struct MissingPage {
     pub total_missing: u64,
 }
 
+/// One kabupaten's count of TPS for one contest that covers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KabupatenCount {
+    pub contest_id: String,
+    pub region_code: String,
+    pub tps_reported: u64,
+    pub tps_total: u64,
+    pub tps_janggal: u64,
+}
+
 impl TallyState {
+    /// Every kabupaten's TPS counts, per contest that covers it, for
+    /// `/metrics`: one pass over the aggregates, no result read.
+    pub fn kabupaten_counts(&self) -> Vec<KabupatenCount> {
+        let kabupaten = pb::RegionLevel::Kabupaten as i32;
+        self.aggregates
+            .iter()
+            .filter(|((region, _), a)| {
+                a.tps_total > 0
+                    && self
+                        .regions
+                        .get(region)
+                        .is_some_and(|r| r.region.level == kabupaten)
+            })
+            .map(|((region, contest), a)| KabupatenCount {
+                contest_id: contest.clone(),
+                region_code: region.clone(),
+                tps_reported: a.tps_reported,
+                tps_total: a.tps_total,
+                tps_janggal: a.tps_janggal,
+            })
+            .collect()
+    }
+
     pub fn tps_result(
         &self,
         tps_id: &str,
