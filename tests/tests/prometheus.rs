@@ -2,7 +2,8 @@
 //! 3-node cluster over HTTPS with the shipped scrape config (targets and CA
 //! path filled in) and the shipped alert rules loaded. Through its HTTP API
 //! it sees every node with a leader and the submissions counted; after a
-//! kill -9 of the leader it sees the node down and a new leader. Also:
+//! kill -9 of the leader it sees the node down, a new leader, and the new
+//! leader's count. Also:
 //! `promtool check config` accepts the shipped config, `promtool test rules`
 //! passes the shipped alert tests, and every metric the shipped Grafana
 //! dashboard queries is one Prometheus scraped.
@@ -191,6 +192,21 @@ async fn a_real_prometheus_scrapes_the_cluster_through_a_leader_kill() {
             (leads.keys().collect::<Vec<_>>() == vec![&new_http]).then_some(())?;
             let has = query(&web, "rekap_server_has_leader == 1").await?;
             (has.len() == 2).then_some(())
+        },
+    )
+    .await;
+    // The new leader decides the next submission and counts it.
+    cluster
+        .client_as(pki::OPERATOR)
+        .submit(workload::submission(&tps[3], 3))
+        .await
+        .expect("accepted by the new leader");
+    wait_until(
+        "Prometheus counts the new leader's submission",
+        deadline,
+        || async {
+            let n = query(&web, r#"rekap_submissions_total{outcome="accepted"}"#).await?;
+            (n.get(&new_http).is_some_and(|v| *v >= 1.0)).then_some(())
         },
     )
     .await;
