@@ -19,13 +19,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use tokio_stream::StreamExt;
 
 use crate::node::Node;
 use crate::security::Tls;
+use crate::security::acceptor::{self, Conn};
 
-/// A client that has not finished its TLS handshake, or sent a request's
-/// headers, by then is dropped.
+/// A client that has not sent a request's headers by then is dropped (the
+/// acceptor bounds the TLS handshake).
 const SLOW_CLIENT: Duration = Duration::from_secs(10);
 
 /// The routes, over `node`'s state.
@@ -55,52 +56,33 @@ async fn scrape(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
 }
 
 /// Serves `app` on `listener` until the task is dropped: over TLS with
-/// `tls`, else plaintext.
+/// `tls`, else plaintext. Connections are accepted as the gRPC port's are
+/// (`acceptor`); a plaintext one on a TLS listener is closed unanswered.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
     app: Router,
 ) -> anyhow::Result<()> {
-    let acceptor = match &tls {
-        Some(t) => Some(TlsAcceptor::from(t.http_server_config()?)),
-        None => None,
-    };
-    loop {
-        let (tcp, remote) = match listener.accept().await {
+    let config = tls.map(|t| t.http_server_config()).transpose()?;
+    let secure = config.is_some();
+    let mut conns = acceptor::incoming_with(listener, config);
+    while let Some(conn) = conns.next().await {
+        let conn = match conn {
+            Ok(Conn::Plain(_)) if secure => continue,
             Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: pause, go on.
-                tracing::warn!(error = %e, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+            Err(_) => continue,
         };
-        let _ = tcp.set_nodelay(true);
-        let (app, acceptor) = (app.clone(), acceptor.clone());
+        let svc = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            let svc = TowerToHyperService::new(app);
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(SLOW_CLIENT);
-            let served = match acceptor {
-                None => builder.serve_connection(TokioIo::new(tcp), svc).await,
-                Some(a) => match tokio::time::timeout(SLOW_CLIENT, a.accept(tcp)).await {
-                    Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), svc).await,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%remote, error = %e, "HTTP: TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%remote, "HTTP: TLS handshake timed out");
-                        return;
-                    }
-                },
-            };
-            if let Err(e) = served {
-                tracing::debug!(%remote, error = %e, "HTTP connection ended");
+            if let Err(e) = builder.serve_connection(TokioIo::new(conn), svc).await {
+                tracing::debug!(error = %e, "HTTP connection ended");
             }
         });
     }
+    Ok(())
 }

@@ -69,10 +69,17 @@ pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<Tls>>,
 ) -> anyhow::Result<ReceiverStream<io::Result<Conn>>> {
-    let acceptor = match &tls {
-        Some(t) => Some(TlsAcceptor::from(t.server_config()?)),
-        None => None,
-    };
+    let config = tls.map(|t| t.server_config()).transpose()?;
+    Ok(incoming_with(listener, config))
+}
+
+/// Like `incoming`, with TLS as `config` says (the HTTP listener's differs
+/// from the gRPC port's).
+pub fn incoming_with(
+    listener: TcpListener,
+    config: Option<Arc<rustls::ServerConfig>>,
+) -> ReceiverStream<io::Result<Conn>> {
+    let acceptor = config.map(TlsAcceptor::from);
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
         loop {
@@ -101,7 +108,7 @@ pub fn incoming(
             });
         }
     });
-    Ok(ReceiverStream::new(rx))
+    ReceiverStream::new(rx)
 }
 
 async fn upgrade(acceptor: TlsAcceptor, tcp: TcpStream, remote: SocketAddr) -> Option<Conn> {
