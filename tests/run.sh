@@ -14,6 +14,13 @@ if ! command -v promtool >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# The dashboard scenario drives Debian's headless Chromium.
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (the dashboard's browser test)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
 docker info >/dev/null 2>&1 || { echo "the tests need a running Docker engine (fault injection runs nodes as containers)" >&2; exit 1; }
 
 # One profile (release) for tests, binaries and images.

@@ -15,6 +15,7 @@ pub mod pilpres2019;
 pub mod registry;
 mod routing;
 mod users;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -30,6 +31,7 @@ use crate::deadline::Timed;
 use tonic::{Code, Status};
 
 pub use rekap_proto::pb as proto;
+pub use watch::Watcher;
 
 /// Metadata key with the leader's address, set by every node on every reply.
 pub const LEADER_HEADER: &str = "x-rekap-leader";

@@ -8,6 +8,8 @@
 //! - [`security`]: TLS, certificate identities and authentication.
 //! - [`service`]: the gRPC services (public Tally and Admin, internal Raft).
 //! - [`node`], [`forward`], [`unavailable`], [`coalesce`]: routing calls to the leader, and why one is refused.
+//! - [`watch`]: live views of watched regions, for `Tally.Watch` and the dashboard.
+//! - [`http`]: the HTTP listener (`/metrics`, the public dashboard).
 //! - [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
 
 pub mod bootstrap;
@@ -26,3 +28,4 @@ pub mod shutdown;
 pub mod store;
 pub mod tally;
 pub mod unavailable;
+pub mod watch;

@@ -67,6 +67,8 @@ pub struct Node {
     pub compaction: crate::raft::compaction::Compaction,
     /// What `/metrics` shows.
     pub metrics: std::sync::Arc<crate::http::metrics::Metrics>,
+    /// Live views of watched regions (`Tally.Watch`, the dashboard).
+    pub watches: crate::watch::Hub,
 }
 
 /// Why a call could not be served here.

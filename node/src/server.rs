@@ -94,6 +94,7 @@ pub async fn serve(
                 })
             },
             metrics: metrics.clone(),
+            watches: crate::watch::Hub::new(sm.clone()),
         });
         let _ = node
             .submits
@@ -111,6 +112,7 @@ pub async fn serve(
             tasks.push(tokio::spawn(security::watch_files(t.clone(), shutdown.hangups()).in_current_span()));
         }
         tasks.push(tokio::spawn(metrics.clone().count_leader_changes(raft.clone()).in_current_span()));
+        tasks.push(tokio::spawn(node.watches.clone().run().in_current_span()));
         if let Some(addr) = &cfg.http_listen {
             // Bound here, so a taken port stops the start with its reason.
             let listener = TcpListener::bind(addr)

@@ -1,11 +1,15 @@
-//! The node's HTTP listener: `/metrics` for Prometheus. It is read-only and
+//! The node's HTTP listener: the public dashboard (pages, a JSON API and
+//! live events) and `/metrics` for Prometheus. It is read-only and
 //! answers from this node's own state, so it keeps answering while no
 //! leader is known: that is when ops staff look. HTTPS with the node's
 //! certificate and no client certificate asked for; plain HTTP only on an
 //! `--insecure` node. Each connection (HTTP/1.1 or HTTP/2) is served on its
 //! own task, its TLS handshake included, so a slow client holds up no one.
 
+pub mod dashboard;
+mod lists;
 pub mod metrics;
+mod pages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,15 @@ const SLOW_CLIENT: Duration = Duration::from_secs(10);
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
+        .route("/", get(dashboard::home))
+        .route("/wilayah/{code}", get(dashboard::region))
+        .route("/wilayah/{code}/belum-masuk", get(dashboard::missing))
+        .route("/wilayah/{code}/janggal", get(dashboard::janggal))
+        .route("/tps/{id}", get(dashboard::tps))
+        .route("/api/v1/wilayah/{code}", get(dashboard::api_region))
+        .route("/api/v1/events/{code}", get(dashboard::events))
+        .route("/static/rekap.css", get(dashboard::css))
+        .route("/static/rekap.js", get(dashboard::js))
         .with_state(node)
 }
 

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod raft;
 pub mod tally;
 pub mod users;
+pub mod watch;
 
 use rekap_proto::pb;
 use tonic::Status;

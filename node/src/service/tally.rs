@@ -447,6 +447,15 @@ impl pb::tally_server::Tally for TallyService {
         .await
     }
 
+    type WatchStream = super::watch::WatchStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        super::watch::watch(&self.node, req).await
+    }
+
     async fn list_results(
         &self,
         req: Request<pb::ListJanggalRequest>,

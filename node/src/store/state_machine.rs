@@ -33,6 +33,15 @@ pub struct SmState {
     pub tally: TallyState,
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
+    /// The applied index when the tally was read from disk: sums loaded
+    /// then changed at or before it (see `TallyState::last_change`).
+    pub loaded_at: u64,
+}
+
+impl SmState {
+    pub fn applied_index(&self) -> u64 {
+        self.last_applied.map_or(0, |l| l.index)
+    }
 }
 
 pub type SmView<'a> = RwLockReadGuard<'a, SmState>;
@@ -152,6 +161,7 @@ impl StateMachineStore {
             tally,
             last_applied,
             membership,
+            loaded_at: last_applied.map_or(0, |l| l.index),
         };
         let removed = RwLock::new(state.tally.removed_nodes().clone());
         let applied = tokio::sync::watch::Sender::new(state.last_applied.map_or(0, |l| l.index));
@@ -187,6 +197,11 @@ impl StateMachineStore {
     /// The index applied here so far.
     pub fn applied_index(&self) -> u64 {
         *self.inner.applied.borrow()
+    }
+
+    /// The applied index, as it moves.
+    pub fn subscribe_applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.applied.subscribe()
     }
 
     /// Returns once everything up to `index` is applied here.
@@ -479,6 +494,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 tally,
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
+                loaded_at: meta.last_log_id.map_or(0, |l| l.index),
             };
             inner.publish(&state, true);
             inner.installing.store(false, Ordering::Release);

@@ -20,6 +20,9 @@ pub(super) struct Aggregate {
     pub tps_reported: u64,
     pub tps_total: u64,
     pub tps_janggal: u64,
+    /// The log index of the last command that changed these sums, when
+    /// this process applied it (not persisted: `None` after a load).
+    pub changed_at: Option<u64>,
 }
 
 const FIXED: usize = 6;
@@ -64,6 +67,7 @@ impl Aggregate {
             tps_reported,
             tps_total,
             tps_janggal,
+            changed_at: None,
         })
     }
 }
@@ -140,7 +144,7 @@ impl TallyState {
     /// Writes every aggregate changed since the last call. One that is all
     /// zeros reads the same as none and is dropped, so the records depend
     /// only on the registry and the results, never on their history.
-    pub(super) fn flush_aggregates(&mut self) {
+    pub(super) fn flush_aggregates(&mut self, log_index: Option<u64>) {
         // In key order, so the writes are the same whatever order the
         // command touched them in.
         let mut dirty: Vec<ResultKey> = std::mem::take(&mut self.dirty).into_iter().collect();
@@ -148,6 +152,9 @@ impl TallyState {
         for key in dirty {
             if self.aggregates.get(&key).is_some_and(Aggregate::is_zero) {
                 self.aggregates.swap_remove(&key);
+            }
+            if let Some(a) = self.aggregates.get_mut(&key) {
+                a.changed_at = log_index.or(a.changed_at);
             }
             let value = self.aggregates.get(&key).map(Aggregate::encode);
             self.put(keys::aggregate(&key.0, &key.1), value);
@@ -159,6 +166,22 @@ impl TallyState {
             .get(&AggRef(region, contest))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// When the figures of `region` for `contest` last changed, as far as
+    /// this process knows: the index that changed them, `loaded_at` for
+    /// sums read back from disk, `now` for sums that do not exist (never
+    /// counted, or dropped back to zero at an unknown index).
+    pub fn last_change(&self, region: &str, contest: &str, loaded_at: u64, now: u64) -> u64 {
+        let region = if region.is_empty() {
+            super::NASIONAL
+        } else {
+            region
+        };
+        match self.aggregates.get(&AggRef(region, contest)) {
+            Some(a) => a.changed_at.unwrap_or(loaded_at),
+            None => now,
+        }
     }
 }
 
@@ -208,6 +231,7 @@ mod tests {
             tps_reported: 4,
             tps_total: 5,
             tps_janggal: 6,
+            changed_at: None,
         };
         assert_eq!(Aggregate::decode(&a.encode()), Some(a));
         assert_eq!(Aggregate::decode(&[0; 40]), None);

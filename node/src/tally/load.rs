@@ -100,7 +100,8 @@ impl TallyState {
             }
             self.contribute(&key, current(&h), 1);
         }
-        self.flush_aggregates();
+        // Rebuilt at load: when these sums last changed is not known.
+        self.flush_aggregates(None);
         self.put(keys::format(), Some(keys::FORMAT_VERSION.to_vec()));
         Ok(())
     }

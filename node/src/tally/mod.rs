@@ -13,6 +13,7 @@
 
 mod aggregate;
 pub mod auth;
+pub mod browse;
 pub mod chain;
 mod correct;
 pub mod keys;
@@ -223,7 +224,7 @@ impl TallyState {
                 None => R::Rejection(rules::invalid("command", "empty command")),
             },
         };
-        self.flush_aggregates();
+        self.flush_aggregates(Some(log_index));
         let mut chain_writes = Vec::with_capacity(2);
         self.chain.extend(log_index, encoded, &mut chain_writes);
         for (k, v) in chain_writes {

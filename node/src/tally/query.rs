@@ -387,7 +387,7 @@ impl TallyState {
         }
     }
 
-    fn region(&self, code: &str) -> Result<&RegionNode, pb::Rejection> {
+    pub(super) fn region(&self, code: &str) -> Result<&RegionNode, pb::Rejection> {
         let code = if code.is_empty() { NASIONAL } else { code };
         self.regions.get(code).ok_or_else(|| {
             reject(
@@ -398,7 +398,7 @@ impl TallyState {
         })
     }
 
-    fn contest(&self, id: &str) -> Result<&pb::Contest, pb::Rejection> {
+    pub(super) fn contest(&self, id: &str) -> Result<&pb::Contest, pb::Rejection> {
         self.contests.get(id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,
@@ -408,7 +408,7 @@ impl TallyState {
         })
     }
 
-    fn tps_of(&self, id: &str) -> Result<pb::Tps, pb::Rejection> {
+    pub(super) fn tps_of(&self, id: &str) -> Result<pb::Tps, pb::Rejection> {
         self.tps_pb(id).ok_or_else(|| {
             reject(
                 code::NOT_FOUND,

@@ -18,6 +18,7 @@ mod revise;
 mod submit;
 mod users;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,6 +101,8 @@ enum Cmd {
     History(revise::HistoryArgs),
     /// Totals and progress of each child region.
     Children(read::RegionArgs),
+    /// A live view of a region's progress and totals (any node serves it).
+    Watch(watch::WatchArgs),
     /// Flagged (janggal) results in a region.
     Janggal(drill::JanggalArgs),
     /// Check that every node holds the same audit chain.
@@ -198,6 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Object(a) => revise::object(&ctx, a).await,
         Cmd::Users(c) => users::run(&ctx, c).await,
         Cmd::Children(a) => drill::children(&ctx, a).await,
+        Cmd::Watch(a) => watch::run(&ctx, a).await,
         Cmd::Janggal(a) => drill::janggal(&ctx, a).await,
         Cmd::Verify => verify::run(&ctx).await,
         Cmd::Health(a) => health::run(&ctx, a).await,

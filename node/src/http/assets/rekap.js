@@ -1,0 +1,74 @@
+// Rekap dashboard: keeps a region's page live from the node's server-sent
+// events (one "view" event per change, at most four a second). The page is
+// complete without this script; it only replaces figures in place.
+(function () {
+  "use strict";
+  var url = document.body.dataset.live;
+  if (!url || !window.EventSource) return;
+  var fmt = new Intl.NumberFormat("id-ID");
+  function pct(part, whole) {
+    if (!whole) return "-";
+    return (part * 100 / whole).toFixed(2).replace(".", ",") + "%";
+  }
+  function width(part, whole) {
+    return (whole ? part * 100 / whole : 0).toFixed(2) + "%";
+  }
+  function set(scope, field, text) {
+    var el = scope.querySelector('[data-f="' + field + '"]');
+    if (el && el.textContent !== text) { el.textContent = text; return true; }
+    return false;
+  }
+  function bar(scope, field, part, whole) {
+    var el = scope.querySelector('[data-f="' + field + '"]');
+    if (el) el.style.width = width(part, whole);
+  }
+  function totals(scope, t) {
+    var changed = false;
+    changed = set(scope, "sah", fmt.format(t.sah)) || changed;
+    changed = set(scope, "tidak_sah", fmt.format(t.tidak_sah)) || changed;
+    changed = set(scope, "total", fmt.format(t.total)) || changed;
+    changed = set(scope, "tps_reported", fmt.format(t.tps_reported)) || changed;
+    set(scope, "tps_total", fmt.format(t.tps_total));
+    set(scope, "progress", pct(t.tps_reported, t.tps_total));
+    set(scope, "missing", fmt.format(t.tps_total - t.tps_reported));
+    set(scope, "tps_janggal", fmt.format(t.tps_janggal));
+    bar(scope, "progress_bar", t.tps_reported, t.tps_total);
+    return changed;
+  }
+  var lastReported = null;
+  function apply(v) {
+    var main = document.querySelector("main");
+    var t = v.totals;
+    set(document, "applied_index", String(v.applied_index));
+    set(document, "at", new Date().toISOString().slice(0, 19).replace("T", " ") + " UTC");
+    t.candidates.forEach(function (c) {
+      var row = main.querySelector('tr[data-c="' + c.candidate_id + '"]');
+      if (!row) return;
+      set(row, "votes", fmt.format(c.votes));
+      set(row, "share", pct(c.votes, t.sah));
+      bar(row, "bar", c.votes, t.sah);
+    });
+    totals(main.querySelector("section.card"), t);
+    v.children.forEach(function (c) {
+      var row = main.querySelector('tr[data-region="' + c.code + '"]');
+      if (row && totals(row, c)) {
+        row.classList.remove("changed"); void row.offsetWidth; row.classList.add("changed");
+      }
+    });
+    // A desa's TPS list is not in the view: fetch this page again and swap
+    // the list in, when its count of reported TPS moved.
+    var list = document.getElementById("tps-list");
+    if (list && lastReported !== null && lastReported !== t.tps_reported) {
+      fetch(location.href).then(function (r) { return r.text(); }).then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("tps-list");
+        if (fresh) list.innerHTML = fresh.innerHTML;
+      });
+    }
+    lastReported = t.tps_reported;
+    document.body.dataset.views = String(Number(document.body.dataset.views || 0) + 1);
+  }
+  var es = new EventSource(url);
+  es.addEventListener("view", function (e) { apply(JSON.parse(e.data)); });
+  es.onopen = function () { document.body.classList.add("connected"); };
+  es.onerror = function () { document.body.classList.remove("connected"); };
+})();

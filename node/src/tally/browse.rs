@@ -1,0 +1,61 @@
+//! Reads for people browsing the tally on the public dashboard: the
+//! contests counted in a region, the path from nasional down to a region,
+//! and one desa's TPS, each with its current result if it has one.
+
+use rekap_proto::pb;
+
+use super::{TallyState, up_from, view};
+
+/// One TPS of a desa and its current result for a contest, if any.
+pub struct TpsRow {
+    pub tps: pb::Tps,
+    pub result: Option<pb::StoredResult>,
+}
+
+impl TallyState {
+    /// Contests with at least one TPS in `region`, in id order.
+    pub fn contests_in(&self, region: &str) -> Vec<pb::Contest> {
+        let Ok(node) = self.region(region) else {
+            return Vec::new();
+        };
+        self.contests
+            .values()
+            .filter(|c| self.aggregate(&node.region.code, &c.contest_id).tps_total > 0)
+            .cloned()
+            .collect()
+    }
+
+    /// The regions from nasional down to `code`, `code` last.
+    pub fn lineage(&self, code: &str) -> Result<Vec<pb::Region>, pb::Rejection> {
+        let node = self.region(code)?;
+        let mut out = Vec::new();
+        up_from(&self.regions, &node.region.code, |c| {
+            out.push(self.regions[c].region.clone())
+        });
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The registry's record of one TPS.
+    pub fn tps_info(&self, tps_id: &str) -> Result<pb::Tps, pb::Rejection> {
+        self.tps_of(tps_id)
+    }
+
+    /// A desa's TPS in id order, with their current results for `contest`
+    /// (none for another level's region).
+    pub fn desa_tps(&self, desa: &str, contest: &str) -> Result<Vec<TpsRow>, pb::Rejection> {
+        let node = self.region(desa)?;
+        self.contest(contest)?;
+        Ok(node
+            .tps
+            .iter()
+            .filter_map(|&i| {
+                let id = self.tps_id(i);
+                Some(TpsRow {
+                    tps: self.tps_pb(id)?,
+                    result: self.history(id, contest).map(|h| view(&h)),
+                })
+            })
+            .collect())
+    }
+}

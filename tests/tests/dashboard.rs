@@ -1,0 +1,250 @@
+//! Scenario: the public dashboard in a real browser (headless Chromium from
+//! Debian's `chromium` package, driven over the DevTools protocol). It
+//! opens the national page of a follower, clicks down level by level to
+//! one TPS, and checks the figures shown against `GetTotals` and
+//! `GetTpsResult`; then it submits a result and sees the kabupaten page
+//! change without a reload. Screenshots of every page are kept in
+//! `<target>/tmp/dashboard/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::page::ScreenshotParams;
+use futures::StreamExt;
+use rekap_client::proto as pb;
+use rekap_tests::pki::OPERATOR;
+use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until, workload};
+
+fn shots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+/// Digits only: "1.234" on the page is 1234.
+fn number(text: &str) -> u64 {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number in {text:?}"))
+}
+
+async fn text(page: &Page, css: &str) -> String {
+    let js = format!("document.querySelector({css:?})?.textContent ?? ''");
+    page.evaluate(js)
+        .await
+        .unwrap_or_else(|e| panic!("reading {css}: {e}"))
+        .into_value::<String>()
+        .expect("a string")
+}
+
+async fn shot(page: &Page, name: &str) {
+    let path = shots_dir().join(format!("{name}.png"));
+    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
+        .await
+        .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+    eprintln!("screenshot: {}", path.display());
+}
+
+/// Clicks the link `css` and waits until the page it leads to has loaded.
+async fn follow(page: &Page, css: &str) {
+    let link = page
+        .find_element(css)
+        .await
+        .unwrap_or_else(|e| panic!("no link {css}: {e}"));
+    let href = link
+        .property("href")
+        .await
+        .expect("href")
+        .and_then(|v| v.as_str().map(String::from))
+        .expect("a link has an href");
+    link.click().await.expect("click");
+    wait_until(
+        &format!("the page at {href}"),
+        Duration::from_secs(10),
+        || async {
+            let done: bool = page
+                .evaluate(format!(
+                    "location.href === {href:?} && document.readyState === 'complete'"
+                ))
+                .await
+                .ok()?
+                .into_value()
+                .ok()?;
+            done.then_some(())
+        },
+    )
+    .await;
+}
+
+async fn level(page: &Page) -> String {
+    let l = text(page, "h1 .level").await;
+    if l.is_empty() {
+        let url = page.url().await.ok().flatten().unwrap_or_default();
+        let html = page.content().await.unwrap_or_default();
+        eprintln!("no heading on {url}:\n{html}");
+    }
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
+    let (cluster, tps, _) = start_with_registry(ClusterOptions::default(), 1).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = cluster
+        .running()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let operator = cluster.client_as(OPERATOR);
+    let mut last = 0;
+    for (i, t) in tps.iter().take(30).enumerate() {
+        last = operator
+            .submit(workload::submission(t, i))
+            .await
+            .expect("accepted")
+            .log_index;
+    }
+    cluster
+        .wait_applied(&[follower], last, Duration::from_secs(10))
+        .await;
+
+    let exe = std::env::var("REKAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let config = BrowserConfig::builder()
+        .chrome_executable(exe)
+        .no_sandbox()
+        // The nodes' certificates come from the test CA, which this
+        // throwaway browser profile does not hold.
+        .arg("ignore-certificate-errors")
+        .window_size(1280, 1000)
+        .build()
+        .expect("browser config");
+    let (mut browser, mut handler) = Browser::launch(config)
+        .await
+        .expect("headless chromium starts (Debian's chromium package; tests/run.sh installs it)");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    let base = format!("https://{}", cluster.http_addr(follower));
+    let page = browser.new_page("about:blank").await.expect("a tab");
+    page.goto(format!("{base}/"))
+        .await
+        .expect("the national page");
+    page.wait_for_navigation().await.expect("loads");
+    assert_eq!(level(&page).await, "Nasional");
+    let national = operator
+        .totals("ID", CONTEST, pb::Consistency::Linearizable)
+        .await
+        .expect("totals")
+        .totals
+        .expect("totals");
+    assert_eq!(
+        number(&text(&page, "section.card [data-f=sah]").await),
+        national.sah
+    );
+    assert_eq!(
+        number(&text(&page, "section.card [data-f=tps_reported]").await),
+        30
+    );
+    for c in &national.candidates {
+        let shown = text(
+            &page,
+            &format!("tr[data-c='{}'] [data-f=votes]", c.candidate_id),
+        )
+        .await;
+        assert_eq!(number(&shown), c.votes, "paslon {}", c.candidate_id);
+    }
+    shot(&page, "1-nasional").await;
+
+    // Down the tree: provinsi, kabupaten, kecamatan, desa.
+    for (name, want) in [
+        ("2-provinsi", "Provinsi"),
+        ("3-kabupaten", "Kabupaten/Kota"),
+        ("4-kecamatan", "Kecamatan"),
+        ("5-desa", "Desa/Kelurahan"),
+    ] {
+        follow(&page, "table.children tbody tr:first-child a").await;
+        assert_eq!(level(&page).await, want);
+        shot(&page, name).await;
+    }
+    // The first desa holds the first ten TPS; the fourth has votes for both.
+    let first = &tps[3];
+    follow(&page, &format!("tr[data-tps='{first}'] a")).await;
+    assert_eq!(level(&page).await, "TPS");
+    let result = operator
+        .tps_result(first, CONTEST, pb::Consistency::Linearizable)
+        .await
+        .expect("the TPS result");
+    let sub = result.submission.expect("numbers");
+    assert_eq!(
+        number(&text(&page, "#result [data-f=sah]").await),
+        sub.sah.unwrap_or(0) as u64
+    );
+    for v in &sub.votes {
+        let shown = text(
+            &page,
+            &format!("#result tr[data-c='{}'] [data-f=votes]", v.candidate_id),
+        )
+        .await;
+        assert_eq!(number(&shown), v.votes as u64);
+    }
+    assert!(
+        text(&page, "table.history").await.contains(OPERATOR),
+        "the history names who submitted"
+    );
+    shot(&page, "6-tps").await;
+
+    // Live: the kabupaten page follows a new result without a reload.
+    page.goto(format!("{base}/wilayah/{KABUPATEN}?pemilihan={CONTEST}"))
+        .await
+        .expect("the kabupaten page");
+    page.wait_for_navigation().await.expect("loads");
+    wait_until("the page's event stream to connect", Duration::from_secs(10), || async {
+        let on: bool = page
+            .evaluate("document.body.classList.contains('connected') && Number(document.body.dataset.views || 0) > 0")
+            .await
+            .ok()?
+            .into_value()
+            .ok()?;
+        on.then_some(())
+    })
+    .await;
+    page.evaluate("window.__notReloaded = 42")
+        .await
+        .expect("mark the page");
+    operator
+        .submit(workload::submission(&tps[30], 30))
+        .await
+        .expect("accepted");
+    let now = operator
+        .totals(KABUPATEN, CONTEST, pb::Consistency::Linearizable)
+        .await
+        .expect("totals")
+        .totals
+        .expect("totals");
+    wait_until(
+        "the page to show the new result",
+        Duration::from_secs(10),
+        || async {
+            let shown = number(&text(&page, "section.card [data-f=tps_reported]").await);
+            (shown == 31).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        number(&text(&page, "section.card [data-f=sah]").await),
+        now.sah
+    );
+    let marker: i64 = page
+        .evaluate("window.__notReloaded ?? 0")
+        .await
+        .expect("evaluate")
+        .into_value()
+        .expect("a number");
+    assert_eq!(marker, 42, "the page was reloaded");
+    shot(&page, "7-kabupaten-live").await;
+
+    browser.close().await.ok();
+    events.abort();
+}
