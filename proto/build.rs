@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rekap/v1/tally.proto",
         "rekap/v1/admin.proto",
         "rekap/v1/raft.proto",
+        "rekap/v1/backup.proto",
     ];
     let descriptor =
         std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("rekap_descriptor.bin");

@@ -21,6 +21,12 @@ if ! command -v chromium >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
+# The Kotabaru night draws its chart with DejaVu Sans.
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends fonts-dejavu-core >/dev/null
+fi
 docker info >/dev/null 2>&1 || { echo "the tests need a running Docker engine (fault injection runs nodes as containers)" >&2; exit 1; }
 
 # One profile (release) for tests, binaries and images.

@@ -10,6 +10,7 @@
 
 pub mod certs;
 mod deadline;
+pub mod kotabaru;
 pub mod national;
 pub mod pilpres2019;
 pub mod registry;
@@ -465,6 +466,17 @@ impl Client {
         self.call(|ch| {
             let req = req.clone();
             async move { TallyClient::new(ch).export_results(req).await }
+        })
+        .await
+    }
+
+    /// A backup of the whole state as a stream: the header, then the body
+    /// in chunks. Routed like an admin call; the leader takes the cut.
+    pub async fn save_backup(&self) -> Result<tonic::Streaming<pb::BackupChunk>, Status> {
+        self.call(|ch| async move {
+            AdminClient::new(ch)
+                .save_backup(pb::SaveBackupRequest {})
+                .await
         })
         .await
     }

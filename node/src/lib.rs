@@ -10,6 +10,7 @@
 //! - [`node`], [`forward`], [`unavailable`], [`coalesce`]: routing calls to the leader, and why one is refused.
 //! - [`watch`]: live views of watched regions, for `Tally.Watch` and the dashboard.
 //! - [`http`]: the HTTP listener (`/metrics`, the public dashboard).
+//! - [`restore`]: seeding a new cluster's node from a backup file.
 //! - [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
 
 pub mod bootstrap;
@@ -21,6 +22,7 @@ pub mod http;
 pub mod network;
 pub mod node;
 pub mod raft;
+pub mod restore;
 pub mod security;
 pub mod server;
 pub mod service;

@@ -84,6 +84,10 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     // rustls' ring provider, chosen before anything can pick a default.
     rekap_node::security::tls::provider();
+    if std::env::args().nth(1).as_deref() == Some("restore") {
+        let args = rekap_node::restore::RestoreArgs::parse_from(std::env::args().skip(1));
+        return rekap_node::restore::run(args);
+    }
     let cfg = Config::resolve(Args::parse())?;
     let shutdown = Shutdown::install(SHUTDOWN_BOUND)?;
     let owner = store::Owner {

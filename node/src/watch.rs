@@ -95,7 +95,8 @@ impl Hub {
     }
 
     /// The live view of `region` for `contest`; its current value is the
-    /// view now. Refused for an unknown region or contest.
+    /// view now, never one older than what this node has applied. Refused
+    /// for an unknown region or contest.
     pub fn subscribe(
         &self,
         region: &str,
@@ -111,12 +112,20 @@ impl Hub {
             .region
             .as_ref()
             .map_or_else(String::new, |r| r.code.clone());
+        let applied = view.applied_index;
+        let mut view = Some(view);
         let cell = cells
             .entry((code, contest.to_string()))
             .or_insert_with(|| Cell {
-                tx: watch::Sender::new(Arc::new(view)),
+                tx: watch::Sender::new(Arc::new(view.take().expect("unused"))),
                 notified: Instant::now(),
             });
+        // A cell last refreshed before this node's latest apply would show
+        // a resumed watcher something older than it has seen.
+        if let Some(v) = view.filter(|_| cell.tx.borrow().applied_index < applied) {
+            cell.tx.send_replace(Arc::new(v));
+            cell.notified = Instant::now();
+        }
         Ok(cell.tx.subscribe())
     }
 

@@ -18,6 +18,7 @@ pub mod v1 {
 
 pub use v1 as pb;
 
+pub mod backup;
 pub mod identity;
 mod janggal_item;
 

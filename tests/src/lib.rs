@@ -7,6 +7,8 @@
 
 pub mod docker;
 pub mod http;
+pub mod night;
+pub mod night_report;
 pub mod ops;
 pub mod pki;
 pub mod workload;

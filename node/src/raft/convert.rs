@@ -59,8 +59,7 @@ pub fn log_id_to_pb(l: &LogId) -> pb::LogId {
     }
 }
 
-/// A log id, for tests.
-#[cfg(test)]
+/// A log id (tests, and the position a restore seeds).
 pub(crate) fn log_id(term: u64, node_id: NodeId, index: u64) -> LogId {
     LogId {
         leader_id: LeaderId { term, node_id },

@@ -235,6 +235,15 @@ impl pb::admin_server::Admin for AdminService {
         .await
     }
 
+    type SaveBackupStream = super::backup::BackupStream;
+
+    async fn save_backup(
+        &self,
+        req: Request<pb::SaveBackupRequest>,
+    ) -> Result<Response<Self::SaveBackupStream>, Status> {
+        super::backup::save_backup(&self.node, req).await
+    }
+
     async fn cluster_status(
         &self,
         req: Request<pb::ClusterStatusRequest>,
@@ -264,6 +273,11 @@ impl pb::admin_server::Admin for AdminService {
             db_memtable_bytes: usage.memtable_bytes,
             db_cache_bytes: usage.cache_bytes,
             quorum: (m.state == ServerState::Leader).then(|| node.quorum_fresh()),
+            cluster_id: node
+                .sm
+                .try_view()
+                .map(|st| st.tally.cluster_id().to_string())
+                .unwrap_or_default(),
             unreachable: node
                 .peers
                 .health()

@@ -7,6 +7,7 @@
 //! refusals become statuses that name their rule.
 
 pub mod admin;
+pub mod backup;
 pub mod limits;
 pub mod observe;
 pub mod raft;

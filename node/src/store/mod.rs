@@ -8,6 +8,7 @@
 //! thread before openraft is told they are; the vote is written synchronously.
 //! Snapshots live in `<data_dir>/snapshots` as files written atomically.
 
+mod backup;
 pub mod checks;
 mod export;
 mod flusher;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMode, Options};
 
+pub use backup::Cut;
 pub use checks::Owner;
 pub use log_store::LogStore;
 pub use snapshot::SnapshotFile;

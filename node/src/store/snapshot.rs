@@ -58,7 +58,11 @@ where
 }
 
 /// The snapshot format, to any writer.
-fn write_to<I, K, V>(w: &mut impl Write, meta: &SnapshotMeta, records: I) -> io::Result<()>
+pub(super) fn write_to<I, K, V>(
+    w: &mut impl Write,
+    meta: &SnapshotMeta,
+    records: I,
+) -> io::Result<()>
 where
     I: IntoIterator<Item = io::Result<(K, V)>>,
     K: Into<Vec<u8>>,

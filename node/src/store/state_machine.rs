@@ -70,10 +70,10 @@ impl From<Installing> for io::Error {
     }
 }
 
-struct Inner {
-    db: Arc<DB>,
-    dir: PathBuf,
-    state: RwLock<SmState>,
+pub(super) struct Inner {
+    pub(super) db: Arc<DB>,
+    pub(super) dir: PathBuf,
+    pub(super) state: RwLock<SmState>,
     installing: AtomicBool,
     removed: RwLock<BTreeSet<u64>>,
     /// The applied index, published as soon as a run of entries is
@@ -81,7 +81,7 @@ struct Inner {
     /// which the busy Raft core publishes later.
     applied: tokio::sync::watch::Sender<u64>,
     /// Serialises snapshot builds against installs.
-    snapshot_lock: tokio::sync::Mutex<()>,
+    pub(super) snapshot_lock: tokio::sync::Mutex<()>,
     /// How long each applied run of entries took, its write included.
     applies: Histogram,
 }
@@ -101,12 +101,12 @@ impl Inner {
 /// Cheap to clone: the gRPC services keep a clone to read the tally.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 type SmSnapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
 
-fn read_meta(
+pub(super) fn read_meta(
     get: impl Fn(&[u8]) -> io::Result<Option<Vec<u8>>>,
 ) -> io::Result<(Option<LogId>, StoredMembership)> {
     let applied = get(KEY_APPLIED)?
@@ -123,7 +123,7 @@ fn read_meta(
     Ok((applied, membership))
 }
 
-fn meta_writes(
+pub(super) fn meta_writes(
     batch: &mut WriteBatch,
     db: &DB,
     applied: Option<&LogId>,
@@ -403,7 +403,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             m.nodes().map(|(id, _)| *id).collect()
                         };
                         let before = ids(st.membership.membership());
-                        for (k, v) in st.tally.note_membership(&before, &ids(&m)) {
+                        let mut writes = st.tally.note_membership(&before, &ids(&m));
+                        if before.is_empty() {
+                            let members: Vec<(u64, String)> =
+                                m.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
+                            writes.extend(st.tally.note_first_membership(index, &members));
+                        }
+                        for (k, v) in writes {
                             if let Some(v) = v {
                                 batch.put_cf(data, k, v);
                             }
@@ -522,7 +528,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
 /// The tally over `sm_data`; upgrade writes of an older layout are
 /// persisted (synced) before anything reads the state.
-fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
+pub(super) fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
     let records = Arc::new(DbRecords { db: db.clone() });
     let mut tally = TallyState::load(records).map_err(io_err)?;
     let upgrade = tally.unsettled();

@@ -18,6 +18,8 @@ pub const AUDIT: u8 = b'a';
 pub const USER: u8 = b'u';
 /// The node ids removed from the cluster (one record).
 pub const REMOVED_NODES: u8 = b'n';
+/// The cluster's id (one record).
+pub const CLUSTER: u8 = b'i';
 /// Running sums of one region for one contest (`aggregate.rs`).
 pub const AGGREGATE: u8 = b'g';
 /// A request id (submission, correction, review) -> the revision it created.
@@ -37,6 +39,7 @@ const _: () = assert!(
         && AUDIT < CHAIN
         && AUDIT < USER
         && AUDIT < REMOVED_NODES
+        && AUDIT < CLUSTER
 );
 
 pub fn region(code: &str) -> Vec<u8> {
@@ -123,6 +126,10 @@ pub fn user(name: &str) -> Vec<u8> {
 
 pub fn removed_nodes() -> Vec<u8> {
     vec![REMOVED_NODES]
+}
+
+pub fn cluster() -> Vec<u8> {
+    vec![CLUSTER]
 }
 
 pub fn audit(index: u64) -> Vec<u8> {

@@ -55,6 +55,9 @@ impl TallyState {
             let p = pb::GetChainHeadResponse::decode(v.as_slice())?;
             st.chain = Chain::from_pb(&p).ok_or(RestoreError::UnknownKind(Some(keys::CHAIN)))?;
         }
+        if let Some(v) = base.get(&keys::cluster())? {
+            st.cluster_id = String::from_utf8_lossy(&v).into_owned();
+        }
         if let Some(v) = base.get(&keys::removed_nodes())? {
             st.removed_nodes = pb::RemovedNodes::decode(v.as_slice())?
                 .node_ids

@@ -122,6 +122,8 @@ pub struct TallyState {
     chain: Chain,
     users: BTreeMap<String, UserEntry>,
     removed_nodes: BTreeSet<u64>,
+    /// Set when the first membership is applied, or by a restore.
+    cluster_id: String,
     records: Overlay,
     /// The writes of the command being applied, in order.
     log: Vec<Write>,
@@ -173,6 +175,7 @@ impl TallyState {
             chain: Chain::default(),
             users: BTreeMap::new(),
             removed_nodes: BTreeSet::new(),
+            cluster_id: String::new(),
             records: Overlay::new(base),
             log: Vec::new(),
         }

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use prost::Message;
 use rekap_proto::identity::valid_user_name;
 use rekap_proto::pb::{self, Role};
+use sha2::Digest;
 
 use super::auth::role_name;
 use super::rules::{code, invalid, reject};
@@ -74,6 +75,50 @@ impl TallyState {
             return Vec::new();
         }
         self.removed_nodes.extend(gone);
+        let rec = pb::RemovedNodes {
+            node_ids: self.removed_nodes.iter().copied().collect(),
+        };
+        self.put(keys::removed_nodes(), Some(rec.encode_to_vec()));
+        std::mem::take(&mut self.log)
+    }
+
+    /// Names the cluster when its first membership is applied: a digest of
+    /// that membership (ids and addresses) and its log index, the same on
+    /// every node. Nothing once a cluster has an id.
+    pub fn note_first_membership(&mut self, index: u64, members: &[(u64, String)]) -> Vec<Write> {
+        if !self.cluster_id.is_empty() {
+            return Vec::new();
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(b"rekap cluster\n");
+        h.update(index.to_be_bytes());
+        for (id, addr) in members {
+            h.update(id.to_be_bytes());
+            h.update(addr.as_bytes());
+            h.update([0]);
+        }
+        let id = rekap_proto::backup::hex(&h.finalize()[..8]);
+        self.set_cluster_id(id)
+    }
+
+    /// Gives the state a cluster id (a restore names its new cluster).
+    pub fn set_cluster_id(&mut self, id: String) -> Vec<Write> {
+        self.put(keys::cluster(), Some(id.clone().into_bytes()));
+        self.cluster_id = id;
+        std::mem::take(&mut self.log)
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Forgets that these node ids were removed: a restore's new cluster
+    /// may reuse ids the old cluster had removed.
+    pub fn readmit_nodes(&mut self, ids: &BTreeSet<u64>) -> Vec<Write> {
+        if ids.is_disjoint(&self.removed_nodes) {
+            return Vec::new();
+        }
+        self.removed_nodes.retain(|id| !ids.contains(id));
         let rec = pb::RemovedNodes {
             node_ids: self.removed_nodes.iter().copied().collect(),
         };

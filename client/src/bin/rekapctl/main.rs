@@ -15,6 +15,7 @@ mod pipeline;
 mod read;
 mod registry;
 mod revise;
+mod snapshot;
 mod submit;
 mod users;
 mod verify;
@@ -94,6 +95,9 @@ enum Cmd {
     Review(revise::Remark),
     /// File an objection (keberatan) on a result (witnesses; flags it).
     Object(revise::Remark),
+    /// Backups: save a consistent cut of the state, check a file offline.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
     /// Users and their roles (admin).
     #[command(subcommand)]
     Users(users::UsersCmd),
@@ -150,6 +154,9 @@ async fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cmd = match cli.cmd {
         Cmd::Certs(c) => return certs::run(c),
+        Cmd::Snapshot(snapshot::SnapshotCmd::Status { file }) => {
+            return snapshot::status(cli.json, &file);
+        }
         other => other,
     };
     // Commands that only read and write files need no certificate.
@@ -200,6 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Review(a) => revise::review(&ctx, a).await,
         Cmd::Object(a) => revise::object(&ctx, a).await,
         Cmd::Users(c) => users::run(&ctx, c).await,
+        Cmd::Snapshot(c) => snapshot::run(&ctx, c).await,
         Cmd::Children(a) => drill::children(&ctx, a).await,
         Cmd::Watch(a) => watch::run(&ctx, a).await,
         Cmd::Janggal(a) => drill::janggal(&ctx, a).await,

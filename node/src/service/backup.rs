@@ -1,0 +1,138 @@
+//! `Admin.SaveBackup`: a cut of the whole state, taken on the leader after
+//! a read barrier (a follower forwards the call), streamed as the backup's
+//! header and then its body. Cluster operators only: the state holds every
+//! user and grant (never a key).
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use rekap_proto::backup::{FORMAT_VERSION, hex};
+use rekap_proto::pb;
+use rekap_proto::pb::admin_client::AdminClient;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use super::authorize;
+use crate::node::{Failure, Node};
+use crate::store::Cut;
+use crate::tally::Action;
+
+pub type BackupStream = Pin<Box<dyn Stream<Item = Result<pb::BackupChunk, Status>> + Send>>;
+
+const CHUNK: usize = 1 << 20;
+
+pub async fn save_backup(
+    node: &Arc<Node>,
+    req: Request<pb::SaveBackupRequest>,
+) -> Result<Response<BackupStream>, Status> {
+    node.route(
+        req,
+        |_r, who| async move {
+            authorize(node, &who, Action::Membership)?;
+            node.read_barrier(pb::Consistency::Linearizable as i32)
+                .await?;
+            let sm = node.sm.clone();
+            let id = node.id;
+            let (header, body) = tokio::task::spawn_blocking(move || {
+                let cut = sm.cut()?;
+                header_of(&cut, id).map(|h| (h, cut.body))
+            })
+            .await
+            .map_err(|e| Failure::Status(Status::internal(e.to_string())))?
+            .map_err(|e| Failure::Status(Status::internal(format!("taking the cut: {e}"))))?;
+            tracing::info!(
+                index = header.applied_index,
+                bytes = header.body_bytes,
+                "backup cut taken"
+            );
+            Ok(Box::pin(stream(header, body)) as BackupStream)
+        },
+        |ch, r| async move {
+            let resp = AdminClient::new(ch).save_backup(r).await?;
+            Ok(resp.map(|s| Box::pin(s) as BackupStream))
+        },
+    )
+    .await
+}
+
+fn header_of(cut: &Cut, node_id: u64) -> std::io::Result<pb::BackupHeader> {
+    let mut f = std::fs::File::open(&cut.body)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0; CHUNK];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    let applied = cut.meta.last_log_id.as_ref();
+    Ok(pb::BackupHeader {
+        format_version: FORMAT_VERSION,
+        cluster_id: cut.cluster_id.clone(),
+        applied_index: applied.map_or(0, |l| l.index),
+        applied_term: applied.map_or(0, |l| l.leader_id.term),
+        members: {
+            let m = cut.meta.last_membership.membership();
+            let voters: std::collections::BTreeSet<u64> = m.voter_ids().collect();
+            m.nodes()
+                .map(|(id, n)| pb::BackupMember {
+                    node_id: *id,
+                    addr: n.addr.clone(),
+                    voter: voters.contains(id),
+                })
+                .collect()
+        },
+        totals: cut.totals.clone(),
+        chain_index: cut.chain.index,
+        chain_head: cut.chain.head.clone(),
+        chain_commands: cut.chain.commands,
+        body_sha256: hex(&h.finalize()),
+        body_bytes: bytes,
+        created_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        taken_by_node: node_id,
+    })
+}
+
+/// The header, then the body file in chunks; the file is removed once
+/// sent, or once the receiver goes away.
+fn stream(
+    header: pb::BackupHeader,
+    body: std::path::PathBuf,
+) -> impl Stream<Item = Result<pb::BackupChunk, Status>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let send = |part| {
+            tx.blocking_send(Ok(pb::BackupChunk { part: Some(part) }))
+                .is_ok()
+        };
+        let result = (|| -> std::io::Result<()> {
+            if !send(pb::backup_chunk::Part::Header(header)) {
+                return Ok(());
+            }
+            let mut f = std::fs::File::open(&body)?;
+            loop {
+                let mut buf = vec![0; CHUNK];
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                if !send(pb::backup_chunk::Part::Body(buf)) {
+                    return Ok(());
+                }
+            }
+        })();
+        let _ = std::fs::remove_file(&body);
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(Status::internal(format!("reading the cut: {e}"))));
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

@@ -1,0 +1,133 @@
+//! Backups of the state machine: a consistent cut of the state for
+//! `SaveBackup`, and seeding an empty data directory from one for
+//! `rekap-node restore`.
+//!
+//! A cut is taken under the state's read lock, so the RocksDB view, the
+//! in-memory totals and the chain head are all of the same applied index:
+//! apply writes its batch and settles the tally under the write lock.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use openraft::RaftSnapshotBuilder;
+use rekap_proto::pb;
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+
+use super::snapshot::{self, temp_name};
+use super::state_machine::{meta_writes, read_meta};
+use super::{CF_SM_DATA, CF_SM_META, StateMachineStore, cf, install, io_err};
+use crate::raft::{LogId, SnapshotMeta, StoredMembership};
+use crate::tally::NASIONAL;
+
+/// A cut of the state: its body as a snapshot file (a temporary file the
+/// caller removes) and what the backup's header says about it.
+pub struct Cut {
+    pub body: PathBuf,
+    pub meta: SnapshotMeta,
+    pub cluster_id: String,
+    /// Nasional totals of every contest.
+    pub totals: Vec<pb::RegionTotals>,
+    pub chain: pb::GetChainHeadResponse,
+}
+
+impl StateMachineStore {
+    /// Takes a cut of the applied state. Blocking: run it off the runtime.
+    pub fn cut(&self) -> io::Result<Cut> {
+        let inner = &self.inner;
+        let _guard = inner.snapshot_lock.blocking_lock();
+        let db = &inner.db;
+        let (view, cluster_id, totals, chain) = {
+            let st = self.try_view()?;
+            let view = db.snapshot();
+            let totals = st
+                .tally
+                .contests_in(NASIONAL)
+                .iter()
+                .filter_map(|c| st.tally.totals(NASIONAL, &c.contest_id).ok())
+                .collect();
+            let chain = pb::GetChainHeadResponse {
+                applied_index: st.applied_index(),
+                ..st.tally.audit_chain().to_pb()
+            };
+            (view, st.tally.cluster_id().to_string(), totals, chain)
+        };
+        let (last_log_id, last_membership) =
+            read_meta(|k| view.get_cf(cf(db, CF_SM_META), k).map_err(io_err))?;
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        let mut opts = ReadOptions::default();
+        opts.fill_cache(false);
+        let records = view
+            .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
+            .map(|kv| kv.map_err(io_err));
+        let body = temp_name(&inner.dir, "backup");
+        let written = (|| {
+            let mut w = BufWriter::new(std::fs::File::create(&body)?);
+            snapshot::write_to(&mut w, &meta, records)?;
+            w.flush()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&body);
+            return Err(e);
+        }
+        Ok(Cut {
+            body,
+            meta,
+            cluster_id,
+            totals,
+            chain,
+        })
+    }
+
+    /// Seeds this (empty) state machine from a backup's body: its records,
+    /// applied at `applied` with `membership` (the new cluster's), under a
+    /// new cluster id, with the new members readmitted should the old
+    /// cluster have removed their ids. Then builds a snapshot of it, so
+    /// the new cluster can catch a node up without the old log.
+    pub async fn seed(
+        &self,
+        body: &Path,
+        applied: LogId,
+        membership: StoredMembership,
+        cluster_id: String,
+    ) -> io::Result<()> {
+        let inner = self.inner.clone();
+        let body = body.to_path_buf();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let db = &inner.db;
+            let body_meta = snapshot::Reader::open(&body)?.meta;
+            let prepared = install::prepare(&body, &body_meta)?;
+            install::install(db, &body, prepared, |b| {
+                meta_writes(b, db, Some(&applied), &membership)
+            })?;
+            let mut st = inner.state.write().expect("state lock poisoned");
+            st.tally = super::state_machine::load_tally(db)?;
+            let members: BTreeSet<u64> =
+                membership.membership().nodes().map(|(id, _)| *id).collect();
+            let mut writes = st.tally.set_cluster_id(cluster_id);
+            writes.extend(st.tally.readmit_nodes(&members));
+            let mut batch = WriteBatch::default();
+            for (k, v) in writes {
+                match v {
+                    Some(v) => batch.put_cf(cf(db, CF_SM_DATA), k, v),
+                    None => batch.delete_cf(cf(db, CF_SM_DATA), k),
+                }
+            }
+            db.write(batch).map_err(io_err)?;
+            db.flush_wal(true).map_err(io_err)?;
+            st.tally.settle();
+            st.last_applied = Some(applied);
+            st.membership = membership;
+            st.loaded_at = applied.index;
+            Ok(())
+        })
+        .await
+        .map_err(io_err)??;
+        let mut builder = self.clone();
+        builder.build_snapshot().await?;
+        Ok(())
+    }
+}
