@@ -5,6 +5,10 @@
 # beside the readers. 3 nodes on loopback, TLS, as deployed.
 #
 #   bash tests/bench/dashboard.sh [SECONDS]     (default 10 per measure)
+#
+# With NATIONAL=1 the pages read are those of the national synthetic
+# registry (820,000 TPS, 34 provinsi; loading it takes a few minutes), as
+# election night's busiest page would be; otherwise the bench's own.
 source "$(dirname "$0")/lib.sh"
 SECS="${1:-10}"
 if ! command -v wrk >/dev/null; then
@@ -16,6 +20,13 @@ read -ra A <<<"$(rekap_args 7460 tls)"
 wait_rekap "${A[@]}"
 CONTEST=$("$CTL" "${A[@]}" --json bench -c 16 -n 2000 --operator-certs-dir "$DIR/certs/bench-op" 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["contest"])')
+if [ "${NATIONAL:-0}" = 1 ]; then
+  "$CTL" registry generate "$DIR/nat" --national --demo-results 0.3 >/dev/null
+  "$CTL" "${A[@]}" --timeout 600 registry load "$DIR/nat" >/dev/null
+  read -ra OP <<<"$(operator_args 7460 PPWP)"
+  "$CTL" "${OP[@]}" --timeout 600 import "$DIR/nat/results-ppwp.csv" --batch 1000 >/dev/null
+  CONTEST=PPWP
+fi
 LEADER=$(leader_addr "${A[@]}")
 for id in 1 2 3; do [ "127.0.0.1:$((7460 + id))" != "$LEADER" ] && { READ_ID=$id; break; }; done
 BASE="https://127.0.0.1:$((7560 + READ_ID))"
@@ -36,6 +47,7 @@ print("%.0f %.2f %.2f" % (float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(
 API="$BASE/api/v1/wilayah/ID?pemilihan=$CONTEST"
 PAGE="$BASE/wilayah/ID?pemilihan=$CONTEST"
 curl -sfk "$API" >/dev/null || { echo "the API does not answer at $API" >&2; exit 1; }
+echo "national page: $(curl -sfk "$PAGE" | wc -c) bytes, JSON: $(curl -sfk "$API" | wc -c) bytes, $(curl -sfk "$API" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["children"]), "provinsi,", d["totals"]["tps_total"], "TPS")')"
 
 printf "| national totals from a follower, 32 connections | reads/s | p50 ms | p99 ms |\n|---|---|---|---|\n"
 read -r r p50 p99 < <(reads "$API"); printf "| JSON API, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"

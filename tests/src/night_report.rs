@@ -222,5 +222,6 @@ pub fn report(o: &Outcome, night: &Night, checks: &Checks, chart_file: &str) -> 
     for (id, done, all) in &checks.dashboards {
         s += &format!("| {id} | {done} of {all} |\n");
     }
+    s += "\n![the kabupaten's dashboard after the night](kotabaru-dashboard.png)\n";
     s
 }

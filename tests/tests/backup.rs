@@ -176,8 +176,9 @@ async fn a_backup_taken_under_load_restores_a_new_cluster() {
     // Totals, chain head and the acknowledged results are the backup's.
     for t in header["totals"].as_array().expect("totals") {
         let contest = t["contest_id"].as_str().expect("contest");
+        let scope = t["region"].as_str().expect("the contest's scope");
         let now = admin
-            .totals("ID", contest, pb::Consistency::Linearizable)
+            .totals(scope, contest, pb::Consistency::Linearizable)
             .await
             .expect("totals after restore")
             .totals

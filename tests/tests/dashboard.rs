@@ -14,7 +14,7 @@ use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt;
 use rekap_client::proto as pb;
-use rekap_tests::pki::OPERATOR;
+use rekap_tests::pki::{OPERATOR, VERIFIER};
 use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until, workload};
 
 fn shots_dir() -> PathBuf {
@@ -107,6 +107,31 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
             .expect("accepted")
             .log_index;
     }
+    // A verifier corrects one result: the TPS page must say who and why.
+    let corrected = &tps[3];
+    let current = operator
+        .tps_result(corrected, CONTEST, pb::Consistency::Linearizable)
+        .await
+        .expect("the result");
+    let mut numbers = current.submission.clone().expect("numbers");
+    numbers.votes[0].votes += 2;
+    numbers.sah = numbers.sah.map(|s| s + 2);
+    numbers.total = numbers.total.map(|t| t + 2);
+    let fixed = cluster
+        .client_as(VERIFIER)
+        .correct(pb::CorrectRequest {
+            request_id: "fix-1".into(),
+            tps_id: corrected.clone(),
+            contest_id: CONTEST.into(),
+            replaces_revision: current.revision,
+            reason: pb::CorrectionReason::EntryError as i32,
+            note: "angka paslon 01 salah ketik, C.Hasil dicek ulang".into(),
+            submission: Some(numbers),
+            ..Default::default()
+        })
+        .await
+        .expect("the correction");
+    last = last.max(fixed.result.expect("result").log_index);
     cluster
         .wait_applied(&[follower], last, Duration::from_secs(10))
         .await;
@@ -189,9 +214,15 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         .await;
         assert_eq!(number(&shown), v.votes as u64);
     }
+    let history = text(&page, "table.history").await;
     assert!(
-        text(&page, "table.history").await.contains(OPERATOR),
-        "the history names who submitted"
+        history.contains(OPERATOR),
+        "the history names who submitted: {history}"
+    );
+    assert!(history.contains(VERIFIER), "and who corrected: {history}");
+    assert!(
+        history.contains("Salah ketik") && history.contains("C.Hasil dicek ulang"),
+        "and why: {history}"
     );
     shot(&page, "6-tps").await;
 
@@ -245,6 +276,58 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
     assert_eq!(marker, 42, "the page was reloaded");
     shot(&page, "7-kabupaten-live").await;
 
+    // The lists of TPS still missing and of janggal results.
+    let kab = format!("{base}/wilayah/{KABUPATEN}");
+    page.goto(format!("{kab}/belum-masuk?pemilihan={CONTEST}"))
+        .await
+        .expect("missing list");
+    page.wait_for_navigation().await.expect("loads");
+    let missing = operator
+        .missing(pb::ListMissingTpsRequest {
+            region_code: KABUPATEN.into(),
+            contest_id: CONTEST.into(),
+            page_size: 1,
+            consistency: pb::Consistency::Linearizable as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("missing");
+    let listed: u64 = page
+        .evaluate("document.querySelectorAll('table.tps tbody tr').length")
+        .await
+        .expect("rows")
+        .into_value()
+        .expect("a number");
+    assert_eq!(listed, missing.total_missing.min(100));
+    assert!(
+        text(&page, "table.tps")
+            .await
+            .contains(&missing.tps[0].tps_id)
+    );
+    shot(&page, "8-belum-masuk").await;
+    page.goto(format!("{kab}/janggal?pemilihan={CONTEST}"))
+        .await
+        .expect("janggal list");
+    page.wait_for_navigation().await.expect("loads");
+    assert!(text(&page, "h1").await.contains("TPS janggal"));
+    shot(&page, "9-janggal").await;
     browser.close().await.ok();
     events.abort();
+
+    // With the other nodes gone there is no leader; the pages still answer.
+    let mut cluster = cluster;
+    for id in cluster.running() {
+        if id != follower {
+            cluster.kill(id);
+        }
+    }
+    let (code, body) = rekap_tests::http::get(
+        &cluster.pki.ca_dir(),
+        &cluster.http_addr(follower),
+        "/wilayah/ID",
+    )
+    .await
+    .expect("the national page without a leader");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Data per indeks log"), "{body}");
 }

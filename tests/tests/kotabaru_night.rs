@@ -131,6 +131,31 @@ async fn the_kotabaru_night_counts_every_tps_through_two_dead_servers() {
     }
 
     let dir = out_dir();
+    // The kabupaten page after the night, as a browser shows it.
+    let shot = dir.join("kotabaru-dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let url = format!(
+        "https://{}/wilayah/{KABUPATEN}?pemilihan={CONTEST}",
+        cluster.http_addr(ids[0])
+    );
+    let browser = std::env::var("REKAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ran = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--ignore-certificate-errors",
+            "--hide-scrollbars",
+            "--window-size=1280,1700",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .expect("headless chromium (tests/run.sh installs it)");
+    assert!(
+        shot.exists(),
+        "no screenshot of {url}: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
     let chart = dir.join("kotabaru-night.png");
     night_report::chart(&outcome, &night, &chart).expect("chart");
     let report = night_report::report(

@@ -52,6 +52,17 @@ async fn watchers_get_coalesced_live_views_from_any_node() {
         .find(|&id| id != leader)
         .expect("a follower");
     let operator = cluster.client_as(OPERATOR);
+    // A follower authorizes a watcher against its own state: let every
+    // node apply the users and the registry first.
+    let setup = cluster
+        .status(leader)
+        .await
+        .expect("status")
+        .applied_index
+        .unwrap_or(0);
+    cluster
+        .wait_applied(&cluster.running(), setup, Duration::from_secs(10))
+        .await;
 
     // Refusals name their rule and open no stream.
     let mut raw =
@@ -152,6 +163,36 @@ async fn watchers_get_coalesced_live_views_from_any_node() {
         "the idle watcher got {idle_seen} views: a backlog"
     );
 
+    // `rekapctl watch`, one view as JSON, from the follower.
+    let out = std::process::Command::new(rekap_tests::node_binary().with_file_name("rekapctl"))
+        .args([
+            "--endpoints",
+            &cluster.addr(follower),
+            "--json",
+            "--certs-dir",
+        ])
+        .arg(cluster.pki.user_dir(AUDITOR))
+        .args([
+            "watch",
+            "--region",
+            KABUPATEN,
+            "--contest",
+            CONTEST,
+            "--count",
+            "1",
+        ])
+        .output()
+        .expect("rekapctl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["totals"]["tps_reported"], 150);
+    assert_eq!(line["node_id"], follower);
+    assert_eq!(line["children"].as_array().map(Vec::len), Some(2));
+
     // A resumed watch skips the view it already has: its first message is
     // a change after from_index.
     let from = last.applied_index;
@@ -168,7 +209,18 @@ async fn watchers_get_coalesced_live_views_from_any_node() {
     // Kill the node serving a watcher that knows the whole cluster: it
     // moves on, and never shows an older view.
     let mut roaming = cluster.client_as(AUDITOR).watch(KABUPATEN, CONTEST);
-    let before = roaming.next().await.expect("a view");
+    let before = match roaming.next().await {
+        Ok(v) => v,
+        Err(e) => {
+            for id in cluster.running() {
+                eprintln!(
+                    "node {id}: {:?}",
+                    cluster.status(id).await.map(|s| (s.state, s.applied_index))
+                );
+            }
+            panic!("roaming via {:?}: {e:?}", roaming.serving());
+        }
+    };
     assert_eq!(reported(&before), 150);
     let serving = before.node_id;
     cluster.kill(serving);

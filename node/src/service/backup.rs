@@ -30,9 +30,11 @@ pub async fn save_backup(
     node.route(
         req,
         |_r, who| async move {
-            authorize(node, &who, Action::Membership)?;
+            // On the leader, after the barrier: a follower forwards, and
+            // the grant is checked against the state the cut comes from.
             node.read_barrier(pb::Consistency::Linearizable as i32)
                 .await?;
+            authorize(node, &who, Action::Membership)?;
             let sm = node.sm.clone();
             let id = node.id;
             let (header, body) = tokio::task::spawn_blocking(move || {

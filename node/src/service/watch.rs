@@ -31,6 +31,24 @@ fn status(f: Failure) -> Status {
     }
 }
 
+/// A follower authorizes against its own state, which may not yet hold a
+/// grant (or user) the leader has committed: a refusal is checked again
+/// once this node has applied everything it knows to be committed.
+async fn authorize_fresh(node: &Node, who: &Caller, action: Action<'_>) -> Result<(), Failure> {
+    let Err(first) = authorize(node, who, action) else {
+        return Ok(());
+    };
+    let committed = node.metrics().local_committed.map_or(0, |l| l.index);
+    if committed <= node.sm.applied_index()
+        || tokio::time::timeout(CATCH_UP, node.sm.wait_applied(committed))
+            .await
+            .is_err()
+    {
+        return Err(first);
+    }
+    authorize(node, who, action)
+}
+
 pub async fn watch(
     node: &Arc<Node>,
     req: Request<pb::WatchRequest>,
@@ -40,7 +58,9 @@ pub async fn watch(
     let target = || Action::Read {
         target: &r.region_code,
     };
-    authorize(node, &who, target()).map_err(status)?;
+    authorize_fresh(node, &who, target())
+        .await
+        .map_err(status)?;
     if tokio::time::timeout(CATCH_UP, node.sm.wait_applied(r.from_index))
         .await
         .is_err()

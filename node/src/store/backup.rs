@@ -18,7 +18,6 @@ use super::snapshot::{self, temp_name};
 use super::state_machine::{meta_writes, read_meta};
 use super::{CF_SM_DATA, CF_SM_META, StateMachineStore, cf, install, io_err};
 use crate::raft::{LogId, SnapshotMeta, StoredMembership};
-use crate::tally::NASIONAL;
 
 /// A cut of the state: its body as a snapshot file (a temporary file the
 /// caller removes) and what the backup's header says about it.
@@ -26,7 +25,7 @@ pub struct Cut {
     pub body: PathBuf,
     pub meta: SnapshotMeta,
     pub cluster_id: String,
-    /// Nasional totals of every contest.
+    /// Every contest's totals over its scope.
     pub totals: Vec<pb::RegionTotals>,
     pub chain: pb::GetChainHeadResponse,
 }
@@ -40,12 +39,7 @@ impl StateMachineStore {
         let (view, cluster_id, totals, chain) = {
             let st = self.try_view()?;
             let view = db.snapshot();
-            let totals = st
-                .tally
-                .contests_in(NASIONAL)
-                .iter()
-                .filter_map(|c| st.tally.totals(NASIONAL, &c.contest_id).ok())
-                .collect();
+            let totals = st.tally.contest_totals();
             let chain = pb::GetChainHeadResponse {
                 applied_index: st.applied_index(),
                 ..st.tally.audit_chain().to_pb()

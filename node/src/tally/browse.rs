@@ -4,7 +4,12 @@
 
 use rekap_proto::pb;
 
-use super::{TallyState, up_from, view};
+use super::{TallyState, scope_of, up_from, view};
+
+/// Contests held inside a region (a Pilkada, a dapil) that its page lists
+/// beside those covering all of it, when there are no more than this; a
+/// national registry has thousands of dapil contests.
+const MAX_INNER_CONTESTS: usize = 12;
 
 /// One TPS of a desa and its current result for a contest, if any.
 pub struct TpsRow {
@@ -13,15 +18,31 @@ pub struct TpsRow {
 }
 
 impl TallyState {
-    /// Contests with at least one TPS in `region`, in id order.
+    /// The contests a page of `region` offers: those whose scope covers
+    /// all of it, in id order, then those held inside it (a few at most).
     pub fn contests_in(&self, region: &str) -> Vec<pb::Contest> {
         let Ok(node) = self.region(region) else {
             return Vec::new();
         };
+        let code = node.region.code.as_str();
+        let above = self.chain_of(code);
+        let (mut covering, inner): (Vec<_>, Vec<_>) = self
+            .contests
+            .values()
+            .filter(|c| self.aggregate(code, &c.contest_id).tps_total > 0)
+            .cloned()
+            .partition(|c| above.contains(&scope_of(c)));
+        if inner.len() <= MAX_INNER_CONTESTS {
+            covering.extend(inner);
+        }
+        covering
+    }
+
+    /// Every contest's totals over its whole scope, in contest id order.
+    pub fn contest_totals(&self) -> Vec<pb::RegionTotals> {
         self.contests
             .values()
-            .filter(|c| self.aggregate(&node.region.code, &c.contest_id).tps_total > 0)
-            .cloned()
+            .filter_map(|c| self.totals(scope_of(c), &c.contest_id).ok())
             .collect()
     }
 

@@ -108,7 +108,7 @@ fn show(json: bool, file: &Path, v: &backup::Verified) {
             "created_unix_ms": h.created_unix_ms,
             "taken_by_node": h.taken_by_node,
             "totals": h.totals.iter().map(|t| json!({
-                "contest_id": t.contest_id, "sah": t.sah, "tidak_sah": t.tidak_sah, "total": t.total,
+                "contest_id": t.contest_id, "region": t.region.as_ref().map(|r| &r.code), "sah": t.sah, "tidak_sah": t.tidak_sah, "total": t.total,
                 "tps_reported": t.tps_reported, "tps_total": t.tps_total,
                 "votes": t.candidates.iter().map(|c| json!({"candidate_id": c.candidate_id, "votes": c.votes})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
@@ -145,6 +145,9 @@ fn show(json: bool, file: &Path, v: &backup::Verified) {
         .map(|t| {
             vec![
                 t.contest_id.clone(),
+                t.region
+                    .as_ref()
+                    .map_or_else(String::new, |r| r.code.clone()),
                 format!("{}/{}", t.tps_reported, t.tps_total),
                 t.sah.to_string(),
                 t.tidak_sah.to_string(),
@@ -154,7 +157,10 @@ fn show(json: bool, file: &Path, v: &backup::Verified) {
         .collect();
     println!(
         "{}",
-        table(&["contest", "TPS in", "sah", "tidak sah", "total"], rows)
+        table(
+            &["contest", "scope", "TPS in", "sah", "tidak sah", "total"],
+            rows
+        )
     );
     let _ = std::io::stdout().flush();
 }
