@@ -4,7 +4,7 @@
 
 use rekap_proto::pb;
 
-use super::{TallyState, scope_of, up_from, view};
+use super::{AggRef, TallyState, scope_of, up_from, view};
 
 /// Contests held inside a region (a Pilkada, a dapil) that its page lists
 /// beside those covering all of it, when there are no more than this; a
@@ -26,16 +26,24 @@ impl TallyState {
         };
         let code = node.region.code.as_str();
         let above = self.chain_of(code);
-        let (mut covering, inner): (Vec<_>, Vec<_>) = self
+        // A national registry holds thousands of contests: look, then
+        // copy only those the page shows.
+        let counted = |c: &&pb::Contest| {
+            self.aggregates
+                .get(&AggRef(code, &c.contest_id))
+                .is_some_and(|a| a.tps_total > 0)
+        };
+        let (covering, inner): (Vec<&pb::Contest>, Vec<&pb::Contest>) = self
             .contests
             .values()
-            .filter(|c| self.aggregate(code, &c.contest_id).tps_total > 0)
-            .cloned()
+            .filter(counted)
             .partition(|c| above.contains(&scope_of(c)));
-        if inner.len() <= MAX_INNER_CONTESTS {
-            covering.extend(inner);
-        }
-        covering
+        let shown = if inner.len() <= MAX_INNER_CONTESTS {
+            covering.into_iter().chain(inner).collect::<Vec<_>>()
+        } else {
+            covering
+        };
+        shown.into_iter().cloned().collect()
     }
 
     /// Every contest's totals over its whole scope, in contest id order.
