@@ -473,7 +473,7 @@ impl Client {
     /// A backup of the whole state as a stream: the header, then the body
     /// in chunks. Routed like an admin call; the leader takes the cut.
     pub async fn save_backup(&self) -> Result<tonic::Streaming<pb::BackupChunk>, Status> {
-        self.call(|ch| async move {
+        self.call_patient(|ch| async move {
             AdminClient::new(ch)
                 .save_backup(pb::SaveBackupRequest {})
                 .await

@@ -57,7 +57,7 @@ impl Watcher {
     /// unknown region, no permission).
     pub async fn next(&mut self) -> Result<pb::WatchUpdate, Status> {
         let mut backoff = self.client.opts.backoff_initial;
-        let give_up = Instant::now() + self.client.opts.deadline;
+        let mut give_up = Instant::now() + self.client.opts.deadline;
         loop {
             if let Some((_, s)) = &mut self.stream {
                 match s.message().await {
@@ -73,6 +73,9 @@ impl Watcher {
                 tracing::debug!(node = ?self.serving(), "watch stream ended; moving on");
                 self.stream = None;
                 self.pos += 1;
+                // A stream that ran for long started the clock long ago.
+                give_up = Instant::now() + self.client.opts.deadline;
+                backoff = self.client.opts.backoff_initial;
             }
             match self.open().await {
                 Ok(opened) => self.stream = Some(opened),

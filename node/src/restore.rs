@@ -130,6 +130,11 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     }
     std::fs::rename(&work, dir)
         .with_context(|| format!("moving {} to {}", work.display(), dir.display()))?;
+    // The rename is durable only once the folder holding it is synced: a
+    // node that lost it would start pristine and form an empty cluster.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
     tracing::info!(
         file = %args.file.display(),
         index = h.applied_index,

@@ -169,6 +169,7 @@ pub async fn serve(
             .serve_with_incoming_shutdown(incoming, shutdown.requested());
         let drained = async {
             shutdown.requested().await;
+            node.watches.close();
             tracing::info!("shutting down: draining calls in flight");
             tokio::time::sleep(DRAIN).await;
         };

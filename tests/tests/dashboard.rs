@@ -310,6 +310,32 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         .expect("janggal list");
     page.wait_for_navigation().await.expect("loads");
     assert!(text(&page, "h1").await.contains("TPS janggal"));
+    let flagged = operator
+        .janggal(pb::ListJanggalRequest {
+            region_code: KABUPATEN.into(),
+            contest_id: CONTEST.into(),
+            page_size: 100,
+            consistency: pb::Consistency::Linearizable as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("janggal");
+    let rows: u64 = page
+        .evaluate("document.querySelectorAll('table.tps tbody tr').length")
+        .await
+        .expect("rows")
+        .into_value()
+        .expect("a number");
+    assert_eq!(rows, flagged.total_janggal.min(100));
+    let shown = text(&page, "table.tps").await;
+    for item in &flagged.items {
+        for rule in &item.result.as_ref().expect("result").janggal {
+            assert!(
+                shown.contains(rule.as_str()),
+                "reason {rule} not shown: {shown}"
+            );
+        }
+    }
     shot(&page, "9-janggal").await;
     browser.close().await.ok();
     events.abort();

@@ -337,8 +337,8 @@ pub async fn events(
     Query(q): Query<Pick>,
 ) -> Response {
     let contest = q.pemilihan.unwrap_or_default();
-    let rx = match node.watches.subscribe(&code, &contest) {
-        Ok(rx) => rx,
+    let sub = match node.watches.subscribe(&code, &contest) {
+        Ok(sub) => sub,
         Err(Refusal::Rejected(rej)) => {
             return api_error(StatusCode::NOT_FOUND, &rej.rule, &rej.message);
         }
@@ -349,18 +349,25 @@ pub async fn events(
                 "this node is installing a snapshot",
             );
         }
+        Err(Refusal::Busy(what)) => {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "watchers",
+                &format!("this node serves as many watched {what} as it takes"),
+            );
+        }
     };
     let id = node.id;
-    let stream = futures::stream::unfold((rx, true), move |(mut rx, first)| async move {
-        if !first && rx.changed().await.is_err() {
+    let stream = futures::stream::unfold((sub, true), move |(mut sub, first)| async move {
+        if !first && !sub.changed().await {
             return None;
         }
-        let view = rx.borrow_and_update().clone();
+        let view = sub.rx.borrow_and_update().clone();
         let event = Event::default()
             .event("view")
             .id(view.applied_index.to_string())
             .data(view_json(&view, id).to_string());
-        Some((Ok::<_, Infallible>(event), (rx, false)))
+        Some((Ok::<_, Infallible>(event), (sub, false)))
     });
     sse(stream)
 }

@@ -48,6 +48,29 @@ fn reason_name(reason: i32) -> &'static str {
     }
 }
 
+/// A janggal reason in the readers' words, with the rule's name.
+fn alasan(rule: &str) -> String {
+    let words = match rule {
+        "total_ne_ballots_used" => "total suara tidak sama dengan surat suara terpakai",
+        "total_ne_users_total" => "total suara tidak sama dengan jumlah pengguna hak pilih",
+        "total_over_800" => "total suara lebih dari 800",
+        "votes_over_registered" => "suara satu paslon melebihi jumlah pemilih terdaftar",
+        "turnout_over_registered" => "pengguna hak pilih melebihi jumlah pemilih terdaftar",
+        "all_votes_one_candidate" => "semua suara sah untuk satu paslon",
+        "keberatan" => "ada keberatan saksi",
+        _ => return rule.to_string(),
+    };
+    format!("{words} ({rule})")
+}
+
+fn alasan_all(rules: &[String]) -> String {
+    rules
+        .iter()
+        .map(|r| alasan(r))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn votes_of(s: &pb::Submission, candidate_id: &str) -> u64 {
     s.votes
         .iter()
@@ -101,7 +124,7 @@ pub fn tps(p: &TpsPage, src: &Source) -> Markup {
                         tr { th { "Total suara" } td.n data-f="total" { (ribuan(num(s.total))) } }
                     }
                     @if !rev.janggal.is_empty() {
-                        p.flag { "Janggal: " (rev.janggal.join(", ")) }
+                        p.flag { "Janggal: " (alasan_all(&rev.janggal)) }
                     }
                 }
             }
@@ -120,7 +143,7 @@ pub fn tps(p: &TpsPage, src: &Source) -> Markup {
                                 td { (reason_name(r.reason)) }
                                 td { (r.note) }
                                 td.n { (ribuan(r.submission.as_ref().map_or(0, |s| num(s.sah)))) }
-                                td { (r.janggal.join(", ")) }
+                                td { (alasan_all(&r.janggal)) }
                                 td.n { (r.log_index) }
                             }
                         }
@@ -166,7 +189,7 @@ pub fn janggal(p: &ListPage, src: &Source) -> Markup {
                     tr {
                         td { a href=(tps_href(&t.tps_id, &p.contest)) { "TPS " (format!("{:03}", t.number)) " " code { (t.tps_id) } } }
                         td { a href=(region_href(&t.desa_code, &p.contest)) { (t.desa_code) } }
-                        td.flag { (r.janggal.join(", ")) }
+                        td.flag { (alasan_all(&r.janggal)) }
                         td.n { (r.revision) }
                     }
                 }

@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use rekap_proto::backup::{FORMAT_VERSION, hex};
@@ -15,8 +16,8 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::authorize;
-use crate::node::{Failure, Node};
-use crate::store::Cut;
+use crate::node::Node;
+use crate::store::{Cut, StateMachineStore};
 use crate::tally::Action;
 
 pub type BackupStream = Pin<Box<dyn Stream<Item = Result<pb::BackupChunk, Status>> + Send>>;
@@ -35,21 +36,9 @@ pub async fn save_backup(
             node.read_barrier(pb::Consistency::Linearizable as i32)
                 .await?;
             authorize(node, &who, Action::Membership)?;
-            let sm = node.sm.clone();
-            let id = node.id;
-            let (header, body) = tokio::task::spawn_blocking(move || {
-                let cut = sm.cut()?;
-                header_of(&cut, id).map(|h| (h, cut.body))
-            })
-            .await
-            .map_err(|e| Failure::Status(Status::internal(e.to_string())))?
-            .map_err(|e| Failure::Status(Status::internal(format!("taking the cut: {e}"))))?;
-            tracing::info!(
-                index = header.applied_index,
-                bytes = header.body_bytes,
-                "backup cut taken"
-            );
-            Ok(Box::pin(stream(header, body)) as BackupStream)
+            // The cut is taken in the stream, not before the answer: a
+            // large state takes longer than a call's deadline to write.
+            Ok(Box::pin(stream(node.sm.clone(), node.id)) as BackupStream)
         },
         |ch, r| async move {
             let resp = AdminClient::new(ch).save_backup(r).await?;
@@ -102,23 +91,48 @@ fn header_of(cut: &Cut, node_id: u64) -> std::io::Result<pb::BackupHeader> {
     })
 }
 
-/// The header, then the body file in chunks; the file is removed once
-/// sent, or once the receiver goes away.
+/// How long the receiver may stop reading before the backup is dropped.
+const STALLED: Duration = Duration::from_secs(60);
+
+/// Sends `item`, waiting while the receiver is behind; false once it has
+/// gone, or stalled for `STALLED`.
+fn send_patiently<T>(tx: &tokio::sync::mpsc::Sender<T>, mut item: T) -> bool {
+    use tokio::sync::mpsc::error::TrySendError;
+    let since = Instant::now();
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(back)) if since.elapsed() < STALLED => {
+                item = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(TrySendError::Full(_)) => return false,
+        }
+    }
+}
+
+/// Takes the cut on a blocking thread, then sends its header and its body
+/// in chunks. The cut's file goes with the cut, sent or not.
 fn stream(
-    header: pb::BackupHeader,
-    body: std::path::PathBuf,
+    sm: StateMachineStore,
+    node_id: u64,
 ) -> impl Stream<Item = Result<pb::BackupChunk, Status>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
-        let send = |part| {
-            tx.blocking_send(Ok(pb::BackupChunk { part: Some(part) }))
-                .is_ok()
-        };
+        let send = |part| send_patiently(&tx, Ok(pb::BackupChunk { part: Some(part) }));
         let result = (|| -> std::io::Result<()> {
+            let cut = sm.cut()?;
+            let header = header_of(&cut, node_id)?;
+            tracing::info!(
+                index = header.applied_index,
+                bytes = header.body_bytes,
+                "backup cut taken"
+            );
             if !send(pb::backup_chunk::Part::Header(header)) {
                 return Ok(());
             }
-            let mut f = std::fs::File::open(&body)?;
+            let mut f = std::fs::File::open(&cut.body)?;
             loop {
                 let mut buf = vec![0; CHUNK];
                 let n = f.read(&mut buf)?;
@@ -131,9 +145,12 @@ fn stream(
                 }
             }
         })();
-        let _ = std::fs::remove_file(&body);
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(Status::internal(format!("reading the cut: {e}"))));
+            tracing::warn!(error = %e, "a backup failed");
+            send_patiently(
+                &tx,
+                Err(Status::internal(format!("taking the backup: {e}"))),
+            );
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use futures::Stream;
 use rekap_proto::pb;
-use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::authorize;
 use crate::node::{Failure, Node, rejection_status};
 use crate::security::{Caller, caller_of};
 use crate::tally::Action;
-use crate::watch::{Refusal, View};
+use crate::watch::{Refusal, Subscription, View};
 
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchUpdate, Status>> + Send>>;
 
@@ -71,22 +70,25 @@ pub async fn watch(
             r.from_index
         )));
     }
-    let rx = node
+    let sub = node
         .watches
         .subscribe(&r.region_code, &r.contest_id)
         .map_err(|e| match e {
             Refusal::Rejected(rej) => rejection_status(&rej),
             Refusal::Installing(i) => i.into(),
+            Refusal::Busy(what) => Status::resource_exhausted(format!(
+                "this node serves as many watched {what} as it takes; watch from another node"
+            )),
         })?;
     // A watcher that saw this region at `from_index` already has every
     // figure of a view that has not changed since.
-    let first = !(r.from_index > 0 && rx.borrow().changed_index <= r.from_index);
+    let first = !(r.from_index > 0 && sub.rx.borrow().changed_index <= r.from_index);
     let state = Watching {
         node: node.clone(),
         who,
         region: r.region_code,
-        rx,
         first,
+        sub,
     };
     let stream = futures::stream::unfold(Some(state), |state| async move {
         let mut s = state?;
@@ -103,17 +105,17 @@ struct Watching {
     node: Arc<Node>,
     who: Caller,
     region: String,
-    rx: watch::Receiver<Arc<View>>,
     first: bool,
+    sub: Subscription,
 }
 
 impl Watching {
     /// The next view to send; `None` when the node stops.
     async fn next(&mut self) -> Result<Option<Arc<View>>, Status> {
-        if !std::mem::take(&mut self.first) && self.rx.changed().await.is_err() {
+        if !std::mem::take(&mut self.first) && !self.sub.changed().await {
             return Ok(None);
         }
-        let view = self.rx.borrow_and_update().clone();
+        let view = self.sub.rx.borrow_and_update().clone();
         // A permission revoked while the stream is open ends it. During a
         // snapshot install the grant is checked at the next view.
         let action = Action::Read {

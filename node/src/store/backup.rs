@@ -30,6 +30,12 @@ pub struct Cut {
     pub chain: pb::GetChainHeadResponse,
 }
 
+impl Drop for Cut {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.body);
+    }
+}
+
 impl StateMachineStore {
     /// Takes a cut of the applied state. Blocking: run it off the runtime.
     pub fn cut(&self) -> io::Result<Cut> {
@@ -57,23 +63,18 @@ impl StateMachineStore {
         let records = view
             .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
             .map(|kv| kv.map_err(io_err));
-        let body = temp_name(&inner.dir, "backup");
-        let written = (|| {
-            let mut w = BufWriter::new(std::fs::File::create(&body)?);
-            snapshot::write_to(&mut w, &meta, records)?;
-            w.flush()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&body);
-            return Err(e);
-        }
-        Ok(Cut {
-            body,
+        // Removed with the cut, whatever becomes of it.
+        let cut = Cut {
+            body: temp_name(&inner.dir, "backup"),
             meta,
             cluster_id,
             totals,
             chain,
-        })
+        };
+        let mut w = BufWriter::new(std::fs::File::create(&cut.body)?);
+        snapshot::write_to(&mut w, &cut.meta, records)?;
+        w.flush()?;
+        Ok(cut)
     }
 
     /// Seeds this (empty) state machine from a backup's body: its records,

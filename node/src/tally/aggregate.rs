@@ -168,6 +168,14 @@ impl TallyState {
             .unwrap_or_default()
     }
 
+    /// The index of the last command this process applied that changed
+    /// the sums of `region` for `contest` (`None`: none it applied).
+    pub fn changed_at(&self, region: &str, contest: &str) -> Option<u64> {
+        self.aggregates
+            .get(&AggRef(region, contest))
+            .and_then(|a| a.changed_at)
+    }
+
     /// When the figures of `region` for `contest` last changed, as far as
     /// this process knows: the index that changed them, `loaded_at` for
     /// sums read back from disk, `now` for sums that do not exist (never

@@ -124,6 +124,9 @@ pub struct TallyState {
     removed_nodes: BTreeSet<u64>,
     /// Set when the first membership is applied, or by a restore.
     cluster_id: String,
+    /// The last registry command this process applied (in memory only):
+    /// names and shapes a view shows may have changed there.
+    registry_changed_at: Option<u64>,
     records: Overlay,
     /// The writes of the command being applied, in order.
     log: Vec<Write>,
@@ -176,6 +179,7 @@ impl TallyState {
             users: BTreeMap::new(),
             removed_nodes: BTreeSet::new(),
             cluster_id: String::new(),
+            registry_changed_at: None,
             records: Overlay::new(base),
             log: Vec::new(),
         }
@@ -209,6 +213,7 @@ impl TallyState {
             Err(rej) => R::Rejection(rej),
             Ok(()) => match &cmd.kind {
                 Some(Kind::LoadRegistry(req)) => {
+                    self.registry_changed_at = Some(log_index);
                     either(self.load_registry(req, log_index), R::LoadRegistry)
                 }
                 Some(Kind::Submit(batch)) => {
@@ -252,6 +257,11 @@ impl TallyState {
     fn put(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.records.put(key.clone(), value.clone());
         self.log.push((key, value));
+    }
+
+    /// The last registry command this process applied, if any.
+    pub fn registry_change(&self) -> Option<u64> {
+        self.registry_changed_at
     }
 
     /// The audit chain as of the last applied command.

@@ -36,7 +36,11 @@
     return changed;
   }
   var lastReported = null;
+  var lastIndex = 0;
   function apply(v) {
+    // After a reconnect to a node that is behind, keep the newer figures.
+    if (v.applied_index < lastIndex) return;
+    lastIndex = v.applied_index;
     var main = document.querySelector("main");
     var t = v.totals;
     set(document, "applied_index", String(v.applied_index));
