@@ -79,6 +79,23 @@ async fn follow(page: &Page, css: &str) {
     .await;
 }
 
+/// Goes to `url` and waits for it to load.
+async fn open(page: &Page, url: String) {
+    page.goto(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    page.wait_for_navigation().await.expect("loads");
+}
+
+/// Rows of the page's TPS list.
+async fn rows(page: &Page) -> u64 {
+    page.evaluate("document.querySelectorAll('table.tps tbody tr').length")
+        .await
+        .expect("rows")
+        .into_value()
+        .expect("a number")
+}
+
 async fn level(page: &Page) -> String {
     let l = text(page, "h1 .level").await;
     if l.is_empty() {
@@ -278,10 +295,7 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
 
     // The lists of TPS still missing and of janggal results.
     let kab = format!("{base}/wilayah/{KABUPATEN}");
-    page.goto(format!("{kab}/belum-masuk?pemilihan={CONTEST}"))
-        .await
-        .expect("missing list");
-    page.wait_for_navigation().await.expect("loads");
+    open(&page, format!("{kab}/belum-masuk?pemilihan={CONTEST}")).await;
     let missing = operator
         .missing(pb::ListMissingTpsRequest {
             region_code: KABUPATEN.into(),
@@ -292,12 +306,7 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         })
         .await
         .expect("missing");
-    let listed: u64 = page
-        .evaluate("document.querySelectorAll('table.tps tbody tr').length")
-        .await
-        .expect("rows")
-        .into_value()
-        .expect("a number");
+    let listed: u64 = rows(&page).await;
     assert_eq!(listed, missing.total_missing.min(100));
     assert!(
         text(&page, "table.tps")
@@ -305,10 +314,7 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
             .contains(&missing.tps[0].tps_id)
     );
     shot(&page, "8-belum-masuk").await;
-    page.goto(format!("{kab}/janggal?pemilihan={CONTEST}"))
-        .await
-        .expect("janggal list");
-    page.wait_for_navigation().await.expect("loads");
+    open(&page, format!("{kab}/janggal?pemilihan={CONTEST}")).await;
     assert!(text(&page, "h1").await.contains("TPS janggal"));
     let flagged = operator
         .janggal(pb::ListJanggalRequest {
@@ -320,12 +326,7 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         })
         .await
         .expect("janggal");
-    let rows: u64 = page
-        .evaluate("document.querySelectorAll('table.tps tbody tr').length")
-        .await
-        .expect("rows")
-        .into_value()
-        .expect("a number");
+    let rows: u64 = rows(&page).await;
     assert_eq!(rows, flagged.total_janggal.min(100));
     let shown = text(&page, "table.tps").await;
     for item in &flagged.items {
