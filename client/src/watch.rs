@@ -79,7 +79,11 @@ impl Watcher {
             }
             match self.open().await {
                 Ok(opened) => self.stream = Some(opened),
-                Err(e) if is_retryable(&e) && Instant::now() < give_up => {
+                // A node with all the watchers it takes sends us elsewhere.
+                Err(e)
+                    if (is_retryable(&e) || e.code() == tonic::Code::ResourceExhausted)
+                        && Instant::now() < give_up =>
+                {
                     self.pos += 1;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
