@@ -154,12 +154,24 @@ pub fn node_binary() -> PathBuf {
     bin
 }
 
+/// A loopback port no listener holds now, and never one this process has
+/// handed out before: a node's gRPC and HTTP ports are picked one after
+/// the other, and the kernel may offer a just-released port again (a node
+/// then failed to start, "address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().expect("ports lock");
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind an ephemeral port")
+            .local_addr()
+            .expect("local addr")
+            .port();
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
