@@ -166,16 +166,13 @@ pub async fn tps(
 ) -> Page {
     let st = state(&node)?;
     let tps = st.tally.tps_info(&id).map_err(|r| not_found(&node, r))?;
-    let (_, contest) = pick_contest(&node, &st, &tps.desa_code, q.pemilihan)?;
+    let (contests, contest) = pick_contest(&node, &st, &tps.desa_code, q.pemilihan)?;
     let lineage = st
         .tally
         .lineage(&tps.desa_code)
         .map_err(|r| not_found(&node, r))?;
-    let found = st
-        .tally
-        .contests_in(&tps.desa_code)
-        .into_iter()
-        .find(|c| c.contest_id == contest);
+    // The contests of a TPS's desa are those covering it: no second walk.
+    let found = contests.into_iter().find(|c| c.contest_id == contest);
     let Some(contest) = found else {
         return Err(refused(
             &node,
@@ -224,9 +221,7 @@ fn list_page(
 
 fn next_link(code: &str, kind: &str, contest: &str, token: String) -> Option<String> {
     (!token.is_empty()).then(|| {
-        let e = |s: &str| {
-            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-        };
+        let e = pages::enc;
         format!(
             "/wilayah/{}/{kind}?pemilihan={}&halaman={}",
             e(code),

@@ -75,7 +75,7 @@ pub fn tps_href(tps: &str, contest: &str) -> String {
     format!("/tps/{}?pemilihan={}", enc(tps), enc(contest))
 }
 
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

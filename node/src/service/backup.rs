@@ -12,7 +12,6 @@ use futures::Stream;
 use rekap_proto::backup::{FORMAT_VERSION, hex};
 use rekap_proto::pb;
 use rekap_proto::pb::admin_client::AdminClient;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::authorize;
@@ -48,21 +47,9 @@ pub async fn save_backup(
     .await
 }
 
-fn header_of(cut: &Cut, node_id: u64) -> std::io::Result<pb::BackupHeader> {
-    let mut f = std::fs::File::open(&cut.body)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0; CHUNK];
-    let mut bytes = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        bytes += n as u64;
-    }
+fn header_of(cut: &Cut, node_id: u64) -> pb::BackupHeader {
     let applied = cut.meta.last_log_id.as_ref();
-    Ok(pb::BackupHeader {
+    pb::BackupHeader {
         format_version: FORMAT_VERSION,
         cluster_id: cut.cluster_id.clone(),
         applied_index: applied.map_or(0, |l| l.index),
@@ -82,13 +69,13 @@ fn header_of(cut: &Cut, node_id: u64) -> std::io::Result<pb::BackupHeader> {
         chain_index: cut.chain.index,
         chain_head: cut.chain.head.clone(),
         chain_commands: cut.chain.commands,
-        body_sha256: hex(&h.finalize()),
-        body_bytes: bytes,
+        body_sha256: hex(&cut.body_sha256),
+        body_bytes: cut.body_bytes,
         created_unix_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
         taken_by_node: node_id,
-    })
+    }
 }
 
 /// How long the receiver may stop reading before the backup is dropped.
@@ -123,7 +110,7 @@ fn stream(
         let send = |part| send_patiently(&tx, Ok(pb::BackupChunk { part: Some(part) }));
         let result = (|| -> std::io::Result<()> {
             let cut = sm.cut()?;
-            let header = header_of(&cut, node_id)?;
+            let header = header_of(&cut, node_id);
             tracing::info!(
                 index = header.applied_index,
                 bytes = header.body_bytes,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use openraft::RaftSnapshotBuilder;
 use rekap_proto::pb;
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use sha2::{Digest, Sha256};
 
 use super::snapshot::{self, temp_name};
 use super::state_machine::{meta_writes, read_meta};
@@ -28,6 +29,29 @@ pub struct Cut {
     /// Every contest's totals over its scope.
     pub totals: Vec<pb::RegionTotals>,
     pub chain: pb::GetChainHeadResponse,
+    /// SHA-256 and length of the body, taken while it was written.
+    pub body_sha256: [u8; 32],
+    pub body_bytes: u64,
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl Drop for Cut {
@@ -70,10 +94,19 @@ impl StateMachineStore {
             cluster_id,
             totals,
             chain,
+            body_sha256: [0; 32],
+            body_bytes: 0,
         };
-        let mut w = BufWriter::new(std::fs::File::create(&cut.body)?);
+        let mut w = Hashing {
+            inner: BufWriter::new(std::fs::File::create(&cut.body)?),
+            hash: Sha256::new(),
+            bytes: 0,
+        };
         snapshot::write_to(&mut w, &cut.meta, records)?;
         w.flush()?;
+        let mut cut = cut;
+        cut.body_sha256 = w.hash.finalize().into();
+        cut.body_bytes = w.bytes;
         Ok(cut)
     }
 
