@@ -10,9 +10,7 @@
 
 pub mod certs;
 mod deadline;
-pub mod kotabaru;
-pub mod national;
-pub mod pilpres2019;
+pub mod generate;
 pub mod registry;
 mod routing;
 mod users;
@@ -32,6 +30,7 @@ use crate::deadline::Timed;
 use tonic::{Code, Status};
 
 pub use rekap_proto::pb as proto;
+pub use rekap_proto::zones;
 pub use watch::Watcher;
 
 /// Metadata key with the leader's address, set by every node on every reply.
@@ -414,15 +413,23 @@ impl Client {
         contest: &str,
         consistency: pb::Consistency,
     ) -> Result<Vec<pb::Revision>, Status> {
+        Ok(self.tps_history(tps, contest, consistency).await?.revisions)
+    }
+
+    /// A TPS's revisions, with the time zone its office reads them in.
+    pub async fn tps_history(
+        &self,
+        tps: &str,
+        contest: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::GetTpsHistoryResponse, Status> {
         let req = pb::GetTpsHistoryRequest {
             tps_id: tps.into(),
             contest_id: contest.into(),
             consistency: consistency as i32,
         };
-        let resp = self
-            .tally(req, |mut c, r| async move { c.get_tps_history(r).await })
-            .await?;
-        Ok(resp.revisions)
+        self.tally(req, |mut c, r| async move { c.get_tps_history(r).await })
+            .await
     }
 
     pub async fn children(

@@ -1,4 +1,5 @@
-//! The registry as CSV files, and a generator of synthetic registries.
+//! The registry as CSV files: what `rekapctl registry load` reads and the
+//! generators (`generate/`) write.
 //!
 //! A registry directory holds four files (header row first):
 //! - `regions.csv`: `code,parent_code,level,name`; level is one of
@@ -201,94 +202,5 @@ impl Registry {
             });
         }
         out
-    }
-}
-
-/// Shape of a synthetic registry: one provinsi and one kabupaten, named
-/// after Kotabaru by default, with a two-paslon contest over the kabupaten.
-#[derive(Debug, Clone)]
-pub struct Synthetic {
-    /// Prefix of every code, so several synthetic registries can coexist.
-    pub prefix: String,
-    pub kecamatan: usize,
-    pub desa_per_kecamatan: usize,
-    pub tps_per_desa: usize,
-    pub contest_id: String,
-}
-
-impl Synthetic {
-    pub fn tps_count(&self) -> usize {
-        self.kecamatan * self.desa_per_kecamatan * self.tps_per_desa
-    }
-
-    pub fn build(&self) -> Registry {
-        use pb::RegionLevel::*;
-        let p = &self.prefix;
-        let region =
-            |code: String, parent: String, level: pb::RegionLevel, name: String| pb::Region {
-                code,
-                parent_code: parent,
-                level: level as i32,
-                name,
-            };
-        let prov = format!("{p}63");
-        let kab = format!("{prov}.02");
-        let mut reg = Registry::default();
-        reg.regions.push(region(
-            prov.clone(),
-            "ID".into(),
-            Provinsi,
-            "KALIMANTAN SELATAN".into(),
-        ));
-        reg.regions.push(region(
-            kab.clone(),
-            prov.clone(),
-            Kabupaten,
-            "KOTABARU".into(),
-        ));
-        for k in 1..=self.kecamatan {
-            let kec = format!("{kab}.{k:02}");
-            reg.regions.push(region(
-                kec.clone(),
-                kab.clone(),
-                Kecamatan,
-                format!("KECAMATAN {k:02}"),
-            ));
-            for d in 1..=self.desa_per_kecamatan {
-                let desa = format!("{kec}.{:04}", 2000 + d);
-                reg.regions.push(region(
-                    desa.clone(),
-                    kec.clone(),
-                    Desa,
-                    format!("DESA {k:02}-{d:02}"),
-                ));
-                for t in 1..=self.tps_per_desa {
-                    reg.tps.push(pb::Tps {
-                        tps_id: format!("{desa}-{t:03}"),
-                        desa_code: desa.clone(),
-                        number: t as u32,
-                        dpt: Some(250 + ((k * 31 + d * 7 + t * 13) % 50) as u32),
-                    });
-                }
-            }
-        }
-        reg.contests.push(pb::Contest {
-            contest_id: self.contest_id.clone(),
-            name: "PEMILIHAN BUPATI KOTABARU".into(),
-            scope_code: kab,
-            candidates: vec![
-                pb::Candidate {
-                    candidate_id: "01".into(),
-                    number: 1,
-                    name: "PASLON 01".into(),
-                },
-                pb::Candidate {
-                    candidate_id: "02".into(),
-                    number: 2,
-                    name: "PASLON 02".into(),
-                },
-            ],
-        });
-        reg
     }
 }

@@ -119,6 +119,7 @@ pub async fn ensure_first_admin(node: Arc<Node>) {
                     name: name.clone(),
                 })),
                 principal: None,
+                proposed_at_ms: 0,
             };
             match node.propose(cmd, &who).await {
                 Ok(pb::CommandResponse {

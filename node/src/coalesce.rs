@@ -16,7 +16,8 @@ use std::sync::{Arc, Weak};
 use rekap_proto::pb;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::node::{Failure, Node};
+use crate::node::Node;
+use crate::reply::Failure;
 use crate::security::Caller;
 use crate::tally::rules::MAX_BATCH;
 
@@ -119,6 +120,7 @@ async fn propose(node: Arc<Node>, group: Vec<Pending>, _permit: tokio::sync::Own
             submissions: submissions.into_iter().flatten().collect(),
         })),
         principal: None,
+        proposed_at_ms: 0,
     };
     let result = match node.propose(cmd, &who).await {
         Ok(pb::CommandResponse {

@@ -5,17 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use serde::Deserialize;
 
 use crate::raft::NodeId;
 
-#[derive(Parser, Debug, Default)]
-#[command(
-    name = "rekap-node",
-    version,
-    about = "A Rekap vote-tally cluster node"
-)]
+/// A node's settings as flags (the binary's `Cli` holds them).
+#[derive(clap::Args, Debug, Default)]
 pub struct Args {
     /// TOML file with any of the settings below (keys as the long flags, with '_').
     #[arg(long, env = "REKAP_CONFIG")]

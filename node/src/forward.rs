@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use crate::node::FORWARD_TIMEOUT;
+/// For a call that names no deadline. Otherwise a forward gets the caller's
+/// deadline less a fifth (see `forward_budget`): 4 s of the client library's
+/// 5 s attempt, so a slow leader is reported back before the client gives
+/// up on the attempt, and most of a long deadline to a call that waits on
+/// purpose (a blocking add-learner).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// How long a forward may take: the caller's deadline (its `grpc-timeout`)
 /// less a fifth, so the answer (or the news that the leader is slow) gets

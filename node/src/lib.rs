@@ -7,8 +7,10 @@
 //! - [`network`]: the Raft client side over tonic.
 //! - [`security`]: TLS, certificate identities and authentication.
 //! - [`service`]: the gRPC services (public Tally and Admin, internal Raft).
-//! - [`node`], [`forward`], [`unavailable`], [`coalesce`]: routing calls to the leader, and why one is refused.
+//! - [`node`], [`forward`], [`coalesce`]: routing calls to the leader, and why one is refused.
+//! - [`reply`]: what every answer carries: the `x-rekap-*` headers, refusals as statuses.
 //! - [`watch`]: live views of watched regions, for `Tally.Watch` and the dashboard.
+//! - [`metrics`]: the node's Prometheus registry.
 //! - [`http`]: the HTTP listener (`/metrics`, the public dashboard).
 //! - [`restore`]: seeding a new cluster's node from a backup file.
 //! - [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
@@ -19,9 +21,11 @@ pub mod config;
 pub mod forward;
 pub mod fuzzing;
 pub mod http;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod raft;
+pub mod reply;
 pub mod restore;
 pub mod security;
 pub mod server;
@@ -29,5 +33,4 @@ pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod tally;
-pub mod unavailable;
 pub mod watch;

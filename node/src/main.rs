@@ -8,8 +8,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rekap_node::config::{Args, Config};
+use rekap_node::restore::RestoreArgs;
 use rekap_node::shutdown::Shutdown;
 use rekap_node::{server, store};
 use tracing_subscriber::EnvFilter;
@@ -52,6 +53,29 @@ fn return_freed_memory_soon() {
     }
 }
 
+/// `rekap-node [flags]` runs a node; `rekap-node restore ...` seeds one.
+#[derive(Parser)]
+#[command(
+    name = "rekap-node",
+    version,
+    about = "A Rekap vote-tally cluster node",
+    after_help = "Run a node with the flags above; `rekap-node restore --help` tells how to seed a new cluster's node from a backup.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(flatten)]
+    node: Args,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Seed a node of a new cluster from a backup file (`rekapctl snapshot
+    /// save`), then start it as usual.
+    Restore(RestoreArgs),
+}
+
 /// The longest a shutdown may take before the process exits non-zero.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
 /// Of that, how long stopping the runtime's tasks may take.
@@ -84,11 +108,11 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     // rustls' ring provider, chosen before anything can pick a default.
     rekap_node::security::tls::provider();
-    if std::env::args().nth(1).as_deref() == Some("restore") {
-        let args = rekap_node::restore::RestoreArgs::parse_from(std::env::args().skip(1));
+    let cli = Cli::parse();
+    if let Some(Command::Restore(args)) = cli.command {
         return rekap_node::restore::run(args);
     }
-    let cfg = Config::resolve(Args::parse())?;
+    let cfg = Config::resolve(cli.node)?;
     let shutdown = Shutdown::install(SHUTDOWN_BOUND)?;
     let owner = store::Owner {
         node_id: cfg.id,

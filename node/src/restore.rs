@@ -16,7 +16,6 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use openraft::BasicNode;
 use rekap_proto::backup;
 use sha2::{Digest, Sha256};
@@ -26,11 +25,7 @@ use crate::raft::convert::log_id;
 use crate::raft::{Membership, StoredMembership};
 use crate::store;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "rekap-node restore",
-    about = "Seed a node of a new cluster from a backup file"
-)]
+#[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     /// The backup file (`rekapctl snapshot save`).
     pub file: PathBuf,

@@ -17,7 +17,7 @@ use crate::network::{ChannelPool, MAX_RAFT_MESSAGE, NetworkFactory};
 use crate::node::Node;
 use crate::security::material::Paths;
 use crate::security::{self, AuthLayer, Authenticator, Caller, Tls, acceptor};
-use crate::service::limits::SizeLimitLayer;
+use crate::service::front::FrontLayer;
 use crate::service::observe::ObserveLayer;
 use crate::service::{admin::AdminService, raft::RaftService, tally::TallyService};
 use crate::shutdown::Shutdown;
@@ -70,7 +70,7 @@ pub async fn serve(
             pool: pool.clone(),
         };
         let appended = log.appended();
-        let metrics = Arc::new(crate::http::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds(), tls.clone()));
+        let metrics = Arc::new(crate::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds(), tls.clone()));
         let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every)?, network, log, sm.clone()).await?;
         let node = Arc::new(Node {
             id: cfg.id,
@@ -86,7 +86,6 @@ pub async fn serve(
                     .filter(|_| cfg.certs_dir.is_some())
                     .map(|name| (name, Caller::Node(cfg.id))),
             ),
-            submits: std::sync::OnceLock::new(),
             compaction: {
                 let sm = sm.clone();
                 raft::compaction::Compaction::new(raft.clone(), appended, cfg.snapshot_bytes, move || {
@@ -96,9 +95,6 @@ pub async fn serve(
             metrics: metrics.clone(),
             watches: crate::watch::Hub::new(sm.clone()),
         });
-        let _ = node
-            .submits
-            .set(crate::coalesce::Submits::start(Arc::downgrade(&node)));
 
         let (reporter, health) = tonic_health::server::health_reporter();
         let mut tasks = vec![
@@ -129,9 +125,12 @@ pub async fn serve(
                 .in_current_span(),
             ));
         }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        // Both versions: older grpcurl releases and IDE plugins ask v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        };
+        let (reflection, reflection_alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
 
         let listener = TcpListener::bind(&cfg.listen).await?;
         tracing::info!(listen = %cfg.listen, advertise = %cfg.advertise, data_dir = %cfg.data_dir.display(), "rekap-node serving");
@@ -150,9 +149,9 @@ pub async fn serve(
             .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
             .layer(ObserveLayer(metrics.clone()))
             .layer(AuthLayer(Authenticator::new(tls)))
-            .layer(SizeLimitLayer)
+            .layer(FrontLayer::new(node.clone()))
             .add_service(
-                pb::tally_server::TallyServer::new(TallyService { node: node.clone() })
+                pb::tally_server::TallyServer::new(TallyService::new(node.clone()))
                     .max_decoding_message_size(MAX_PUBLIC_MESSAGE),
             )
             .add_service(
@@ -166,6 +165,7 @@ pub async fn serve(
             )
             .add_service(health)
             .add_service(reflection)
+            .add_service(reflection_alpha)
             .serve_with_incoming_shutdown(incoming, shutdown.requested());
         let drained = async {
             shutdown.requested().await;

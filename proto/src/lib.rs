@@ -21,6 +21,7 @@ pub use v1 as pb;
 pub mod backup;
 pub mod identity;
 mod janggal_item;
+pub mod zones;
 
 /// Short summaries for logs (openraft wants its application data `Display`).
 mod display {

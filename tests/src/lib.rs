@@ -501,6 +501,28 @@ impl Cluster {
             .connect_lazy()
     }
 
+    /// Runs `rekapctl --json ARGS` as `user` against `endpoints` (comma
+    /// separated) and returns what it printed, or panics with its stderr.
+    pub fn rekapctl(&self, user: &str, endpoints: &str, args: &[&str]) -> serde_json::Value {
+        let bin = node_binary().with_file_name("rekapctl");
+        let out = Command::new(&bin)
+            .arg("--endpoints")
+            .arg(endpoints)
+            .arg("--certs-dir")
+            .arg(self.pki.user_dir(user))
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("run rekapctl");
+        assert!(
+            out.status.success(),
+            "rekapctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Everything a node has logged so far.
     pub fn log(&self, id: u64) -> String {
         std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
@@ -531,7 +553,7 @@ impl Drop for Cluster {
 /// Why a node answered UNAVAILABLE: its `x-rekap-unavailable` reason.
 pub fn unavailable_reason(s: &tonic::Status) -> Option<String> {
     s.metadata()
-        .get(rekap_node::node::UNAVAILABLE_HEADER)
+        .get(rekap_node::reply::UNAVAILABLE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
@@ -552,7 +574,7 @@ pub async fn start_with_a_result() -> (Cluster, std::sync::Arc<Vec<String>>) {
 /// A registry of `kecamatan` × 10 desa × 10 TPS in one kabupaten, with the
 /// contest `PILKADA` over it.
 pub fn synthetic_registry(kecamatan: usize) -> rekap_client::registry::Registry {
-    rekap_client::registry::Synthetic {
+    rekap_client::generate::Synthetic {
         prefix: String::new(),
         kecamatan,
         desa_per_kecamatan: 10,

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rekap_client::kotabaru::Night;
+use rekap_client::generate::kotabaru::Night;
 use rekap_client::{Client, ClientOptions};
 
 use crate::Cluster;

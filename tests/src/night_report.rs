@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use plotters::prelude::*;
-use rekap_client::kotabaru::Night;
+use rekap_client::generate::kotabaru::Night;
 
 use crate::night::Outcome;
 

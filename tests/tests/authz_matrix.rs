@@ -1,7 +1,9 @@
 //! Issue 7's role × RPC matrix, on a real cluster over TLS: every public RPC
-//! (and the Raft service) called by every role, in and out of its scope, and
-//! by callers with no certificate, one from another CA, an expired one, one
-//! not yet valid, a revoked one, and a disabled user. The expected allow (A)
+//! (and the Raft service, the gRPC health service and reflection v1 and
+//! v1alpha, which refuse shut-out callers too) called by every role, in and
+//! out of its scope, and by callers with no certificate, one from another
+//! CA, an expired one, one not yet valid, a revoked one, and a disabled
+//! user. The expected allow (A)
 //! or deny (D) is the table below; the test prints the table it observed.
 //! Every deny leaves the totals and the audit chain head as they were.
 //!
@@ -49,6 +51,9 @@ Admin.SetUserDisabled   D   D   D    D    D    D    D    D    D   A   D    D   D
 Admin.RevokeCertificate D   D   D    D    D    D    D    D    D   A   D    D   D   D   D   D
 Admin.ListUsers         D   D   D    D    D    D    D    D    D   A   D    D   D   D   D   D
 Raft.Vote               D   D   D    D    D    D    D    D    D   D   D    D   D   D   D   D
+Health.Check            A   A   A    A    A    A    A    A    A   A   D    D   D   D   D   D
+Reflection.v1           A   A   A    A    A    A    A    A    A   A   D    D   D   D   D   D
+Reflection.v1alpha      A   A   A    A    A    A    A    A    A   A   D    D   D   D   D   D
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,6 +116,19 @@ async fn every_role_and_bad_identity_against_every_rpc() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    // A shut-out caller who knocks is logged, wherever it knocked.
+    let logs: String = cluster
+        .running()
+        .iter()
+        .map(|id| cluster.log(*id))
+        .collect();
+    for user in ["m-dis", "m-rev"] {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("refused a shut-out caller") && l.contains(user)),
+            "no node logged {user}'s refusals"
+        );
+    }
     // The cluster still works for everyone allowed.
     cluster.wait_for_leader(Duration::from_secs(10)).await;
 }

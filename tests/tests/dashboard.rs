@@ -2,7 +2,8 @@
 //! Debian's `chromium` package, driven over the DevTools protocol). It
 //! opens the national page of a follower, clicks down level by level to
 //! one TPS, and checks the figures shown against `GetTotals` and
-//! `GetTpsResult`; then it submits a result and sees the kabupaten page
+//! `GetTpsResult`, and each revision's time as Kotabaru reads it (WITA);
+//! then it submits a result and sees the kabupaten page
 //! change without a reload. Screenshots of every page are kept in
 //! `<target>/tmp/dashboard/`.
 
@@ -46,6 +47,29 @@ async fn shot(page: &Page, name: &str) {
         .await
         .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
     eprintln!("screenshot: {}", path.display());
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A time as an office in Kotabaru reads it: WITA is UTC+8, all year.
+fn wita(ms: i64) -> String {
+    const BULAN: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des",
+    ];
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .expect("a time")
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8"));
+    format!(
+        "{} {} {} {:02}.{:02}.{:02} WITA",
+        t.day(),
+        BULAN[usize::from(u8::from(t.month())) - 1],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Clicks the link `css` and waits until the page it leads to has loaded.
@@ -108,6 +132,7 @@ async fn level(page: &Page) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
+    let started = now_ms();
     let (cluster, tps, _) = start_with_registry(ClusterOptions::default(), 1).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let follower = cluster
@@ -241,6 +266,24 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         history.contains("Salah ketik") && history.contains("C.Hasil dicek ulang"),
         "and why: {history}"
     );
+    // When, in Kotabaru's own time (WITA, UTC+8): the revision's time is
+    // its command's, taken on the leader while this test ran.
+    let (submitted, changed) = (result.submitted_at_ms, result.changed_at_ms);
+    assert!(
+        started <= submitted && submitted <= changed && changed <= now_ms(),
+        "{started} {submitted} {changed}"
+    );
+    assert_eq!(
+        text(&page, "#changed").await,
+        format!("Diubah {} oleh {VERIFIER}", wita(changed))
+    );
+    assert!(
+        history.contains(&wita(submitted)) && history.contains(&wita(changed)),
+        "the history shows each revision's time in WITA ({} / {}): {history}",
+        wita(submitted),
+        wita(changed)
+    );
+    assert!(text(&page, "[data-f=at]").await.ends_with(" WITA"));
     shot(&page, "6-tps").await;
 
     // Live: the kabupaten page follows a new result without a reload.

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rekap_client::kotabaru::{self, CONTEST, KABUPATEN};
+use rekap_client::generate::kotabaru::{self, CONTEST, KABUPATEN};
 use rekap_client::proto as pb;
 use rekap_tests::night_report::{self, Checks};
 use rekap_tests::pki::AUDITOR;
@@ -54,7 +54,8 @@ async fn the_kotabaru_night_counts_every_tps_through_two_dead_servers() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let rows = rekap_client::pilpres2019::read_rows(&sample()).expect("the committed 2019 sample");
+    let rows = rekap_client::generate::pilpres2019::read_rows(&sample())
+        .expect("the committed 2019 sample");
     let night = kotabaru::build(&rows, 2020).expect("the night");
     assert_eq!(night.arrivals.len(), kotabaru::TPS_2020);
     assert_eq!(

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rekap_client::pilpres2019::{self, CONTEST};
+use rekap_client::generate::pilpres2019::{self, CONTEST};
 use rekap_client::proto as pb;
 use rekap_tests::pki::{ADMIN, AUDITOR, OPERATOR};
-use rekap_tests::{Cluster, ClusterOptions, node_binary};
+use rekap_tests::{Cluster, ClusterOptions};
 use serde_json::Value;
 
 fn sample() -> PathBuf {
@@ -21,23 +21,7 @@ fn sample() -> PathBuf {
 
 /// Runs rekapctl as `user` with that user's certificate.
 fn rekapctl(cluster: &Cluster, user: &str, endpoints: &str, args: &[&str]) -> Value {
-    let bin = node_binary().with_file_name("rekapctl");
-    let out = Command::new(&bin)
-        .arg("--endpoints")
-        .arg(endpoints)
-        .arg("--certs-dir")
-        .arg(cluster.pki.user_dir(user))
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("run rekapctl");
-    assert!(
-        out.status.success(),
-        "rekapctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    cluster.rekapctl(user, endpoints, args)
 }
 
 #[derive(Default, Debug, PartialEq)]
@@ -237,6 +221,8 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     let py = Command::new("python3")
         .arg(&script)
         .arg(&audit_path)
+        .arg("--results")
+        .arg(&csv_path)
         .output()
         .expect("python3");
     assert!(
@@ -249,6 +235,10 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     let head = c.chain_head_of(first_node, None).await.unwrap();
     assert_eq!(recomputed["head"], head.head.as_str());
     assert_eq!(recomputed["commands"], head.commands);
+    // Each result's time is the time its command carries in the chain,
+    // and every command the test made carries one.
+    assert_eq!(recomputed["results_checked"], nat.rows, "{recomputed}");
+    assert_eq!(recomputed["timed_commands"], head.commands, "{recomputed}");
 
     // Every node holds the same audit chain.
     let v = rekapctl(&cluster, AUDITOR, &endpoints, &["verify"]);

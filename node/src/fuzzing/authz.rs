@@ -73,6 +73,7 @@ fn apply(
     let cmd = pb::Command {
         kind: Some(kind),
         principal: Some(who.clone()),
+        proposed_at_ms: 0,
     };
     st.apply(&cmd, *index).0
 }

@@ -205,6 +205,7 @@ fn command(kind: pb::command::Kind) -> pb::Command {
     pb::Command {
         kind: Some(kind),
         principal: None,
+        proposed_at_ms: 0,
     }
 }
 

@@ -35,6 +35,7 @@ fn seeds() -> Vec<Vec<u8>> {
             submissions: vec![sub.clone()],
         })),
         principal: None,
+        proposed_at_ms: 0,
     };
     vec![
         world::registry().encode_to_vec(),

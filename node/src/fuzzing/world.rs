@@ -98,6 +98,7 @@ pub fn registry() -> pb::Command {
             remove_tps: vec![],
         })),
         principal: None,
+        proposed_at_ms: 0,
     }
 }
 

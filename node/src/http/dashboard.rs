@@ -23,6 +23,7 @@ use super::pages::{self, RegionPage, Source};
 use crate::node::Node;
 use crate::store::SmState;
 use crate::watch::{Refusal, View};
+use rekap_proto::zones::Zone;
 
 const CSS: &str = include_str!("assets/rekap.css");
 const JS: &str = include_str!("assets/rekap.js");
@@ -51,25 +52,20 @@ impl IntoResponse for Refused {
     }
 }
 
-/// The time now, UTC, as a page shows it.
-fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+/// The time now (Unix ms).
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn source(node: &Node, st: &SmState) -> Source {
+/// Where a page about `code` (a region, or a TPS by its id) comes from,
+/// with the time in that region's zone.
+fn source(node: &Node, st: &SmState, code: &str) -> Source {
+    let zone = st.tally.zone_of(code);
     Source {
         node_id: node.id,
         applied_index: st.applied_index(),
-        at: now(),
+        at: zone.show(now_ms()),
+        zone,
     }
 }
 
@@ -80,7 +76,8 @@ fn refused(node: &Node, status: StatusCode, message: &str) -> Refused {
         src: Source {
             node_id: node.id,
             applied_index: node.sm.applied_index(),
-            at: now(),
+            at: Zone::Wib.show(now_ms()),
+            zone: Zone::Wib,
         },
     }
 }
@@ -146,7 +143,7 @@ pub async fn region(
     } else {
         Vec::new()
     };
-    let src = source(&node, &st);
+    let src = source(&node, &st, &code);
     drop(st);
     let page = RegionPage {
         lineage,
@@ -184,7 +181,7 @@ pub async fn tps(
         .tally
         .tps_history(&id, &contest.contest_id)
         .unwrap_or_default();
-    let src = source(&node, &st);
+    let src = source(&node, &st, &id);
     drop(st);
     let page = TpsPage {
         lineage,
@@ -216,7 +213,7 @@ fn list_page(
         janggal: Vec::new(),
         next: None,
     };
-    Ok((page, source(node, st)))
+    Ok((page, source(node, st, code)))
 }
 
 fn next_link(code: &str, kind: &str, contest: &str, token: String) -> Option<String> {

@@ -105,6 +105,7 @@ pub fn tps(p: &TpsPage, src: &Source) -> Markup {
             Some((rev, s)) => {
                 section.card #result {
                     h2 { "Hasil (revisi " (rev.revision) ")" }
+                    p.meta #changed { "Diubah " (src.zone.show(rev.at_ms)) @if let Some(a) = &rev.author { " oleh " (a.name) } }
                     table.votes {
                         thead { tr { th { "No" } th { "Pasangan calon" } th.n { "Suara" } th.n { "Persentase" } } }
                         tbody {
@@ -133,13 +134,14 @@ pub fn tps(p: &TpsPage, src: &Source) -> Markup {
             section.card {
                 h2 { "Riwayat revisi" }
                 table.history {
-                    thead { tr { th { "Revisi" } th { "Jenis" } th { "Oleh" } th { "Alasan" } th { "Catatan" } th.n { "Suara sah" } th { "Janggal" } th.n { "Indeks log" } } }
+                    thead { tr { th { "Revisi" } th { "Jenis" } th { "Oleh" } th { "Waktu" } th { "Alasan" } th { "Catatan" } th.n { "Suara sah" } th { "Janggal" } th.n { "Indeks log" } } }
                     tbody {
                         @for r in &p.revisions {
                             tr {
                                 td { (r.revision) }
                                 td { (kind_name(r.kind)) }
                                 td { (r.author.as_ref().map_or("", |a| a.name.as_str())) }
+                                td.at { (src.zone.show(r.at_ms)) }
                                 td { (reason_name(r.reason)) }
                                 td { (r.note) }
                                 td.n { (ribuan(r.submission.as_ref().map_or(0, |s| num(s.sah)))) }

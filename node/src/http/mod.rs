@@ -57,7 +57,7 @@ async fn scrape(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    match node.metrics.render(&node) {
+    match metrics::render(&node) {
         Ok(body) if open => ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], body).into_response(),
         Ok(body) => (
             [(header::CONTENT_TYPE, metrics::CLASSIC)],

@@ -6,14 +6,18 @@
 use maud::{DOCTYPE, Markup, html};
 use rekap_proto::pb;
 
+use rekap_proto::zones::Zone;
+
 use crate::tally::browse::TpsRow;
 
 /// What every page shows about where its figures come from.
 pub struct Source {
     pub node_id: u64,
     pub applied_index: u64,
-    /// When the page was rendered, UTC.
+    /// When the page was rendered, in `zone`.
     pub at: String,
+    /// The zone of the page's region: its times are shown in it.
+    pub zone: Zone,
 }
 
 /// A region's page: its totals, its children, and for a desa its TPS.
@@ -98,7 +102,7 @@ pub fn layout(title: &str, src: &Source, live: Option<String>, body: Markup) -> 
                 }
                 p.asof {
                     "Data per indeks log " strong data-f="applied_index" { (src.applied_index) }
-                    " · " span data-f="at" { (src.at) }
+                    " · " span data-f="at" data-tz=(src.zone.offset_minutes()) data-zone=(src.zone.name()) { (src.at) }
                     " · dilayani node " (src.node_id)
                 }
                 main { (body) }
@@ -277,6 +281,7 @@ mod tests {
             node_id: 1,
             applied_index: 7,
             at: "now".into(),
+            zone: Zone::Wita,
         };
         let html = not_found("<script>alert(1)</script>", &src).into_string();
         assert!(!html.contains("<script>alert"), "{html}");

@@ -15,13 +15,13 @@
 //! an interval catches up by log, and a new node gets a snapshot and at most
 //! one interval of log to replay.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
 
 use super::Raft;
+use crate::store::Appended;
 
 /// How often the appended bytes are looked at: a snapshot may start up to
 /// this late, which is nothing beside the interval itself.
@@ -30,20 +30,6 @@ const TICK: Duration = Duration::from_millis(250);
 const IDLE: Duration = Duration::from_secs(2);
 /// How long a new node waits for the purge behind its fresh snapshot.
 const PURGE_WAIT: Duration = Duration::from_secs(5);
-
-/// The log's appended bytes, counted by the log store.
-#[derive(Clone, Default)]
-pub struct Appended(Arc<AtomicU64>);
-
-impl Appended {
-    pub fn add(&self, bytes: u64) {
-        self.0.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// When to build the next snapshot, given the bytes appended since the
 /// last one, the state's size on disk, and how long the log was quiet.

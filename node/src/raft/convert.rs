@@ -10,9 +10,9 @@ use openraft::raft::{
 use openraft::{BasicNode, EntryPayload};
 use rekap_proto::pb;
 
-use super::{
-    Cmd, Entry, LeaderId, LogId, Membership, NodeId, SnapshotMeta, StoredMembership, TypeConfig,
-    Vote,
+use super::cmd::Cmd;
+use super::types::{
+    Entry, LeaderId, LogId, Membership, NodeId, SnapshotMeta, StoredMembership, TypeConfig, Vote,
 };
 
 /// A protobuf message that does not describe a valid openraft value.

@@ -8,33 +8,16 @@
 pub mod cmd;
 pub mod compaction;
 pub mod convert;
+pub mod types;
 
 use std::sync::Arc;
 
 pub use cmd::Cmd;
+pub use types::*;
 
-use rekap_proto::pb;
-
-openraft::declare_raft_types!(
-    /// Rekap's Raft types: the tally `Command`, shared (see `cmd`), is the
-    /// application data.
-    pub TypeConfig:
-        D = Arc<Cmd>,
-        R = pb::CommandResponse,
-        Node = openraft::BasicNode,
-);
-
-pub type NodeId = u64;
+/// The Raft handle, over Rekap's state machine store. The store names only
+/// `types`, never this module, so the two do not import each other.
 pub type Raft = openraft::Raft<TypeConfig, crate::store::StateMachineStore>;
-
-pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
-pub type Vote = openraft::alias::VoteOf<TypeConfig>;
-pub type LeaderId = openraft::alias::LeaderIdOf<TypeConfig>;
-pub type Entry = openraft::alias::EntryOf<TypeConfig>;
-pub type Membership = openraft::Membership<NodeId, openraft::BasicNode>;
-pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
-pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-pub type RaftMetrics = openraft::RaftMetrics<TypeConfig>;
 
 /// Timing: a follower stands for election once it has heard nothing for
 /// the leader lease (`election_timeout_max`) plus its own random election

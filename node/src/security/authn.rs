@@ -86,7 +86,7 @@ const CACHE_MAX: usize = 10_000;
 fn unauthenticated(why: impl std::fmt::Display) -> Status {
     let mut s = Status::unauthenticated(format!("rule=authenticated: {why}"));
     s.metadata_mut().insert(
-        crate::node::RULE_HEADER,
+        crate::reply::RULE_HEADER,
         "authenticated".parse().expect("ascii"),
     );
     s
@@ -157,7 +157,7 @@ impl Authenticator {
                     "rule=assert_principal: only a node may call on behalf of another principal",
                 );
                 s.metadata_mut().insert(
-                    crate::node::RULE_HEADER,
+                    crate::reply::RULE_HEADER,
                     "assert_principal".parse().expect("ascii"),
                 );
                 Err(s)

@@ -10,8 +10,9 @@ use rekap_proto::pb::admin_client::AdminClient;
 use tonic::{Request, Response, Status};
 
 use super::{authorize, refused, required, unexpected, users};
-use crate::node::{Failure, Node, write_failure};
+use crate::node::{Node, write_failure};
 use crate::raft::{NodeId, RaftMetrics};
+use crate::reply::Failure;
 use crate::security::{Caller, caller_of};
 use crate::tally::Action;
 use crate::tally::rules;
@@ -222,6 +223,7 @@ impl pb::admin_server::Admin for AdminService {
                 let cmd = pb::Command {
                     kind: Some(pb::command::Kind::LoadRegistry(r)),
                     principal: None,
+                    proposed_at_ms: 0,
                 };
                 match node.propose(cmd, &who).await? {
                     pb::CommandResponse {
@@ -464,20 +466,7 @@ impl pb::admin_server::Admin for AdminService {
                         format!("node {} is not a voter", r.to_node_id),
                     )));
                 }
-                node.raft
-                    .trigger()
-                    .transfer_leader(r.to_node_id)
-                    .await
-                    .map_err(|e| Failure::Status(Status::unavailable(e.to_string())))?;
-                let target = r.to_node_id;
-                let _ = node
-                    .raft
-                    .wait(Some(Duration::from_secs(5)))
-                    .metrics(|m| m.current_leader == Some(target), "leader transferred")
-                    .await;
-                Ok(pb::TransferLeaderResponse {
-                    leader_id: node.metrics().current_leader,
-                })
+                super::transfer::transfer(node, r.to_node_id).await
             },
             |ch, r| async move { AdminClient::new(ch).transfer_leader(r).await },
         )

@@ -8,17 +8,19 @@
 
 pub mod admin;
 pub mod backup;
-pub mod limits;
+pub mod front;
 pub mod observe;
 pub mod raft;
 pub mod tally;
+pub mod transfer;
 pub mod users;
 pub mod watch;
 
 use rekap_proto::pb;
 use tonic::Status;
 
-use crate::node::{Failure, Node, rejection_status};
+use crate::node::Node;
+use crate::reply::{Failure, rejection_status};
 use crate::security::Caller;
 use crate::tally::Action;
 

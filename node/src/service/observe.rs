@@ -12,7 +12,7 @@ use tonic::body::Body;
 use tonic::codegen::http::{Request, Response};
 use tonic::codegen::{BoxFuture, Service};
 
-use crate::http::metrics::Metrics;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct ObserveLayer(pub Arc<Metrics>);

@@ -15,9 +15,10 @@ use rekap_proto::pb;
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::node::{Node, RULE_HEADER};
+use crate::node::Node;
 use crate::raft::NodeId;
 use crate::raft::convert as cv;
+use crate::reply::RULE_HEADER;
 use crate::security::{Caller, caller_of};
 use crate::store::SnapshotFile;
 use crate::store::snapshot::temp_name;

@@ -9,18 +9,31 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::{refused, required, unexpected};
-use crate::node::rejection_status;
-use crate::node::{Failure, Node};
+use crate::coalesce::Submits;
+use crate::node::Node;
+use crate::reply::{Failure, rejection_status};
 use crate::security::Caller;
 use crate::store::SmState;
 use crate::tally::{Action, JanggalPage, TallyState, revise, rules};
 
 pub struct TallyService {
     pub node: Arc<Node>,
+    /// The leader's submission queue (see `coalesce`).
+    submits: Submits,
+}
+
+impl TallyService {
+    /// The service, and its submission queue's task (which ends when the
+    /// node is dropped).
+    pub fn new(node: Arc<Node>) -> TallyService {
+        let submits = Submits::start(Arc::downgrade(&node));
+        TallyService { node, submits }
+    }
 }
 
 async fn submit_batch(
     node: &Node,
+    queue: &Submits,
     who: &Caller,
     submissions: Vec<pb::Submission>,
 ) -> Result<pb::SubmitBatchResponse, Failure> {
@@ -53,7 +66,6 @@ async fn submit_batch(
     let mut decided = if to_propose.is_empty() {
         Vec::new().into_iter()
     } else {
-        let queue = node.submits.get().expect("the queue starts with the node");
         queue.submit(who, to_propose).await?.into_iter()
     };
     let items: Vec<pb::BatchItem> = items
@@ -143,6 +155,7 @@ async fn propose_correction(
     let cmd = pb::Command {
         kind: Some(kind),
         principal: None,
+        proposed_at_ms: 0,
     };
     match node.propose(cmd, who).await? {
         pb::CommandResponse {
@@ -163,7 +176,7 @@ impl pb::tally_server::Tally for TallyService {
             req,
             |r, who| async move {
                 let s = required(r.submission, "submission")?;
-                let mut resp = submit_batch(node, &who, vec![s]).await?;
+                let mut resp = submit_batch(node, &self.submits, &who, vec![s]).await?;
                 match resp.items.pop().and_then(|i| i.result) {
                     Some(pb::batch_item::Result::Outcome(o)) => {
                         Ok(pb::SubmitResponse { outcome: Some(o) })
@@ -184,7 +197,7 @@ impl pb::tally_server::Tally for TallyService {
         let node = &self.node;
         node.route(
             req,
-            |r, who| async move { submit_batch(node, &who, r.submissions).await },
+            |r, who| async move { submit_batch(node, &self.submits, &who, r.submissions).await },
             |ch, r| async move { TallyClient::new(ch).submit_batch(r).await },
         )
         .await
@@ -355,7 +368,11 @@ impl pb::tally_server::Tally for TallyService {
             |r| (r.consistency, &r.tps_id),
             |st, r| {
                 let revisions = st.tally.tps_history(&r.tps_id, &r.contest_id)?;
-                Ok(pb::GetTpsHistoryResponse { revisions })
+                let time_zone = st.tally.zone_of(&r.tps_id).name().to_string();
+                Ok(pb::GetTpsHistoryResponse {
+                    revisions,
+                    time_zone,
+                })
             },
             |ch, r| async move { TallyClient::new(ch).get_tps_history(r).await },
         )

@@ -8,7 +8,8 @@ use rekap_proto::pb::user_admin_request::Op;
 use tonic::{Request, Response, Status};
 
 use super::{authorize, unexpected};
-use crate::node::{Failure, Node};
+use crate::node::Node;
+use crate::reply::Failure;
 use crate::security::Caller;
 use crate::tally::Action;
 
@@ -18,6 +19,7 @@ async fn propose(node: &Node, who: &Caller, op: Op) -> Result<pb::UserResponse, 
             op: Some(op),
         })),
         principal: None,
+        proposed_at_ms: 0,
     };
     match node.propose(cmd, who).await? {
         pb::CommandResponse {

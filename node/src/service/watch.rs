@@ -12,7 +12,8 @@ use rekap_proto::pb;
 use tonic::{Request, Response, Status};
 
 use super::authorize;
-use crate::node::{Failure, Node, rejection_status};
+use crate::node::Node;
+use crate::reply::{Failure, rejection_status};
 use crate::security::{Caller, caller_of};
 use crate::tally::Action;
 use crate::watch::{Refusal, Subscription, View};

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::snapshot::{self, temp_name};
 use super::state_machine::{meta_writes, read_meta};
 use super::{CF_SM_DATA, CF_SM_META, StateMachineStore, cf, install, io_err};
-use crate::raft::{LogId, SnapshotMeta, StoredMembership};
+use crate::raft::types::{LogId, SnapshotMeta, StoredMembership};
 
 /// A cut of the state: its body as a snapshot file (a temporary file the
 /// caller removes) and what the backup's header says about it.

@@ -14,7 +14,7 @@ use openraft::storage::IOFlushed;
 use prometheus_client::metrics::histogram::Histogram;
 use rocksdb::DB;
 
-use crate::raft::TypeConfig;
+use crate::raft::types::TypeConfig;
 
 #[derive(Clone)]
 pub struct Flusher {

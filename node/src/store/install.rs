@@ -17,7 +17,7 @@ use rocksdb::{DB, IngestExternalFileOptions, SstFileWriter, WriteBatch, WriteOpt
 
 use super::snapshot::{Reader, temp_name};
 use super::{CF_SM_DATA, CF_SM_META, cf, cf_options, invalid, io_err};
-use crate::raft::SnapshotMeta;
+use crate::raft::types::SnapshotMeta;
 
 /// The marker: the path of the snapshot file being installed.
 pub(crate) const KEY_INSTALLING: &[u8] = b"installing";

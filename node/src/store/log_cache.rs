@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use crate::raft::Entry;
+use crate::raft::types::Entry;
 
 /// Encoded bytes of entries kept. Decoded, with their encoding kept beside
 /// them, entries take about 6 times as much (8 MiB here cost 75 MiB of RSS

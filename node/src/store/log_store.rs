@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -15,11 +16,24 @@ use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions
 use super::flusher::Flusher;
 use super::log_cache::LogCache;
 use super::{CF_LOGS, CF_RAFT_META, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, cf, io_err};
-use crate::raft::compaction::Appended;
 use crate::raft::convert::{
     encode_entry, entry_from_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb,
 };
-use crate::raft::{Entry, LogId, TypeConfig, Vote};
+use crate::raft::types::{Entry, LogId, TypeConfig, Vote};
+
+/// The log's appended bytes, counted by the log store.
+#[derive(Clone, Default)]
+pub struct Appended(Arc<AtomicU64>);
+
+impl Appended {
+    pub fn add(&self, bytes: u64) {
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 #[derive(Clone)]
 pub struct LogStore {

@@ -28,7 +28,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMo
 
 pub use backup::Cut;
 pub use checks::Owner;
-pub use log_store::LogStore;
+pub use log_store::{Appended, LogStore};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{Installing, SmState, SmView, StateMachineStore};
 
@@ -266,8 +266,11 @@ mod tests {
 
     /// A snapshot file of `fuzzing::world`'s state as of log index `index`
     /// (term 3, leader 1), in `sm`'s folder.
-    fn world_snapshot(sm: &StateMachineStore, index: u64) -> (PathBuf, crate::raft::SnapshotMeta) {
-        let meta = crate::raft::SnapshotMeta {
+    fn world_snapshot(
+        sm: &StateMachineStore,
+        index: u64,
+    ) -> (PathBuf, crate::raft::types::SnapshotMeta) {
+        let meta = crate::raft::types::SnapshotMeta {
             last_log_id: Some(crate::raft::convert::log_id(3, 1, index)),
             ..Default::default()
         };
@@ -331,7 +334,7 @@ mod tests {
         let before = files();
         assert!(install::prepare(&path, &meta).is_ok(), "the good file");
         assert_eq!(files(), before, "an unused table is removed");
-        let other = crate::raft::SnapshotMeta {
+        let other = crate::raft::types::SnapshotMeta {
             last_log_id: Some(crate::raft::convert::log_id(3, 1, 8)),
             ..Default::default()
         };

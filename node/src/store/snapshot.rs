@@ -15,8 +15,8 @@ use rekap_proto::pb;
 use sha2::{Digest, Sha256};
 
 use super::{invalid, io_err};
-use crate::raft::SnapshotMeta;
 use crate::raft::convert::{snapshot_meta_from_pb, snapshot_meta_to_pb};
+use crate::raft::types::SnapshotMeta;
 
 /// Openraft's snapshot data: a complete, fsynced file on local disk.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
-use crate::raft::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::raft::types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::tally::{TallyState, keys};
 
 /// The applied state: the tally and the Raft position it reflects.
@@ -399,7 +399,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     }
                     EntryPayload::Membership(m) => {
                         // Node ids this change drops are never admitted again.
-                        let ids = |m: &crate::raft::Membership| -> std::collections::BTreeSet<u64> {
+                        let ids = |m: &crate::raft::types::Membership| -> std::collections::BTreeSet<u64> {
                             m.nodes().map(|(id, _)| *id).collect()
                         };
                         let before = ids(st.membership.membership());

@@ -16,6 +16,7 @@
 use rekap_proto::pb;
 
 use super::rules::{code, reject};
+use super::users::{normal_serial, role_name};
 use super::{NASIONAL, TallyState, current};
 
 /// What an action needs, named as in a refusal (`rule=permission:<name>`).
@@ -262,7 +263,7 @@ impl TallyState {
         };
         if u.user
             .revoked_serials
-            .contains(&super::users::normal_serial(&p.cert_serial))
+            .contains(&normal_serial(&p.cert_serial))
         {
             return Err(unauthenticated(
                 "cert_revoked",
@@ -364,18 +365,6 @@ fn target_name(action: &Action) -> String {
         Action::Read { target: "" } => "nasional".into(),
         Action::Read { target } => (*target).to_string(),
         _ => "the cluster".into(),
-    }
-}
-
-pub fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Unspecified => "unspecified",
-        Role::Operator => "operator",
-        Role::Verifier => "verifier",
-        Role::Witness => "witness",
-        Role::Observer => "observer",
-        Role::Auditor => "auditor",
-        Role::Admin => "admin",
     }
 }
 

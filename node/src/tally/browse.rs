@@ -3,6 +3,7 @@
 //! and one desa's TPS, each with its current result if it has one.
 
 use rekap_proto::pb;
+use rekap_proto::zones::Zone;
 
 use super::{AggRef, TallyState, scope_of, up_from, view};
 
@@ -63,6 +64,23 @@ impl TallyState {
         });
         out.reverse();
         Ok(out)
+    }
+
+    /// The time zone of a region, or of a TPS by its id: its provinsi's
+    /// (`rekap_proto::zones`); nasional and regions above a provinsi are
+    /// shown in WIB, KPU RI's clock.
+    pub fn zone_of(&self, code: &str) -> Zone {
+        let code = match self.tps_of(code) {
+            Ok(t) => t.desa_code,
+            Err(_) => code.to_string(),
+        };
+        self.lineage(&code)
+            .ok()
+            .and_then(|l| {
+                l.into_iter()
+                    .find(|r| r.level == pb::RegionLevel::Provinsi as i32)
+            })
+            .map_or(Zone::Wib, |p| Zone::of_provinsi(&p.code, &p.name))
     }
 
     /// The registry's record of one TPS.

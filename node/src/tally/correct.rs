@@ -56,6 +56,7 @@ impl TallyState {
             note: req.note.clone(),
             evidence_sha256: req.evidence_sha256.clone(),
             author: who.cloned(),
+            at_ms: self.proposed_at_ms,
         };
         Ok(self.push_revision(key, h, rev))
     }
@@ -100,6 +101,7 @@ impl TallyState {
             note: req.note.clone(),
             evidence_sha256: req.evidence_sha256.clone(),
             author: who.cloned(),
+            at_ms: self.proposed_at_ms,
         };
         Ok(self.push_revision(key, h, rev))
     }

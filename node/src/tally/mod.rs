@@ -43,7 +43,7 @@ use rustc_hash::FxBuildHasher;
 use aggregate::Aggregate;
 pub use auth::{Action, Perm};
 pub use chain::Chain;
-pub use query::{ExportList, JanggalPage, MissingPage};
+pub use query::{ExportList, JanggalPage, KabupatenCount, MissingPage};
 use records::Overlay;
 pub use records::{MemRecords, Records};
 use tree::{RegionNode, TpsEntry};
@@ -104,6 +104,8 @@ fn view(h: &pb::ResultHistory) -> pb::StoredResult {
         janggal: c.janggal.clone(),
         submitted_by: h.revisions[0].author.clone(),
         changed_by: c.author.clone(),
+        submitted_at_ms: h.revisions[0].at_ms,
+        changed_at_ms: c.at_ms,
     }
 }
 
@@ -127,6 +129,9 @@ pub struct TallyState {
     /// The last registry command this process applied (in memory only):
     /// names and shapes a view shows may have changed there.
     registry_changed_at: Option<u64>,
+    /// The time of the command being applied (its `proposed_at_ms`): the
+    /// revisions it makes carry it.
+    proposed_at_ms: i64,
     records: Overlay,
     /// The writes of the command being applied, in order.
     log: Vec<Write>,
@@ -180,6 +185,7 @@ impl TallyState {
             removed_nodes: BTreeSet::new(),
             cluster_id: String::new(),
             registry_changed_at: None,
+            proposed_at_ms: 0,
             records: Overlay::new(base),
             log: Vec::new(),
         }
@@ -209,6 +215,7 @@ impl TallyState {
         use pb::command::Kind;
         use pb::command_response::Kind as R;
         let who = cmd.principal.as_ref();
+        self.proposed_at_ms = cmd.proposed_at_ms;
         let kind = match self.check_command(cmd) {
             Err(rej) => R::Rejection(rej),
             Ok(()) => match &cmd.kind {

@@ -94,6 +94,7 @@ impl TallyState {
             note: k.note.to_string(),
             evidence_sha256: k.evidence.to_string(),
             author: who.cloned(),
+            at_ms: self.proposed_at_ms,
         };
         Ok(self.push_revision(key, h, rev))
     }

@@ -91,6 +91,7 @@ impl TallyState {
             log_index,
             janggal: rules::janggal(s, dpt),
             author: who.cloned(),
+            at_ms: self.proposed_at_ms,
             ..Default::default()
         };
         let out = outcome(s, &rev, pb::SubmitStatus::Accepted);

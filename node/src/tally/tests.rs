@@ -70,6 +70,7 @@ pub(crate) fn registry() -> pb::Command {
     ];
     pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             regions,
             tps,
@@ -132,6 +133,7 @@ pub(crate) fn submit(
 ) -> Result<pb::SubmitOutcome, pb::Rejection> {
     let cmd = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions: vec![s],
         })),
@@ -282,6 +284,7 @@ fn a_batch_decides_items_in_order() {
     let mut st = loaded();
     let cmd = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions: vec![
                 sub("a", "A1", "PPWP", 1, 1, 0),
@@ -314,6 +317,7 @@ fn oversized_batch_is_refused_whole() {
         .collect();
     let cmd = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
             submissions,
         })),
@@ -369,6 +373,7 @@ fn registry_reload_is_a_no_op_and_guards_its_shape() {
 
     let orphan = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             tps: vec![tps("Z1", "99.99.99.9999", 1)],
             ..Default::default()
@@ -390,6 +395,7 @@ fn registry_reload_is_a_no_op_and_guards_its_shape() {
 
     let moved = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             tps: vec![tps("A1", "63.02.02.2001", 1)],
             ..Default::default()
@@ -449,6 +455,7 @@ fn new_tps_after_contest_counts_towards_totals() {
     let mut st = loaded();
     let more = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             tps: vec![tps("A3", "63.02.01.2001", 3)],
             ..Default::default()

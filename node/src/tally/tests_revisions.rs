@@ -29,6 +29,7 @@ fn full(id: &str, tps: &str) -> pb::Submission {
 fn correct_cmd(req: pb::CorrectRequest) -> pb::Command {
     pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::Correct(req)),
     }
 }
@@ -273,6 +274,7 @@ fn clearing_flags_is_a_recorded_revision() {
     assert_eq!(o.janggal, vec!["all_votes_one_candidate".to_string()]);
     let clear = |id: &str, replaces: u64| pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::ClearFlags(pb::ClearFlagsRequest {
             request_id: id.into(),
             tps_id: "A1".into(),
@@ -324,6 +326,7 @@ fn a_tps_without_results_can_be_removed_one_with_results_cannot() {
     submit(&mut st, sub("s1", "A1", "PPWP", 100, 50, 5), 2).unwrap();
     let remove = |ids: &[&str]| pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             remove_tps: ids.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
@@ -352,6 +355,7 @@ fn renaming_a_contest_with_results_keeps_its_totals() {
     renamed.candidates[0].name = "PASLON SATU".into();
     let cmd = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             contests: vec![renamed],
             ..Default::default()
@@ -375,6 +379,7 @@ fn renaming_a_contest_with_results_keeps_its_totals() {
     reshaped.candidates.pop();
     let cmd = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             contests: vec![reshaped],
             ..Default::default()
@@ -392,6 +397,7 @@ fn removing_a_removed_tps_again_is_a_no_op() {
     let mut st = loaded();
     let remove = pb::Command {
         principal: None,
+        proposed_at_ms: 0,
         kind: Some(pb::command::Kind::LoadRegistry(pb::LoadRegistryRequest {
             remove_tps: vec!["A2".into()],
             ..Default::default()
@@ -405,4 +411,39 @@ fn removing_a_removed_tps_again_is_a_no_op() {
     };
     assert_eq!((removed(first), removed(again)), (1, 0));
     assert_eq!(st.totals("63", "PPWP").unwrap().tps_total, 2);
+}
+
+#[test]
+fn a_revision_carries_its_commands_time_and_the_chain_covers_it() {
+    // 9 December 2020, 19:00 and 19:42 WITA.
+    const T1: i64 = 1_607_511_600_000;
+    const T2: i64 = 1_607_514_120_000;
+    let submit_at = |ms: i64| pb::Command {
+        principal: None,
+        proposed_at_ms: ms,
+        kind: Some(pb::command::Kind::Submit(pb::SubmitBatchRequest {
+            submissions: vec![sub("s1", "A1", "PPWP", 100, 50, 5)],
+        })),
+    };
+    let fix = || correction("c1", "A1", 1, sub("c1", "A1", "PPWP", 90, 60, 5));
+    let mut st = loaded();
+    st.apply(&submit_at(T1), 2);
+    let corrected = pb::Command {
+        proposed_at_ms: T2,
+        ..correct_cmd(fix())
+    };
+    apply_correct(&mut st, corrected, 3).unwrap();
+    let h = st.tps_history("A1", "PPWP").unwrap();
+    assert_eq!((h[0].at_ms, h[1].at_ms), (T1, T2));
+    let view = st.tps_result("A1", "PPWP").unwrap();
+    assert_eq!((view.submitted_at_ms, view.changed_at_ms), (T1, T2));
+    // A replica restored from the records shows the same times.
+    let back = TallyState::restore(st.records()).unwrap();
+    assert_eq!(back.tps_history("A1", "PPWP").unwrap(), h);
+    // The same command at another time is another chain.
+    let mut other = loaded();
+    other.apply(&submit_at(T1 + 1), 2);
+    let mut same = loaded();
+    same.apply(&submit_at(T1), 2);
+    assert_ne!(other.audit_chain().head, same.audit_chain().head);
 }

@@ -10,7 +10,6 @@ use rekap_proto::identity::valid_user_name;
 use rekap_proto::pb::{self, Role};
 use sha2::Digest;
 
-use super::auth::role_name;
 use super::rules::{code, invalid, reject};
 use super::{NASIONAL, TallyState, Write, keys};
 
@@ -320,5 +319,18 @@ impl TallyState {
             user: Some(user),
             log_index,
         }
+    }
+}
+
+/// A role as the README and `rekapctl users` name it.
+pub fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Unspecified => "unspecified",
+        Role::Operator => "operator",
+        Role::Verifier => "verifier",
+        Role::Witness => "witness",
+        Role::Observer => "observer",
+        Role::Auditor => "auditor",
+        Role::Admin => "admin",
     }
 }

@@ -14,6 +14,7 @@ const REV_SUBMISSION: u32 = 3;
 const REV_LOG_INDEX: u32 = 4;
 const REV_JANGGAL: u32 = 5;
 const REV_AUTHOR: u32 = 9;
+const REV_AT_MS: u32 = 10;
 // Fields of `StoredResult`.
 const SR_SUBMISSION: u32 = 1;
 const SR_REVISION: u32 = 2;
@@ -21,6 +22,8 @@ const SR_LOG_INDEX: u32 = 3;
 const SR_JANGGAL: u32 = 4;
 const SR_SUBMITTED_BY: u32 = 5;
 const SR_CHANGED_BY: u32 = 6;
+const SR_SUBMITTED_AT_MS: u32 = 7;
+const SR_CHANGED_AT_MS: u32 = 8;
 // Fields of `Tps`, and of `ResultHistory`.
 const TPS_ID: u32 = 1;
 const TPS_DESA: u32 = 2;
@@ -81,13 +84,14 @@ pub fn encode_view(history: &[u8], out: &mut impl BufMut) -> Option<()> {
             last = Some(b);
         }
     })?;
-    let mut submitted_by = None;
-    fields(first?, |tag, v| {
-        if let (REV_AUTHOR, Value::Bytes(b)) = (tag, v) {
-            submitted_by = Some(b);
-        }
+    let (mut submitted_by, mut submitted_at) = (None, 0);
+    fields(first?, |tag, v| match (tag, v) {
+        (REV_AUTHOR, Value::Bytes(b)) => submitted_by = Some(b),
+        (REV_AT_MS, Value::Varint(n)) => submitted_at = n,
+        _ => {}
     })?;
     let (mut submission, mut revision, mut log_index, mut changed_by) = (None, 0, 0, None);
+    let mut changed_at = 0;
     let mut janggal = Vec::new();
     fields(last?, |tag, v| match (tag, v) {
         (REV_REVISION, Value::Varint(n)) => revision = n,
@@ -95,6 +99,7 @@ pub fn encode_view(history: &[u8], out: &mut impl BufMut) -> Option<()> {
         (REV_LOG_INDEX, Value::Varint(n)) => log_index = n,
         (REV_JANGGAL, Value::Bytes(b)) => janggal.push(b),
         (REV_AUTHOR, Value::Bytes(b)) => changed_by = Some(b),
+        (REV_AT_MS, Value::Varint(n)) => changed_at = n,
         _ => {}
     })?;
     if let Some(s) = submission {
@@ -111,6 +116,10 @@ pub fn encode_view(history: &[u8], out: &mut impl BufMut) -> Option<()> {
     if let Some(p) = changed_by {
         put_bytes(SR_CHANGED_BY, p, out);
     }
+    // int64 on the wire is the varint of its two's-complement bits, so the
+    // value read is written back as it was.
+    put_varint(SR_SUBMITTED_AT_MS, submitted_at, out);
+    put_varint(SR_CHANGED_AT_MS, changed_at, out);
     Some(())
 }
 
@@ -205,6 +214,12 @@ mod tests {
             },
             evidence_sha256: String::new(),
             author,
+            // A revision of before times were recorded has none.
+            at_ms: if n == 2 {
+                0
+            } else {
+                1_607_500_000_000 + n as i64
+            },
         }
     }
 

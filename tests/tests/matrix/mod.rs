@@ -76,7 +76,7 @@ impl Caller {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rpc(&'static str);
 
-const RPCS: [&str; 29] = [
+const RPCS: [&str; 32] = [
     "Tally.Submit",
     "Tally.SubmitBatch",
     "Tally.GetTpsResult",
@@ -106,6 +106,9 @@ const RPCS: [&str; 29] = [
     "Admin.RevokeCertificate",
     "Admin.ListUsers",
     "Raft.Vote",
+    "Health.Check",
+    "Reflection.v1",
+    "Reflection.v1alpha",
 ];
 
 impl Rpc {

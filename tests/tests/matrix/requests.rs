@@ -22,6 +22,38 @@ fn region(code: &str) -> pb::Region {
     }
 }
 
+/// A call that lists the services over reflection version `$v` (v1, and
+/// v1alpha, which older grpcurl releases ask): allowed means the list came
+/// back. The two versions are twin generated modules, hence a macro.
+macro_rules! reflect {
+    ($name:ident, $v:ident) => {
+        async fn $name(ch: Channel) -> Result<(), Status> {
+            use tonic_reflection::pb::$v as r;
+            let req = r::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(r::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            };
+            let mut answers = r::server_reflection_client::ServerReflectionClient::new(ch)
+                .server_reflection_info(futures::stream::iter([req]))
+                .await?
+                .into_inner();
+            match answers.message().await?.and_then(|a| a.message_response) {
+                Some(r::server_reflection_response::MessageResponse::ListServicesResponse(l))
+                    if l.service.iter().any(|s| s.name == "rekap.v1.Tally") =>
+                {
+                    Ok(())
+                }
+                other => panic!("reflection {} answered {other:?}", stringify!($v)),
+            }
+        }
+    };
+}
+
+reflect!(reflect_v1, v1);
+reflect!(reflect_v1alpha, v1alpha);
+
 /// Calls `rpc` on `ch` about `(tps, kecamatan)`. Ok means authorization let
 /// it through (the answer may still be a refusal of its input).
 pub async fn send(rpc: &str, ch: Channel, (tps, kec): &(String, String)) -> Result<(), Status> {
@@ -263,6 +295,14 @@ pub async fn send(rpc: &str, ch: Channel, (tps, kec): &(String, String)) -> Resu
             })
             .await
             .map(drop),
+        "Health.Check" => tonic_health::pb::health_client::HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(drop),
+        "Reflection.v1" => reflect_v1(ch).await,
+        "Reflection.v1alpha" => reflect_v1alpha(ch).await,
         other => panic!("no request for {other}"),
     };
     input_refusal(r)

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hdrhistogram::Histogram;
 use rand::Rng;
+use rekap_client::generate::Synthetic;
 use rekap_client::proto as pb;
-use rekap_client::registry::Synthetic;
 use rekap_client::{Client, ClientOptions};
 use serde_json::json;
 

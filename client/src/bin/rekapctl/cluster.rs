@@ -69,10 +69,14 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
         ClusterCmd::Status => {
             let mut rows = Vec::new();
             let mut out = Vec::new();
-            let answers = discover(c).await;
-            let health = health_lines(&answers);
-            for (addr, answer) in answers {
-                match answer {
+            let probes = crate::discover::discover(c).await;
+            let health = health_lines(&probes);
+            for probe in probes {
+                let addr = match &probe.advertised {
+                    Some(adv) => format!("{} (advertised {adv})", probe.addr),
+                    None => probe.addr.clone(),
+                };
+                match probe.answer {
                     Ok(s) => {
                         rows.push(vec![
                             s.node_id.to_string(),
@@ -107,11 +111,14 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                     }
                     Err(e) => {
                         rows.push(vec![
-                            "?".into(),
+                            opt(probe.node_id),
                             addr.clone(),
                             format!("unreachable ({:?})", e.code()),
                         ]);
-                        out.push(json!({"addr": addr, "error": e.message()}));
+                        out.push(json!({
+                            "node_id": probe.node_id, "addr": probe.addr,
+                            "advertised": probe.advertised, "error": e.message(),
+                        }));
                     }
                 }
             }
@@ -228,9 +235,31 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                 .admin(|mut a| async move { a.transfer_leader(req).await })
                 .await?;
             if ctx.json {
-                print_json(&json!({"leader_id": resp.leader_id}));
-            } else {
-                println!("leader is now {}", opt(resp.leader_id));
+                print_json(&json!({
+                    "leader_id": resp.leader_id, "term": resp.term, "confirmed": resp.confirmed,
+                }));
+            } else if resp.confirmed {
+                println!(
+                    "leader is now {} (term {}, holding its lease)",
+                    opt(resp.leader_id),
+                    resp.term
+                );
+            }
+            // A script must not take an unconfirmed or other leader for
+            // the one it asked for.
+            match (resp.confirmed, resp.leader_id) {
+                (true, Some(l)) if l == id => {}
+                (true, l) => anyhow::bail!(
+                    "the transfer to {id} lost a race with an election: node {} leads (term {})",
+                    opt(l),
+                    resp.term
+                ),
+                (false, l) => anyhow::bail!(
+                    "could not confirm a new leader in time (last seen: node {} at term {}); \
+                     see `rekapctl cluster status`",
+                    opt(l),
+                    resp.term
+                ),
             }
         }
     }
@@ -248,12 +277,10 @@ fn show_membership(ctx: &Ctx, resp: &pb::MembershipResponse) {
 
 /// What is wrong, in words, from the nodes' own views: no leader, a
 /// leader without its majority, peers a node cannot reach.
-fn health_lines(
-    answers: &[(String, Result<pb::ClusterStatusResponse, tonic::Status>)],
-) -> Vec<String> {
+fn health_lines(answers: &[crate::discover::Probe]) -> Vec<String> {
     let up: Vec<&pb::ClusterStatusResponse> = answers
         .iter()
-        .filter_map(|(_, a)| a.as_ref().ok())
+        .filter_map(|p| p.answer.as_ref().ok())
         .collect();
     let mut out = Vec::new();
     let leaders: Vec<_> = up.iter().filter(|s| s.state == "leader").collect();
@@ -290,7 +317,7 @@ fn health_lines(
             ));
         }
     }
-    let silent = answers.iter().filter(|(_, a)| a.is_err()).count();
+    let silent = answers.iter().filter(|p| p.answer.is_err()).count();
     if silent > 0 {
         out.push(format!("{silent} node(s) did not answer this status call"));
     }
@@ -300,38 +327,21 @@ fn health_lines(
     out
 }
 
-/// Every node's status: each configured endpoint first, then every member
-/// that none of them turned out to be. Behind port mapping the members'
-/// advertised addresses may be unreachable from here; the endpoints are not.
-pub async fn discover(
-    c: &rekap_client::Client,
-) -> Vec<(String, Result<pb::ClusterStatusResponse, tonic::Status>)> {
-    let mut out = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut asked = std::collections::BTreeSet::new();
-    let mut members = Vec::new();
-    for addr in c.endpoints() {
-        asked.insert(addr.clone());
-        let answer = c.status_of(&addr).await;
-        if let Ok(s) = &answer {
-            seen.insert(s.node_id);
-            members.extend(s.members.iter().map(|m| (m.node_id, m.addr.clone())));
-        }
-        out.push((addr, answer));
-    }
-    for (id, addr) in members {
-        // A member that did not answer at its endpoint is not asked again.
-        if seen.insert(id) && asked.insert(addr.clone()) {
-            let answer = c.status_of(&addr).await;
-            out.push((addr, answer));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn probe(
+        addr: &str,
+        answer: Result<pb::ClusterStatusResponse, tonic::Status>,
+    ) -> crate::discover::Probe {
+        crate::discover::Probe {
+            addr: addr.into(),
+            node_id: answer.as_ref().ok().map(|s| s.node_id),
+            advertised: None,
+            answer,
+        }
+    }
 
     fn member(id: u64, healthy: Option<bool>) -> pb::Member {
         pb::Member {
@@ -365,11 +375,8 @@ mod tests {
             ..Default::default()
         };
         let answers = vec![
-            ("n3:7001".to_string(), Ok(leader)),
-            (
-                "n1:7001".to_string(),
-                Err(tonic::Status::unavailable("refused")),
-            ),
+            probe("n3:7001", Ok(leader)),
+            probe("n1:7001", Err(tonic::Status::unavailable("refused"))),
         ];
         let lines = health_lines(&answers);
         assert_eq!(lines.len(), 3, "{lines:?}");
@@ -398,7 +405,7 @@ mod tests {
             quorum: Some(true),
             ..Default::default()
         };
-        let lines = health_lines(&[("n1:7001".to_string(), Ok(ok))]);
+        let lines = health_lines(&[probe("n1:7001", Ok(ok))]);
         assert_eq!(
             lines,
             ["healthy: one leader with its majority, every peer reachable"]
@@ -408,7 +415,7 @@ mod tests {
             state: "follower".into(),
             ..Default::default()
         };
-        let lines = health_lines(&[("n2:7001".to_string(), Ok(follower))]);
+        let lines = health_lines(&[probe("n2:7001", Ok(follower))]);
         assert!(lines[0].starts_with("NO LEADER"), "{lines:?}");
     }
 }

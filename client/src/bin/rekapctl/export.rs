@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use rekap_client::proto as pb;
+use rekap_client::zones::rfc3339_utc;
 use serde_json::json;
 
 use crate::Ctx;
@@ -96,6 +97,8 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                                 "submission_id",
                                 "submitted_by",
                                 "changed_by",
+                                "submitted_at",
+                                "changed_at",
                             ]
                             .map(String::from),
                         );
@@ -118,6 +121,8 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                     w.write_field(&s.submission_id)?;
                     w.write_field(who(&r.submitted_by))?;
                     w.write_field(who(&r.changed_by))?;
+                    w.write_field(rfc3339_utc(r.submitted_at_ms))?;
+                    w.write_field(rfc3339_utc(r.changed_at_ms))?;
                     w.write_record(None::<&[u8]>)?;
                 }
                 None => {
@@ -131,6 +136,7 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<()> {
                         "ballots_received": s.ballots_received, "ballots_used": s.ballots_used,
                         "janggal": r.janggal, "submission_id": s.submission_id,
                         "submitted_by": who(&r.submitted_by), "changed_by": who(&r.changed_by),
+                        "submitted_at": rfc3339_utc(r.submitted_at_ms), "changed_at": rfc3339_utc(r.changed_at_ms),
                     });
                     writeln!(file, "{v}")?;
                 }

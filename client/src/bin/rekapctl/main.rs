@@ -5,6 +5,7 @@ mod bench;
 mod bench_read;
 mod certs;
 mod cluster;
+mod discover;
 mod drill;
 mod export;
 mod health;

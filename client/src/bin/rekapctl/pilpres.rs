@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use rekap_client::pilpres2019;
+use rekap_client::generate::pilpres2019;
 
 use crate::Ctx;
 

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use rekap_client::generate::Synthetic;
 use rekap_client::proto as pb;
-use rekap_client::registry::{Registry, Synthetic};
+use rekap_client::registry::Registry;
 use serde_json::json;
 
 use crate::Ctx;
@@ -44,6 +45,15 @@ pub enum RegistryCmd {
         /// Also write demo results for this share of the TPS to <out>/results.csv.
         #[arg(long)]
         demo_results: Option<f64>,
+        /// Kabupaten Kotabaru instead, with its real kecamatan and desa
+        /// names and the 892 TPS of the 2020 Pilkada (contest
+        /// BUPATI-KOTABARU, its two real paslon), built from a 2019 results
+        /// file that holds Kotabaru's rows (the repository's
+        /// tests/data/pilpres2019_sample.csv does). Demo results are then
+        /// the first of that night's results to arrive, with 2019's
+        /// numbers (the shape options above are ignored).
+        #[arg(long, value_name = "FILE")]
+        kotabaru: Option<PathBuf>,
     },
 }
 
@@ -72,7 +82,7 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
             demo_results,
             ..
         } => {
-            let reg = rekap_client::national::registry();
+            let reg = rekap_client::generate::national::registry();
             reg.write_dir(&out)?;
             println!(
                 "wrote a national registry of {} TPS and {} contests to {}",
@@ -81,9 +91,32 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
                 out.display()
             );
             if let Some(share) = demo_results {
-                for (path, n) in rekap_client::national::write_results(&reg, share, &out)? {
+                for (path, n) in rekap_client::generate::national::write_results(&reg, share, &out)?
+                {
                     println!("wrote {n} demo results to {}", path.display());
                 }
+            }
+            Ok(())
+        }
+        RegistryCmd::Generate {
+            out,
+            kotabaru: Some(file),
+            demo_results,
+            ..
+        } => {
+            let rows = rekap_client::generate::pilpres2019::read_rows(&file)?;
+            let night = rekap_client::generate::kotabaru::build(&rows, 2020)?;
+            night.registry.write_dir(&out)?;
+            println!(
+                "wrote Kotabaru's registry ({} kecamatan, {} TPS) to {}",
+                night.kecamatan.len(),
+                night.registry.tps.len(),
+                out.display()
+            );
+            if let Some(share) = demo_results {
+                let path = out.join("results.csv");
+                let n = night.write_results(share, &path)?;
+                println!("wrote {n} demo results to {}", path.display());
             }
             Ok(())
         }
@@ -96,6 +129,7 @@ pub async fn run(ctx: &Ctx, cmd: RegistryCmd) -> anyhow::Result<()> {
             contest,
             prefix,
             demo_results,
+            kotabaru: None,
         } => {
             let spec = Synthetic {
                 prefix,
@@ -214,35 +248,30 @@ fn write_demo_results(
     path: &std::path::Path,
 ) -> anyhow::Result<usize> {
     let percent = (share.clamp(0.0, 1.0) * 100.0) as usize;
-    let mut n = 0;
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record(rekap_client::pilpres2019::TWO_PASLON_RESULTS_HEADER)?;
     // Spread the reported TPS over every kecamatan, as on a count night.
-    for (i, t) in reg
+    let rows = reg
         .tps
         .iter()
         .enumerate()
         .filter(|(i, _)| i * 37 % 100 < percent)
-    {
-        n += 1;
-        let dpt = t.dpt.unwrap_or(250) as usize;
-        let turnout = dpt * (70 + i % 20) / 100;
-        let tidak_sah = i % 7;
-        let sah = turnout - tidak_sah;
-        let p1 = sah * (40 + (i * 37) % 21) / 100;
-        let p2 = sah - p1;
-        w.write_record([
-            t.tps_id.clone(),
-            contest.to_string(),
-            p1.to_string(),
-            p2.to_string(),
-            sah.to_string(),
-            tidak_sah.to_string(),
-            turnout.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(n)
+        .map(|(i, t)| {
+            let dpt = t.dpt.unwrap_or(250) as usize;
+            let turnout = dpt * (70 + i % 20) / 100;
+            let tidak_sah = i % 7;
+            let sah = turnout - tidak_sah;
+            let p1 = sah * (40 + (i * 37) % 21) / 100;
+            let p2 = sah - p1;
+            [
+                t.tps_id.clone(),
+                contest.to_string(),
+                p1.to_string(),
+                p2.to_string(),
+                sah.to_string(),
+                tidak_sah.to_string(),
+                turnout.to_string(),
+            ]
+        });
+    rekap_client::generate::pilpres2019::write_two_paslon(path, rows)
 }
 
 #[cfg(test)]

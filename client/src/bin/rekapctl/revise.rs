@@ -3,6 +3,7 @@
 
 use clap::{Args, ValueEnum};
 use rekap_client::proto as pb;
+use rekap_client::zones::{Zone, rfc3339_utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -234,7 +235,12 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
     } else {
         pb::Consistency::Linearizable
     };
-    let revs = ctx.client.history(&a.tps, &a.contest, consistency).await?;
+    let resp = ctx
+        .client
+        .tps_history(&a.tps, &a.contest, consistency)
+        .await?;
+    let zone = Zone::from_name(&resp.time_zone).unwrap_or(Zone::Wib);
+    let revs = resp.revisions;
     if ctx.json {
         let rows: Vec<_> = revs
             .iter()
@@ -242,6 +248,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
                 let s = r.submission.clone().unwrap_or_default();
                 json!({
                     "revision": r.revision, "kind": kind_name(r.kind), "log_index": r.log_index, "by": who(&r.author),
+                    "at": rfc3339_utc(r.at_ms), "at_local": zone.show(r.at_ms),
                     "request_id": s.submission_id, "reason": reason_name(r.reason), "note": r.note,
                     "evidence_sha256": r.evidence_sha256, "janggal": r.janggal,
                     "votes": s.votes.iter().map(|v| json!({"candidate_id": v.candidate_id, "votes": v.votes})).collect::<Vec<_>>(),
@@ -265,6 +272,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
                 r.revision.to_string(),
                 kind_name(r.kind).into(),
                 who(&r.author),
+                zone.show(r.at_ms),
                 votes.join(" "),
                 format!("{}/{}/{}", opt(s.sah), opt(s.tidak_sah), opt(s.total)),
                 reason_name(r.reason).into(),
@@ -281,6 +289,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> anyhow::Result<()> {
                 "rev",
                 "kind",
                 "by",
+                "at",
                 "votes",
                 "sah/tidak sah/total",
                 "reason",

@@ -13,11 +13,11 @@ use crate::output::{print_json, table};
 
 /// Every reachable node's address.
 async fn nodes(ctx: &Ctx) -> Vec<String> {
-    crate::cluster::discover(&ctx.client)
+    crate::discover::discover(&ctx.client)
         .await
         .into_iter()
-        .filter(|(_, answer)| answer.is_ok())
-        .map(|(addr, _)| addr)
+        .filter(|p| p.answer.is_ok())
+        .map(|p| p.addr)
         .collect()
 }
 

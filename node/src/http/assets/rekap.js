@@ -18,6 +18,18 @@
     if (el && el.textContent !== text) { el.textContent = text; return true; }
     return false;
   }
+  // The page's zone (WIB, WITA or WIT, from its provinsi), as the server
+  // wrote it: "9 Des 2020 19.42.05 WITA", whatever the reader's own clock.
+  var bulan = ["Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des"];
+  function localTime(ms) {
+    var at = document.querySelector('[data-f="at"]');
+    var tz = at ? Number(at.dataset.tz) : 420;
+    var t = new Date(ms + tz * 60000);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return t.getUTCDate() + " " + bulan[t.getUTCMonth()] + " " + t.getUTCFullYear() + " " +
+      two(t.getUTCHours()) + "." + two(t.getUTCMinutes()) + "." + two(t.getUTCSeconds()) + " " +
+      (at ? at.dataset.zone : "WIB");
+  }
   function bar(scope, field, part, whole) {
     var el = scope.querySelector('[data-f="' + field + '"]');
     if (el) el.style.width = width(part, whole);
@@ -44,7 +56,7 @@
     var main = document.querySelector("main");
     var t = v.totals;
     set(document, "applied_index", String(v.applied_index));
-    set(document, "at", new Date().toISOString().slice(0, 19).replace("T", " ") + " UTC");
+    set(document, "at", localTime(Date.now()));
     t.candidates.forEach(function (c) {
       var row = main.querySelector('tr[data-c="' + c.candidate_id + '"]');
       if (!row) return;

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rekap_proto::pb;
 
-use crate::pilpres2019::Row;
+use super::pilpres2019::Row;
 use crate::registry::Registry;
 
 pub const CONTEST: &str = "BUPATI-KOTABARU";
@@ -29,6 +29,10 @@ pub const KABUPATEN: &str = "63.02";
 pub const KABUPATEN_NAME: &str = "KOTABARU";
 /// TPS in the 2020 Pilkada.
 pub const TPS_2020: usize = 892;
+/// The 2020 paslon by ballot number, as KPU Kotabaru drew them on 24
+/// September 2020 (Banjarmasin Post, "Pilkada Kotabaru 2020, Sayed
+/// Jafar-Andi Rudi Latif No 1 dan Burhanudin-Bahrudin No 2").
+pub const PASLON: [&str; 2] = ["SAYED JAFAR - ANDI RUDI LATIF", "BURHANUDIN - BAHRUDIN"];
 /// A TPS takes at most this many ballots (the hard rule).
 const MAX_TOTAL: i64 = 800;
 
@@ -210,16 +214,16 @@ pub fn build(rows: &[Row], seed: u64) -> anyhow::Result<Night> {
             }
         }
     }
-    let cand = |id: &str, n: u32| pb::Candidate {
+    let cand = |id: &str, n: u32, name: &str| pb::Candidate {
         candidate_id: id.into(),
         number: n,
-        name: format!("PASLON {id}"),
+        name: name.into(),
     };
     reg.contests.push(pb::Contest {
         contest_id: CONTEST.into(),
         name: "PEMILIHAN BUPATI DAN WAKIL BUPATI KOTABARU 2020".into(),
         scope_code: KABUPATEN.into(),
-        candidates: vec![cand("01", 1), cand("02", 2)],
+        candidates: vec![cand("01", 1, PASLON[0]), cand("02", 2, PASLON[1])],
     });
     arrivals.sort_by(|a, b| a.at_hour.total_cmp(&b.at_hour));
     Ok(Night {
@@ -227,6 +231,28 @@ pub fn build(rows: &[Row], seed: u64) -> anyhow::Result<Night> {
         arrivals,
         kecamatan,
     })
+}
+
+impl Night {
+    /// Writes the first `share` of the night's results to arrive, in the
+    /// format `rekapctl import` reads; returns how many.
+    pub fn write_results(&self, share: f64, path: &std::path::Path) -> anyhow::Result<usize> {
+        let n = (self.arrivals.len() as f64 * share.clamp(0.0, 1.0)).round() as usize;
+        let num = |v: Option<i64>| v.unwrap_or(0).to_string();
+        let rows = self.arrivals[..n].iter().map(|a| {
+            let s = &a.submission;
+            [
+                s.tps_id.clone(),
+                s.contest_id.clone(),
+                s.votes[0].votes.to_string(),
+                s.votes[1].votes.to_string(),
+                num(s.sah),
+                num(s.tidak_sah),
+                num(s.total),
+            ]
+        });
+        super::pilpres2019::write_two_paslon(path, rows)
+    }
 }
 
 #[cfg(test)]

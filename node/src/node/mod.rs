@@ -14,29 +14,20 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+mod refusals;
+
 use crate::network::ChannelPool;
 use crate::raft::{NodeId, Raft, RaftMetrics, TypeConfig};
+use crate::reply::{
+    Failure, HOPS_HEADER, NODE_ID_HEADER, RULE_HEADER, Unavailable, rejection_status,
+};
 use crate::security::{Caller, caller_of};
 use crate::store::StateMachineStore;
 use rekap_proto::identity::{ON_BEHALF_OF_HEADER, ON_BEHALF_SERIAL_HEADER};
 
-pub const LEADER_HEADER: &str = "x-rekap-leader";
-pub const LEADER_ID_HEADER: &str = "x-rekap-leader-id";
-/// The answering node's own id, so a client behind NAT or port mapping can
-/// tell which of its endpoints reaches which node.
-pub const NODE_ID_HEADER: &str = "x-rekap-node-id";
-pub const HOPS_HEADER: &str = "x-rekap-hops";
-pub const RULE_HEADER: &str = "x-rekap-rule";
-pub use crate::unavailable::{UNAVAILABLE_HEADER, Unavailable};
 /// A request forwarded this many times is not forwarded again: leadership
 /// is moving and the client should retry.
 pub const MAX_HOPS: u32 = 2;
-/// For a call that names no deadline. Otherwise a forward gets the caller's
-/// deadline less a fifth (see `forward_budget`): 4 s of the client library's
-/// 5 s attempt, so a slow leader is reported back before the client gives
-/// up on the attempt, and most of a long deadline to a call that waits on
-/// purpose (a blocking add-learner).
-pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long a call waits here for an election to name a leader, rather than
 /// sending the client away to retry blind: a little over one election
 /// (leader lease plus the longest election timeout, see `raft::config`).
@@ -60,45 +51,12 @@ pub struct Node {
     /// Who becomes the first admin when this node leads a cluster that has
     /// no users yet, and on whose behalf it proposes that.
     pub first_admin: std::sync::Mutex<Option<(String, Caller)>>,
-    /// The leader's submission queue (see `coalesce`), set once the node
-    /// is shared.
-    pub submits: std::sync::OnceLock<crate::coalesce::Submits>,
     /// When to snapshot and purge the log (`raft::compaction`).
     pub compaction: crate::raft::compaction::Compaction,
     /// What `/metrics` shows.
-    pub metrics: std::sync::Arc<crate::http::metrics::Metrics>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Live views of watched regions (`Tally.Watch`, the dashboard).
     pub watches: crate::watch::Hub,
-}
-
-/// Why a call could not be served here.
-#[derive(Clone)]
-pub enum Failure {
-    Status(Status),
-    /// This node is not the leader; `Some` names the leader to forward to.
-    NotLeader(Option<(NodeId, String)>),
-}
-
-impl From<Status> for Failure {
-    fn from(s: Status) -> Self {
-        Failure::Status(s)
-    }
-}
-
-impl From<crate::store::Installing> for Failure {
-    fn from(e: crate::store::Installing) -> Self {
-        Failure::Status(e.into())
-    }
-}
-
-/// The gRPC status for a refused input, naming its rule.
-pub fn rejection_status(rej: &pb::Rejection) -> Status {
-    let code = tonic::Code::from_i32(rej.code);
-    let mut s = Status::new(code, format!("rule={}: {}", rej.rule, rej.message));
-    if let Ok(v) = MetadataValue::try_from(rej.rule.as_str()) {
-        s.metadata_mut().insert(RULE_HEADER, v);
-    }
-    s
 }
 
 impl Node {
@@ -139,18 +97,8 @@ impl Node {
         Some((id, addr))
     }
 
-    fn annotate_meta(&self, md: &mut tonic::metadata::MetadataMap) {
-        md.insert(NODE_ID_HEADER, MetadataValue::from(self.id));
-        if let Some((id, addr)) = self.leader() {
-            if let Ok(v) = MetadataValue::try_from(addr.as_str()) {
-                md.insert(LEADER_HEADER, v);
-            }
-            md.insert(LEADER_ID_HEADER, MetadataValue::from(id));
-        }
-    }
-
     /// Serves `req` here, or forwards it to the leader when this node is
-    /// not the leader. Every answer, error or not, carries the leader hint.
+    /// not the leader.
     pub async fn route<Req, Resp, L, LF, R, RF>(
         &self,
         req: Request<Req>,
@@ -227,17 +175,9 @@ impl Node {
                 }
             }
         };
-        match result {
-            Ok(r) => {
-                let mut resp = Response::new(r);
-                self.annotate_meta(resp.metadata_mut());
-                Ok(resp)
-            }
-            Err(mut s) => {
-                self.annotate_meta(s.metadata_mut());
-                Err(s)
-            }
-        }
+        // The answer's x-rekap-* headers are set in front of the services
+        // (`service::front`), for every method alike.
+        result.map(Response::new)
     }
 
     /// Waits (up to `LEADER_WAIT`) until this node knows of a leader other
@@ -357,6 +297,7 @@ impl Node {
     ) -> Result<pb::CommandResponse, Failure> {
         cmd.principal = Some(who.principal());
         self.lead_or_forward()?;
+        cmd.proposed_at_ms = now_ms();
         // Refused here, a command never reaches the log (nor the audit
         // chain); the state machine decides again at apply.
         self.sm
@@ -475,6 +416,13 @@ impl Node {
             },
         }
     }
+}
+
+/// The leader's wall clock, as revisions record it (Unix ms).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Whether a majority acknowledged this node as leader within `window`.

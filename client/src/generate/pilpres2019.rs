@@ -163,22 +163,40 @@ pub const TWO_PASLON_RESULTS_HEADER: [&str; 7] = [
     "total",
 ];
 
+/// Writes a two-paslon results file in `rekapctl import` format: one row
+/// per item, its cells in `TWO_PASLON_RESULTS_HEADER`'s order. Returns how
+/// many rows it wrote.
+pub fn write_two_paslon<I, R, S>(path: &Path, rows: I) -> anyhow::Result<usize>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = S>,
+    S: AsRef<[u8]>,
+{
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(TWO_PASLON_RESULTS_HEADER)?;
+    let mut n = 0;
+    for r in rows {
+        w.write_record(r)?;
+        n += 1;
+    }
+    w.flush()?;
+    Ok(n)
+}
+
 /// Writes the results in `rekapctl import` format; incomplete rows keep
 /// their empty cells (the import counts and skips them).
 pub fn write_results(rows: &[Row], path: &Path) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record(TWO_PASLON_RESULTS_HEADER)?;
-    for r in rows {
-        w.write_record([
-            r.tps_id().as_str(),
-            CONTEST,
-            r.pas1.trim(),
-            r.pas2.trim(),
-            r.sah.trim(),
-            r.tidak_sah.trim(),
-            r.jumlah.trim(),
-        ])?;
-    }
-    w.flush()?;
+    let cells = rows.iter().map(|r| {
+        [
+            r.tps_id(),
+            CONTEST.to_string(),
+            r.pas1.trim().to_string(),
+            r.pas2.trim().to_string(),
+            r.sah.trim().to_string(),
+            r.tidak_sah.trim().to_string(),
+            r.jumlah.trim().to_string(),
+        ]
+    });
+    write_two_paslon(path, cells)?;
     Ok(())
 }

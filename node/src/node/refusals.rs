@@ -1,56 +1,13 @@
-//! Why a node refuses to serve a call now: the reasons it names in
-//! `x-rekap-unavailable` (every one safe to retry with the same submission
-//! id), and the checks on membership and quorum that pick them.
+//! Why this node refuses to serve a call now: the checks on membership and
+//! quorum that pick the reason it names in `x-rekap-unavailable` (every one
+//! safe to retry with the same submission id; see `reply::Unavailable`).
 
 use openraft::async_runtime::WatchReceiver;
 use tonic::Status;
-use tonic::metadata::MetadataValue;
 
-use crate::node::{Node, rejection_status};
+use super::Node;
 use crate::raft::{NodeId, TypeConfig};
-
-/// Why a call got UNAVAILABLE, machine-readable (see `Unavailable`).
-pub const UNAVAILABLE_HEADER: &str = "x-rekap-unavailable";
-
-/// Why a node could not serve a call that needs the leader. Every one is
-/// safe to retry with the same submission id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unavailable {
-    /// No leader is known here, even after waiting for an election.
-    NoLeader,
-    /// A leader is known but this node could not reach it in time.
-    LeaderUnreachable,
-    /// This node leads but has not heard from a majority within its lease,
-    /// so it takes no new proposals.
-    NoQuorum,
-    /// Leadership moved while the call was being served or forwarded.
-    LeadershipMoved,
-    /// This node is a learner or not a member (removed, or not yet added)
-    /// and knows no leader to forward to.
-    NotMember,
-}
-
-impl Unavailable {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unavailable::NoLeader => "no_leader",
-            Unavailable::LeaderUnreachable => "leader_unreachable",
-            Unavailable::NoQuorum => "no_quorum",
-            Unavailable::LeadershipMoved => "leadership_moved",
-            Unavailable::NotMember => "not_member",
-        }
-    }
-
-    /// UNAVAILABLE with this reason in `x-rekap-unavailable`.
-    pub fn status(self, message: impl Into<String>) -> Status {
-        let mut s = Status::unavailable(message);
-        s.metadata_mut().insert(
-            UNAVAILABLE_HEADER,
-            MetadataValue::from_static(self.as_str()),
-        );
-        s
-    }
-}
+use crate::reply::{Unavailable, rejection_status};
 
 impl Node {
     /// A user's call forwarded by a node counts only if that node is still
