@@ -214,17 +214,12 @@ pub fn build(rows: &[Row], seed: u64) -> anyhow::Result<Night> {
             }
         }
     }
-    let cand = |id: &str, n: u32, name: &str| pb::Candidate {
-        candidate_id: id.into(),
-        number: n,
-        name: name.into(),
-    };
-    reg.contests.push(pb::Contest {
-        contest_id: CONTEST.into(),
-        name: "PEMILIHAN BUPATI DAN WAKIL BUPATI KOTABARU 2020".into(),
-        scope_code: KABUPATEN.into(),
-        candidates: vec![cand("01", 1, PASLON[0]), cand("02", 2, PASLON[1])],
-    });
+    reg.contests.push(super::contest(
+        CONTEST,
+        "PEMILIHAN BUPATI DAN WAKIL BUPATI KOTABARU 2020",
+        KABUPATEN,
+        &PASLON,
+    ));
     arrivals.sort_by(|a, b| a.at_hour.total_cmp(&b.at_hour));
     Ok(Night {
         registry: reg,

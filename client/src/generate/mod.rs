@@ -14,3 +14,27 @@ pub mod pilpres2019;
 pub mod synthetic;
 
 pub use synthetic::Synthetic;
+
+/// A contest over `scope` whose paslon are `paslon`, numbered 01, 02, ... in
+/// ballot order.
+pub(crate) fn contest(
+    id: &str,
+    name: &str,
+    scope: &str,
+    paslon: &[&str],
+) -> rekap_proto::pb::Contest {
+    rekap_proto::pb::Contest {
+        contest_id: id.into(),
+        name: name.into(),
+        scope_code: scope.into(),
+        candidates: paslon
+            .iter()
+            .zip(1u32..)
+            .map(|(name, n)| rekap_proto::pb::Candidate {
+                candidate_id: format!("{n:02}"),
+                number: n,
+                name: (*name).into(),
+            })
+            .collect(),
+    }
+}

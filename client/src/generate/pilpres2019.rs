@@ -134,20 +134,15 @@ pub fn registry(rows: &[Row]) -> Registry {
             dpt: None,
         });
     }
-    let cand = |id: &str, n: u32, name: &str| pb::Candidate {
-        candidate_id: id.into(),
-        number: n,
-        name: name.into(),
-    };
-    reg.contests.push(pb::Contest {
-        contest_id: CONTEST.into(),
-        name: "PEMILIHAN PRESIDEN DAN WAKIL PRESIDEN 2019".into(),
-        scope_code: "ID".into(),
-        candidates: vec![
-            cand("01", 1, "JOKO WIDODO - MA'RUF AMIN"),
-            cand("02", 2, "PRABOWO SUBIANTO - SANDIAGA UNO"),
+    reg.contests.push(super::contest(
+        CONTEST,
+        "PEMILIHAN PRESIDEN DAN WAKIL PRESIDEN 2019",
+        "ID",
+        &[
+            "JOKO WIDODO - MA'RUF AMIN",
+            "PRABOWO SUBIANTO - SANDIAGA UNO",
         ],
-    });
+    ));
     reg
 }
 

@@ -75,23 +75,12 @@ impl Synthetic {
                 }
             }
         }
-        reg.contests.push(pb::Contest {
-            contest_id: self.contest_id.clone(),
-            name: "PEMILIHAN BUPATI KOTABARU".into(),
-            scope_code: kab,
-            candidates: vec![
-                pb::Candidate {
-                    candidate_id: "01".into(),
-                    number: 1,
-                    name: "PASLON 01".into(),
-                },
-                pb::Candidate {
-                    candidate_id: "02".into(),
-                    number: 2,
-                    name: "PASLON 02".into(),
-                },
-            ],
-        });
+        reg.contests.push(super::contest(
+            &self.contest_id,
+            "PEMILIHAN BUPATI KOTABARU",
+            &kab,
+            &["PASLON 01", "PASLON 02"],
+        ));
         reg
     }
 }
