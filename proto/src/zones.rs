@@ -116,6 +116,15 @@ impl Zone {
         }
     }
 
+    /// The zone of the last region of `lineage` (nasional first, as the
+    /// tally lists it): its provinsi's; WIB above a provinsi.
+    pub fn of_lineage(lineage: &[crate::pb::Region]) -> Zone {
+        lineage
+            .iter()
+            .find(|r| r.level == crate::pb::RegionLevel::Provinsi as i32)
+            .map_or(Zone::Wib, |p| Zone::of_provinsi(&p.code, &p.name))
+    }
+
     /// `at_ms` (Unix ms) as a time in this zone; None for 0 (unknown) or a
     /// time out of range.
     pub fn local(self, at_ms: i64) -> Option<OffsetDateTime> {

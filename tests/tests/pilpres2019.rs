@@ -19,11 +19,6 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pilpres2019_sample.csv")
 }
 
-/// Runs rekapctl as `user` with that user's certificate.
-fn rekapctl(cluster: &Cluster, user: &str, endpoints: &str, args: &[&str]) -> Value {
-    cluster.rekapctl(user, endpoints, args)
-}
-
 #[derive(Default, Debug, PartialEq)]
 struct Sums {
     pas1: u64,
@@ -81,16 +76,14 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     let sample = sample();
-    rekapctl(
-        &cluster,
+    cluster.rekapctl(
         ADMIN,
         &endpoints,
         &["pilpres2019", sample.to_str().unwrap(), "--out", out],
     );
-    rekapctl(&cluster, ADMIN, &endpoints, &["registry", "load", out]);
+    cluster.rekapctl(ADMIN, &endpoints, &["registry", "load", out]);
     // The operator may submit for every kecamatan of the sample.
-    rekapctl(
-        &cluster,
+    cluster.rekapctl(
         ADMIN,
         &endpoints,
         &[
@@ -105,12 +98,7 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
         ],
     );
     let results = dir.path().join("results.csv");
-    let first = rekapctl(
-        &cluster,
-        OPERATOR,
-        &endpoints,
-        &["import", results.to_str().unwrap()],
-    );
+    let first = cluster.rekapctl(OPERATOR, &endpoints, &["import", results.to_str().unwrap()]);
 
     let rows = pilpres2019::read_rows(&sample).unwrap();
     let (nat, prov) = independent_sums(&rows);
@@ -164,12 +152,7 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     }
 
     // A rerun counts nothing twice.
-    let again = rekapctl(
-        &cluster,
-        OPERATOR,
-        &endpoints,
-        &["import", results.to_str().unwrap()],
-    );
+    let again = cluster.rekapctl(OPERATOR, &endpoints, &["import", results.to_str().unwrap()]);
     assert_eq!(again["accepted"], 0);
     assert_eq!(again["already_present"], first["accepted"]);
     let t2 = c
@@ -185,8 +168,7 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     // the node reports.
     let csv_path = dir.path().join("export.csv");
     let audit_path = dir.path().join("audit.jsonl");
-    rekapctl(
-        &cluster,
+    cluster.rekapctl(
         AUDITOR,
         &endpoints,
         &[
@@ -241,7 +223,7 @@ async fn the_2019_sample_imports_and_totals_match_an_independent_sum() {
     assert_eq!(recomputed["timed_commands"], head.commands, "{recomputed}");
 
     // Every node holds the same audit chain.
-    let v = rekapctl(&cluster, AUDITOR, &endpoints, &["verify"]);
+    let v = cluster.rekapctl(AUDITOR, &endpoints, &["verify"]);
     assert_eq!(v["agree"], true, "{v}");
     println!(
         "2019 sample: {} rows, {} accepted, national pas1 {} pas2 {} sah {} tidak sah {}",

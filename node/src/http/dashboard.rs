@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::lists::{self, ListPage, TpsPage};
 use super::pages::{self, RegionPage, Source};
-use crate::node::Node;
+use crate::node::{Node, now_ms};
 use crate::store::SmState;
 use crate::watch::{Refusal, View};
 use rekap_proto::zones::Zone;
@@ -52,15 +52,10 @@ impl IntoResponse for Refused {
     }
 }
 
-/// The time now (Unix ms).
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Where a page about `code` (a region, or a TPS by its id) comes from,
-/// with the time in that region's zone.
-fn source(node: &Node, st: &SmState, code: &str) -> Source {
-    let zone = st.tally.zone_of(code);
+/// Where a page about the last region of `lineage` comes from, with the
+/// time in that region's zone.
+fn source(node: &Node, st: &SmState, lineage: &[pb::Region]) -> Source {
+    let zone = Zone::of_lineage(lineage);
     Source {
         node_id: node.id,
         applied_index: st.applied_index(),
@@ -143,7 +138,7 @@ pub async fn region(
     } else {
         Vec::new()
     };
-    let src = source(&node, &st, &code);
+    let src = source(&node, &st, &lineage);
     drop(st);
     let page = RegionPage {
         lineage,
@@ -181,7 +176,7 @@ pub async fn tps(
         .tally
         .tps_history(&id, &contest.contest_id)
         .unwrap_or_default();
-    let src = source(&node, &st, &id);
+    let src = source(&node, &st, &lineage);
     drop(st);
     let page = TpsPage {
         lineage,
@@ -199,12 +194,9 @@ fn list_page(
     q: Pick,
 ) -> Result<(ListPage, Source), Refused> {
     let (_, contest) = pick_contest(node, st, code, q.pemilihan)?;
-    let region = st
-        .tally
-        .lineage(code)
-        .map_err(|r| not_found(node, r))?
-        .pop()
-        .unwrap_or_default();
+    let mut lineage = st.tally.lineage(code).map_err(|r| not_found(node, r))?;
+    let src = source(node, st, &lineage);
+    let region = lineage.pop().unwrap_or_default();
     let page = ListPage {
         region,
         contest,
@@ -213,7 +205,7 @@ fn list_page(
         janggal: Vec::new(),
         next: None,
     };
-    Ok((page, source(node, st, code)))
+    Ok((page, src))
 }
 
 fn next_link(code: &str, kind: &str, contest: &str, token: String) -> Option<String> {

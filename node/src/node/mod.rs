@@ -418,8 +418,9 @@ impl Node {
     }
 }
 
-/// The leader's wall clock, as revisions record it (Unix ms).
-fn now_ms() -> i64 {
+/// This node's wall clock (Unix ms): as a leader, the time its revisions
+/// record.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -17,15 +17,16 @@ use rekap_proto::identity::{self, Named};
 use rekap_proto::pb;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
-use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http::{HeaderMap, Request, Response};
 use tonic::codegen::{BoxFuture, Service};
+use tonic::{Code, Status};
 
 use super::acceptor::ConnInfo;
 use super::certinfo::{self, CertInfo};
 use super::tls::Tls;
 use crate::raft::NodeId;
+use crate::reply::refusal;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,12 +85,7 @@ type Checked = (u64, Result<CertInfo, String>);
 const CACHE_MAX: usize = 10_000;
 
 fn unauthenticated(why: impl std::fmt::Display) -> Status {
-    let mut s = Status::unauthenticated(format!("rule=authenticated: {why}"));
-    s.metadata_mut().insert(
-        crate::reply::RULE_HEADER,
-        "authenticated".parse().expect("ascii"),
-    );
-    s
+    refusal(Code::Unauthenticated, "authenticated", why)
 }
 
 fn now_secs() -> i64 {
@@ -152,16 +148,11 @@ impl Authenticator {
                     via: Some(id),
                 })
             }
-            (Named::User(_), Some(_)) => {
-                let mut s = Status::permission_denied(
-                    "rule=assert_principal: only a node may call on behalf of another principal",
-                );
-                s.metadata_mut().insert(
-                    crate::reply::RULE_HEADER,
-                    "assert_principal".parse().expect("ascii"),
-                );
-                Err(s)
-            }
+            (Named::User(_), Some(_)) => Err(refusal(
+                Code::PermissionDenied,
+                "assert_principal",
+                "only a node may call on behalf of another principal",
+            )),
             (Named::User(name), None) => Ok(Caller::User {
                 name,
                 serial: info.serial,

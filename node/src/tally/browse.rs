@@ -75,12 +75,7 @@ impl TallyState {
             Err(_) => code.to_string(),
         };
         self.lineage(&code)
-            .ok()
-            .and_then(|l| {
-                l.into_iter()
-                    .find(|r| r.level == pb::RegionLevel::Provinsi as i32)
-            })
-            .map_or(Zone::Wib, |p| Zone::of_provinsi(&p.code, &p.name))
+            .map_or(Zone::Wib, |l| Zone::of_lineage(&l))
     }
 
     /// The registry's record of one TPS.
