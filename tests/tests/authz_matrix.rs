@@ -36,6 +36,7 @@ Tally.GetTpsHistory     A   D   A    D    A    D    A    D    A   A   D    D   D
 Tally.ListChildren      A   D   A    D    A    D    A    D    A   A   D    D   D   D   D   D
 Tally.ListJanggal       A   D   A    D    A    D    A    D    A   A   D    D   D   D   D   D
 Tally.ListResults       A   D   A    D    A    D    A    D    A   A   D    D   D   D   D   D
+Tally.GetOperatorSlice  A   A   D    D    D    D    D    D    D   D   D    D   D   D   D   D
 Admin.LoadRegistry      D   D   D    D    D    D    D    D    D   A   D    D   D   D   D   D
 Admin.ClusterStatus     A   A   A    A    A    A    A    A    A   A   D    D   D   D   D   D
 Admin.InitCluster       A   A   A    A    A    A    A    A    A   A   D    D   D   D   D   D

@@ -379,6 +379,28 @@ impl pb::tally_server::Tally for TallyService {
         .await
     }
 
+    async fn get_operator_slice(
+        &self,
+        req: Request<pb::GetOperatorSliceRequest>,
+    ) -> Result<Response<pb::GetOperatorSliceResponse>, Status> {
+        let node = &self.node;
+        node.route(
+            req,
+            |r, who| async move {
+                node.read_barrier(r.consistency).await?;
+                let view = node.sm.try_view()?;
+                let mut slice = view
+                    .tally
+                    .operator_slice(&who.principal())
+                    .map_err(refused)?;
+                slice.applied_index = applied(&view);
+                Ok(slice)
+            },
+            |ch, r| async move { TallyClient::new(ch).get_operator_slice(r).await },
+        )
+        .await
+    }
+
     async fn list_children(
         &self,
         req: Request<pb::ListChildrenRequest>,

@@ -23,6 +23,7 @@ pub mod records;
 mod registry;
 pub mod revise;
 pub mod rules;
+pub mod slice;
 mod submit;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -132,23 +132,7 @@ impl TallyState {
                 ),
             ));
         }
-        let mut expected: Vec<&str> = contest
-            .candidates
-            .iter()
-            .map(|c| c.candidate_id.as_str())
-            .collect();
-        let mut given: Vec<&str> = s.votes.iter().map(|v| v.candidate_id.as_str()).collect();
-        expected.sort_unstable();
-        given.sort_unstable();
-        if expected != given {
-            return Err(invalid(
-                "candidate_set",
-                format!(
-                    "contest {} has candidates {:?}, the submission names {:?}",
-                    s.contest_id, expected, given
-                ),
-            ));
-        }
+        rules::check_candidates(contest, s)?;
         Ok(contest)
     }
 }

@@ -76,7 +76,7 @@ impl Caller {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rpc(&'static str);
 
-const RPCS: [&str; 32] = [
+const RPCS: [&str; 33] = [
     "Tally.Submit",
     "Tally.SubmitBatch",
     "Tally.GetTpsResult",
@@ -91,6 +91,7 @@ const RPCS: [&str; 32] = [
     "Tally.ListChildren",
     "Tally.ListJanggal",
     "Tally.ListResults",
+    "Tally.GetOperatorSlice",
     "Admin.LoadRegistry",
     "Admin.ClusterStatus",
     "Admin.InitCluster",

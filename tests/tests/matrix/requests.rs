@@ -192,6 +192,10 @@ pub async fn send(rpc: &str, ch: Channel, (tps, kec): &(String, String)) -> Resu
             })
             .await
             .map(drop),
+        "Tally.GetOperatorSlice" => t
+            .get_operator_slice(pb::GetOperatorSliceRequest { consistency: lin })
+            .await
+            .map(drop),
         "Tally.ListChildren" => t
             .list_children(pb::ListChildrenRequest {
                 region_code: kec.clone(),
