@@ -11,6 +11,7 @@
 pub mod certs;
 mod deadline;
 pub mod generate;
+pub mod outbox;
 pub mod registry;
 mod routing;
 mod users;
@@ -429,6 +430,16 @@ impl Client {
             consistency: consistency as i32,
         };
         self.tally(req, |mut c, r| async move { c.get_tps_history(r).await })
+            .await
+    }
+
+    /// The caller's own part of the registry (an operator's TPS, the
+    /// regions above them and the contests covering them).
+    pub async fn operator_slice(&self) -> Result<pb::GetOperatorSliceResponse, Status> {
+        let req = pb::GetOperatorSliceRequest {
+            consistency: pb::Consistency::Linearizable as i32,
+        };
+        self.tally(req, |mut c, r| async move { c.get_operator_slice(r).await })
             .await
     }
 

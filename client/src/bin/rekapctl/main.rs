@@ -10,6 +10,7 @@ mod drill;
 mod export;
 mod health;
 mod import;
+mod outbox;
 mod output;
 mod pilpres;
 mod pipeline;
@@ -114,6 +115,9 @@ enum Cmd {
     Verify,
     /// One node's gRPC health (exit 0 only when SERVING).
     Health(health::HealthArgs),
+    /// A station's outbox: list, export, or queue refused entries again.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCmd),
     /// Submit a results CSV in batches (rerunnable: counts nothing twice).
     Import(import::ImportArgs),
     /// Export a region's current per-TPS results (CSV or JSON Lines) and the audit log.
@@ -164,7 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let offline = matches!(
         &cmd,
         Cmd::Pilpres2019(_) | Cmd::Registry(registry::RegistryCmd::Generate { .. })
-    );
+    ) || matches!(&cmd, Cmd::Outbox(o) if !o.needs_cluster());
     let tls = match (&cli.certs_dir, cli.insecure) {
         (_, true) => None,
         (None, false) if offline => None,
@@ -215,6 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Verify => verify::run(&ctx).await,
         Cmd::Health(a) => health::run(&ctx, a).await,
         Cmd::Import(a) => import::run(&ctx, a).await,
+        Cmd::Outbox(c) => outbox::run(&ctx, c).await,
         Cmd::Export(a) => export::run(&ctx, a).await,
         Cmd::Pilpres2019(a) => pilpres::run(&ctx, a).await,
         Cmd::Bench(a) => bench::run(&ctx, a).await,
