@@ -5,12 +5,16 @@
 //! kill -9 or restart a node, add a node, wait for a leader or for a
 //! condition with a deadline, and get a client for the cluster or one node.
 
+pub mod browser;
 pub mod docker;
 pub mod http;
 pub mod night;
 pub mod night_report;
+pub mod night_stations;
+pub mod night_stations_report;
 pub mod ops;
 pub mod pki;
+pub mod station;
 pub mod workload;
 
 use std::collections::BTreeMap;

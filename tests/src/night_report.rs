@@ -31,7 +31,7 @@ fn by_kecamatan(o: &Outcome) -> BTreeMap<&str, Vec<f64>> {
 }
 
 /// The share in (%) over the night: a step at each acknowledgement.
-fn curve(hours: &[f64], of: usize) -> Vec<(f64, f64)> {
+pub(crate) fn curve(hours: &[f64], of: usize) -> Vec<(f64, f64)> {
     let mut pts = vec![(12.0, 0.0)];
     for (i, h) in hours.iter().enumerate() {
         pts.push((*h, 100.0 * i as f64 / of as f64));
@@ -42,7 +42,7 @@ fn curve(hours: &[f64], of: usize) -> Vec<(f64, f64)> {
 }
 
 /// Plotters draws text with a font it is given (no system font lookup).
-fn register_font() -> anyhow::Result<()> {
+pub(crate) fn register_font() -> anyhow::Result<()> {
     static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     if DONE.get().is_some() {
         return Ok(());

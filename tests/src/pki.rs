@@ -59,6 +59,26 @@ impl Pki {
         out
     }
 
+    /// Issues `name` a new certificate (a new serial) in the same folder,
+    /// as an admin does after revoking the old one.
+    pub fn reissue(&self, name: &str) -> PathBuf {
+        let out = self.dir.join(format!("user-{name}"));
+        certs::issue_user(&self.ca_dir(), &out, name, Validity::days(30))
+            .expect("user certificate");
+        out
+    }
+
+    /// The serial (hex, as the cluster names it) of `name`'s certificate.
+    pub fn serial(&self, name: &str) -> String {
+        use rustls::pki_types::pem::PemObject;
+        let file = self.user_dir(name).join(certs::user_cert_file(name));
+        let der =
+            rustls::pki_types::CertificateDer::from_pem_file(&file).expect("a PEM certificate");
+        rekap_node::security::certinfo::parse(&der)
+            .expect("a certificate")
+            .serial
+    }
+
     pub fn tls(&self, name: &str) -> ClientTls {
         ClientTls::from_dir(&self.user_dir(name), Some(name)).expect("user TLS files")
     }

@@ -7,22 +7,13 @@
 //! change without a reload. Screenshots of every page are kept in
 //! `<target>/tmp/dashboard/`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::page::ScreenshotParams;
-use futures::StreamExt;
 use rekap_client::proto as pb;
+use rekap_tests::browser::{self, follow, open, text};
 use rekap_tests::pki::{OPERATOR, VERIFIER};
 use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until, workload};
-
-fn shots_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
-    std::fs::create_dir_all(&dir).expect("screenshot folder");
-    dir
-}
 
 /// Digits only: "1.234" on the page is 1234.
 fn number(text: &str) -> u64 {
@@ -30,23 +21,6 @@ fn number(text: &str) -> u64 {
     digits
         .parse()
         .unwrap_or_else(|_| panic!("no number in {text:?}"))
-}
-
-async fn text(page: &Page, css: &str) -> String {
-    let js = format!("document.querySelector({css:?})?.textContent ?? ''");
-    page.evaluate(js)
-        .await
-        .unwrap_or_else(|e| panic!("reading {css}: {e}"))
-        .into_value::<String>()
-        .expect("a string")
-}
-
-async fn shot(page: &Page, name: &str) {
-    let path = shots_dir().join(format!("{name}.png"));
-    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
-        .await
-        .unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
-    eprintln!("screenshot: {}", path.display());
 }
 
 fn now_ms() -> i64 {
@@ -72,43 +46,9 @@ fn wita(ms: i64) -> String {
     )
 }
 
-/// Clicks the link `css` and waits until the page it leads to has loaded.
-async fn follow(page: &Page, css: &str) {
-    let link = page
-        .find_element(css)
-        .await
-        .unwrap_or_else(|e| panic!("no link {css}: {e}"));
-    let href = link
-        .property("href")
-        .await
-        .expect("href")
-        .and_then(|v| v.as_str().map(String::from))
-        .expect("a link has an href");
-    link.click().await.expect("click");
-    wait_until(
-        &format!("the page at {href}"),
-        Duration::from_secs(10),
-        || async {
-            let done: bool = page
-                .evaluate(format!(
-                    "location.href === {href:?} && document.readyState === 'complete'"
-                ))
-                .await
-                .ok()?
-                .into_value()
-                .ok()?;
-            done.then_some(())
-        },
-    )
-    .await;
-}
-
-/// Goes to `url` and waits for it to load.
-async fn open(page: &Page, url: String) {
-    page.goto(&url)
-        .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    page.wait_for_navigation().await.expect("loads");
+async fn shot(page: &Page, name: &str) {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    browser::shot(page, &dir, name).await;
 }
 
 /// Rows of the page's TPS list.
@@ -178,23 +118,14 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         .wait_applied(&[follower], last, Duration::from_secs(10))
         .await;
 
-    let exe = std::env::var("REKAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let config = BrowserConfig::builder()
-        .chrome_executable(exe)
-        .no_sandbox()
-        // The nodes' certificates come from the test CA, which this
-        // throwaway browser profile does not hold.
-        .arg("ignore-certificate-errors")
-        .window_size(1280, 1000)
-        .build()
-        .expect("browser config");
-    let (mut browser, mut handler) = Browser::launch(config)
-        .await
-        .expect("headless chromium starts (Debian's chromium package; tests/run.sh installs it)");
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let chromium = browser::launch(1280, 1000).await;
 
     let base = format!("https://{}", cluster.http_addr(follower));
-    let page = browser.new_page("about:blank").await.expect("a tab");
+    let page = chromium
+        .browser
+        .new_page("about:blank")
+        .await
+        .expect("a tab");
     page.goto(format!("{base}/"))
         .await
         .expect("the national page");
@@ -381,8 +312,7 @@ async fn a_browser_drills_down_to_a_tps_and_sees_live_updates() {
         }
     }
     shot(&page, "9-janggal").await;
-    browser.close().await.ok();
-    events.abort();
+    chromium.close().await;
 
     // With the other nodes gone there is no leader; the pages still answer.
     let mut cluster = cluster;
