@@ -60,11 +60,11 @@ impl Pki {
     }
 
     /// Issues `name` a new certificate (a new serial) in the same folder,
-    /// as an admin does after revoking the old one.
-    pub fn reissue(&self, name: &str) -> PathBuf {
+    /// valid for `validity`, as an admin does after revoking the old one
+    /// (or as a test does to put an expired one in its place).
+    pub fn reissue(&self, name: &str, validity: Validity) -> PathBuf {
         let out = self.dir.join(format!("user-{name}"));
-        certs::issue_user(&self.ca_dir(), &out, name, Validity::days(30))
-            .expect("user certificate");
+        certs::issue_user(&self.ca_dir(), &out, name, validity).expect("user certificate");
         out
     }
 

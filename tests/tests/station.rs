@@ -198,7 +198,7 @@ async fn arithmetic_errors_stop_at_the_form_and_a_konflik_shows_both_results() {
     let (cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 1).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let certs = cluster.pki.user_dir(OPERATOR);
-    let station = Station::start(
+    let mut station = Station::start(
         &certs,
         &endpoints.join(","),
         &dir.path().join("outbox.sqlite"),
@@ -314,6 +314,32 @@ async fn arithmetic_errors_stop_at_the_form_and_a_konflik_shows_both_results() {
         .await
         .expect("history");
     assert_eq!(stored.len(), 1, "the konflik changed nothing");
+
+    // A result entered elsewhere before the station read its slice is
+    // shown as tercatat, and the form takes no second one.
+    cluster
+        .client_as(OPERATOR)
+        .submit(workload::submission(&tps[2], 9))
+        .await
+        .expect("a result from elsewhere");
+    station.restart().await;
+    let path = format!("/tps/{}?pemilihan={CONTEST}", tps[2]);
+    wait_until("tercatat", Duration::from_secs(20), || async {
+        let (_, page) = rekap_tests::http::get_plain(&station.addr, &path)
+            .await
+            .ok()?;
+        page.contains("sudah tercatat di Rekap").then_some(())
+    })
+    .await;
+    let (code, body) = station
+        .post(
+            &tps[2],
+            CONTEST,
+            &fields_of(&workload::submission(&tps[2], 10)),
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(station.count("tersimpan").await, 0, "nothing queued");
     chromium.close().await;
 }
 

@@ -3,14 +3,15 @@
 //!
 //! - Volume: 1,000 entries queued with every node down are all delivered
 //!   once a node answers, and the totals equal their sum.
-//! - The operator's identity and scope change while entries wait: a
-//!   revoked certificate keeps them queued (the page says why) until a new
-//!   one is in place; a TPS taken out of the operator's scope is ditolak
+//! - The operator's identity and scope change while entries wait: an
+//!   expired or a revoked certificate keeps them queued (the page says why)
+//!   until a new one is in place; a TPS taken out of the operator's scope is ditolak
 //!   with its rule, kept, and delivered by `rekapctl outbox retry` once the
 //!   scope is granted again.
 
 use std::time::{Duration, Instant};
 
+use rekap_client::certs::Validity;
 use rekap_client::proto as pb;
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::station::{Station, fields_of};
@@ -95,7 +96,7 @@ async fn a_thousand_entries_queued_offline_arrive_once_when_a_node_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_certificate_and_a_lost_scope_lose_nothing() {
+async fn an_expired_or_revoked_certificate_and_a_lost_scope_lose_nothing() {
     let (cluster, tps, endpoints) = start_with_registry(ClusterOptions::default(), 1).await;
     let admin = cluster.client();
     const PPS: &str = "pps-a";
@@ -125,80 +126,116 @@ async fn a_revoked_certificate_and_a_lost_scope_lose_nothing() {
     )
     .await;
 
-    // The certificate is revoked; the next entry waits, and says why.
-    admin
-        .revoke_cert(PPS, &cluster.pki.serial(PPS))
-        .await
-        .expect("revoke");
-    let first = workload::submission(&tps[0], 1);
+    // The certificate expires: the station says so from the file itself,
+    // and the entry waits until a valid one is in place.
+    let now = time::OffsetDateTime::now_utc();
+    let expired = Validity {
+        not_before: now - time::Duration::days(10),
+        not_after: now - time::Duration::days(1),
+    };
+    cluster.pki.reissue(PPS, expired);
+    let second = workload::submission(&tps[1], 2);
     assert_eq!(
-        station.post(&tps[0], CONTEST, &fields_of(&first)).await.0,
+        station.post(&tps[1], CONTEST, &fields_of(&second)).await.0,
         303
     );
     let why = wait_until(
-        "the reason on the page",
+        "the expiry on the page",
         Duration::from_secs(20),
         || async {
-            let s = station.status().await;
-            let why = s["link"]["why"].as_str().unwrap_or_default().to_string();
-            why.contains("cert_revoked").then_some(why)
+            let why = station.status().await["link"]["why"].as_str()?.to_string();
+            why.contains("kedaluwarsa").then_some(why)
         },
     )
     .await;
-    assert!(why.contains("Sertifikat Anda dicabut"), "{why}");
-    let (_, page) = rekap_tests::http::get_plain(
-        &station.addr,
-        &format!("/tps/{}?pemilihan={CONTEST}", tps[0]),
-    )
-    .await
-    .expect("the TPS page");
-    assert!(
-        page.contains("Sertifikat Anda dicabut"),
-        "the TPS page says why"
-    );
-    assert_eq!(
-        station.count("tersimpan").await,
-        1,
-        "still queued, not refused"
-    );
-    // A new certificate in the same folder: the station picks it up.
-    cluster.pki.reissue(PPS);
+    assert!(why.contains("Entri tetap antre"), "{why}");
+    assert_eq!(station.count("tersimpan").await, 1);
+    cluster.pki.reissue(PPS, Validity::days(30));
     wait_until(
-        "terkirim with the new certificate",
+        "terkirim with a valid certificate",
         Duration::from_secs(30),
         || async { (station.count("terkirim").await == 1).then_some(()) },
     )
     .await;
 
-    // The third TPS leaves this operator's scope while its entry is saved.
+    // The certificate is revoked: the next entries wait, and say why. While
+    // they wait, the third TPS leaves this operator's scope.
+    admin
+        .revoke_cert(PPS, &cluster.pki.serial(PPS))
+        .await
+        .expect("revoke");
+    let first = workload::submission(&tps[0], 1);
+    let third = workload::submission(&tps[2], 3);
+    for s in [&first, &third] {
+        assert_eq!(station.post(&s.tps_id, CONTEST, &fields_of(s)).await.0, 303);
+    }
+    let why = wait_until(
+        "the reason on the page",
+        Duration::from_secs(20),
+        || async {
+            let why = station.status().await["link"]["why"].as_str()?.to_string();
+            why.contains("cert_revoked").then_some(why)
+        },
+    )
+    .await;
+    assert!(why.contains("Sertifikat Anda dicabut"), "{why}");
+    let tps_page = |t: &str| {
+        let path = format!("/tps/{t}?pemilihan={CONTEST}");
+        let addr = station.addr.clone();
+        async move {
+            rekap_tests::http::get_plain(&addr, &path)
+                .await
+                .expect("the TPS page")
+                .1
+        }
+    };
+    assert!(
+        tps_page(&tps[0]).await.contains("Sertifikat Anda dicabut"),
+        "the TPS page says why"
+    );
+    assert_eq!(
+        station.count("tersimpan").await,
+        2,
+        "still queued, not refused"
+    );
     admin
         .revoke(PPS, pb::Role::Operator, vec![tps[2].clone()])
         .await
         .expect("revoke the scope");
-    let third = workload::submission(&tps[2], 3);
-    assert_eq!(
-        station.post(&tps[2], CONTEST, &fields_of(&third)).await.0,
-        303
-    );
-    wait_until("ditolak", Duration::from_secs(20), || async {
-        (station.count("ditolak").await == 1).then_some(())
-    })
-    .await;
-    let (_, page) = rekap_tests::http::get_plain(
-        &station.addr,
-        &format!("/tps/{}?pemilihan={CONTEST}", tps[2]),
+
+    // A new certificate in the same folder: the station picks it up. The
+    // first entry goes in; the third is ditolak, named and kept.
+    cluster.pki.reissue(PPS, Validity::days(30));
+    wait_until(
+        "one terkirim, one ditolak",
+        Duration::from_secs(30),
+        || async {
+            let s = (
+                station.count("terkirim").await,
+                station.count("ditolak").await,
+            );
+            (s == (2, 1)).then_some(())
+        },
     )
-    .await
-    .expect("the TPS page");
+    .await;
+    let page = tps_page(&tps[2]).await;
+    // Its page says why: the refusal, or (once the station has read its
+    // slice again) that the TPS is no longer the operator's.
     assert!(
-        page.contains("permission:submit") && page.contains("di luar wilayah tugas"),
+        (page.contains("permission:submit") && page.contains("di luar wilayah tugas"))
+            || page.contains("tidak (lagi) berada dalam wilayah tugas"),
         "{page}"
     );
     let rows = station.outbox_list();
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 3, "the refused entry is kept");
+    let refused = rows
+        .iter()
+        .find(|r| r["tps_id"] == tps[2].as_str())
+        .expect("its row");
     assert_eq!(
-        rows.as_array().map(Vec::len),
-        Some(2),
-        "the refused entry is kept"
+        (refused["state"].as_str(), refused["rule"].as_str()),
+        (Some("ditolak"), Some("permission:submit"))
     );
 
     // Granted again: `rekapctl outbox retry` delivers it, same submission id.

@@ -53,7 +53,7 @@ pub async fn deliver(outbox: &Outbox, client: &Client) -> Result<Pass, DeliverEr
                     pass.acknowledged += 1;
                 }
                 Some(pb::batch_item::Result::Rejection(rej)) => {
-                    if let Some(h) = identity_hold(rej.code, &rej.rule) {
+                    if let Some(h) = identity_hold(rej.code, &rej.rule, &rej.message) {
                         held = Some(h);
                         continue;
                     }
@@ -96,11 +96,14 @@ pub enum DeliverError {
 
 /// Refusals of the operator's identity keep entries queued: once a new
 /// certificate is in place, or the account enabled again, they go.
-fn identity_hold(code: i32, rule: &str) -> Option<Hold> {
+fn identity_hold(code: i32, rule: &str, message: &str) -> Option<Hold> {
     let identity = code == Code::Unauthenticated as i32
         || (code == Code::PermissionDenied as i32 && rule == "user_disabled");
     identity.then(|| Hold {
-        why: format!("{} ({rule})", rekap_rules::pesan(rule)),
+        why: format!(
+            "{} Entri tetap antre. ({rule}: {message})",
+            rekap_rules::pesan(rule)
+        ),
         identity: true,
     })
 }
@@ -117,7 +120,7 @@ pub fn hold_of(s: &Status) -> Hold {
         };
     }
     let rule = rule_of(s).unwrap_or_default();
-    if let Some(h) = identity_hold(s.code() as i32, &rule) {
+    if let Some(h) = identity_hold(s.code() as i32, &rule, s.message()) {
         return h;
     }
     let tls = s.message().to_ascii_lowercase();

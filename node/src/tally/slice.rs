@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use rekap_proto::pb;
 
 use super::rules::{code, reject};
-use super::{Action, TallyState, scope_of};
+use super::{Action, TallyState, current, scope_of};
 
 /// Most TPS one slice holds: a kabupaten has a few thousand, a whole
 /// provinsi's tens of thousands are no operator's work.
@@ -66,12 +66,13 @@ impl TallyState {
             .filter_map(|c| self.regions.get(*c).map(|n| n.region.clone()))
             .collect();
         regions.sort_by(|a, b| (a.level, &a.code).cmp(&(b.level, &b.code)));
-        let contests = self
+        let contests: Vec<pb::Contest> = self
             .contests
             .values()
             .filter(|c| above.contains(scope_of(c)))
             .cloned()
             .collect();
+        let reported = self.reported(&rows, &contests);
         Ok(pb::GetOperatorSliceResponse {
             user: who.name.clone(),
             scopes: scopes.iter().cloned().collect(),
@@ -79,7 +80,34 @@ impl TallyState {
             tps: rows,
             contests,
             applied_index: 0,
+            reported,
         })
+    }
+
+    /// The results the slice's TPS already have, one read per TPS and
+    /// contest that covers it.
+    fn reported(&self, rows: &[pb::Tps], contests: &[pb::Contest]) -> Vec<pb::ReportedResult> {
+        let mut out = Vec::new();
+        for t in rows {
+            let chain = self.chain_of(&t.desa_code);
+            for c in contests.iter().filter(|c| chain.contains(&scope_of(c))) {
+                if let Some(h) = self.history(&t.tps_id, &c.contest_id) {
+                    let cur = current(&h);
+                    out.push(pb::ReportedResult {
+                        tps_id: t.tps_id.clone(),
+                        contest_id: c.contest_id.clone(),
+                        revision: cur.revision,
+                        log_index: cur.log_index,
+                        author: cur
+                            .author
+                            .as_ref()
+                            .map(|a| a.name.clone())
+                            .unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Adds the ids of every TPS below region `code` to `out`, stopping
@@ -156,7 +184,19 @@ mod tests {
         let g = grant("saksi", pb::Role::Witness, &["63"]);
         apply(&mut st, &mut ix, admin(g), user("root"));
 
+        let a1 = super::super::tests::sub("s-a1", "A1", "PPWP", 10, 5, 1);
+        let submit = Kind::Submit(pb::SubmitBatchRequest {
+            submissions: vec![a1],
+        });
+        apply(&mut st, &mut ix, submit, user("pps"));
         let s = st.operator_slice(&user("pps")).expect("a slice");
+        let reported: Vec<(&str, &str, u64)> = s
+            .reported
+            .iter()
+            .map(|r| (r.tps_id.as_str(), r.contest_id.as_str(), r.log_index))
+            .collect();
+        assert_eq!(reported, [("A1", "PPWP", ix)], "the result A1 has already");
+        assert_eq!(s.reported[0].author, "pps");
         let tps: Vec<&str> = s.tps.iter().map(|t| t.tps_id.as_str()).collect();
         assert_eq!(tps, ["A1", "A2", "C1"]);
         let contests: Vec<&str> = s.contests.iter().map(|c| c.contest_id.as_str()).collect();

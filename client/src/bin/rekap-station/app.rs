@@ -36,6 +36,9 @@ pub struct App {
     pub origin: String,
 }
 
+/// When the certificate and key files last changed.
+pub type Stamp = [Option<std::time::SystemTime>; 2];
+
 /// Where the operator's TLS files are, read again whenever they change,
 /// so a new certificate takes effect without a restart.
 pub struct Certs {
@@ -66,15 +69,53 @@ impl Certs {
         Ok(Client::with_options(self.endpoints.clone(), opts))
     }
 
-    /// The certificate file's modification time, to notice a new one.
-    pub fn stamp(&self) -> Option<std::time::SystemTime> {
-        let user = self
+    /// The certificate's and key's modification times, to notice a new
+    /// pair (both: one read between the two writes must not stick).
+    pub fn stamp(&self) -> Stamp {
+        let Some(user) = self
             .user
             .clone()
-            .or_else(|| self.tls().ok().flatten().map(|t| t.user))?;
-        std::fs::metadata(self.dir.join(rekap_client::certs::user_cert_file(&user)))
-            .and_then(|m| m.modified())
-            .ok()
+            .or_else(|| self.tls().ok().flatten().map(|t| t.user))
+        else {
+            return [None, None];
+        };
+        let at = |f: String| {
+            std::fs::metadata(self.dir.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        [
+            at(rekap_client::certs::user_cert_file(&user)),
+            at(rekap_client::certs::user_key_file(&user)),
+        ]
+    }
+}
+
+impl Certs {
+    /// Why the certificate cannot work now, read from the file itself, so
+    /// the page says it even with no network: expired, or not yet valid.
+    pub fn validity_problem(&self, zone: rekap_client::zones::Zone) -> Option<String> {
+        let tls = self.tls().ok().flatten()?;
+        let pem = x509_parser::pem::Pem::iter_from_buffer(&tls.cert_pem)
+            .next()?
+            .ok()?;
+        let cert = pem.parse_x509().ok()?;
+        let v = cert.validity();
+        let now = rekap_client::outbox::sender::now_ms() / 1000;
+        let (from, until) = (v.not_before.timestamp(), v.not_after.timestamp());
+        if now > until {
+            return Some(format!(
+                "Sertifikat Anda kedaluwarsa sejak {}. Entri tetap antre dan terkirim setelah sertifikat baru dipasang di {}.",
+                zone.show(until * 1000),
+                self.dir.display()
+            ));
+        }
+        (now < from).then(|| {
+            format!(
+                "Sertifikat Anda baru berlaku mulai {}. Periksa jam laptop ini; entri tetap antre.",
+                zone.show(from * 1000)
+            )
+        })
     }
 }
 

@@ -24,7 +24,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Runs for as long as the station does.
 pub async fn run(app: Arc<App>) {
     let mut backoff = Duration::from_millis(200);
-    let mut client: Option<(Client, Option<std::time::SystemTime>)> = None;
+    let mut client: Option<(Client, crate::app::Stamp)> = None;
     let mut slice_due = tokio::time::Instant::now();
     loop {
         let stamp = app.certs.stamp();
@@ -42,6 +42,15 @@ pub async fn run(app: Arc<App>) {
                     continue;
                 }
             }
+        }
+        let zone = app
+            .slice()
+            .map_or(rekap_client::zones::Zone::Wib, |s| s.zone());
+        if let Some(why) = app.certs.validity_problem(zone) {
+            let _ = app.outbox.note_waiting(Some(&why));
+            set_link(&app, false, Some(why), true);
+            wait(&app, BACKOFF_MAX).await;
+            continue;
         }
         let c = &client.as_ref().expect("client set above").0;
         if tokio::time::Instant::now() >= slice_due {

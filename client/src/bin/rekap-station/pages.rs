@@ -31,10 +31,14 @@ pub fn form_href(tps: &str, contest: &str) -> String {
     format!("/tps/{}?pemilihan={}", enc(tps), enc(contest))
 }
 
-/// An entry's state as one short line.
-pub fn state_text(e: Option<&Entry>) -> (String, &'static str) {
+/// An entry's state as one short line; without one, whether the cluster
+/// had a result already when the slice was read (entered elsewhere).
+pub fn state_text(e: Option<&Entry>, r: Option<&pb::ReportedResult>) -> (String, &'static str) {
     let Some(e) = e else {
-        return ("belum diisi".into(), "belum");
+        return match r {
+            Some(r) => (format!("tercatat · revisi {}", r.revision), "tercatat"),
+            None => ("belum diisi".into(), "belum"),
+        };
     };
     let text = match e.state {
         State::Tersimpan => "tersimpan".to_string(),
@@ -91,7 +95,7 @@ pub fn index(
                 span class={ "count " (word) } { (word) ": " b data-count=(word) { (n) } } " "
             }
         }
-        p.muted { "Daftar TPS dari server: " (Zone::Wib.show(slice.fetched_at_ms)) ". Entri disimpan di laptop ini dan dikirim otomatis saat ada sinyal." }
+        p.muted { "Daftar TPS dari server: " (slice.zone().show(slice.fetched_at_ms)) ". Entri disimpan di laptop ini dan dikirim otomatis saat ada sinyal." }
         @for (kec, desa, tps) in slice.by_desa() {
             section.card {
                 h2 { "Kec. " (kec) " · " (desa) }
@@ -101,7 +105,7 @@ pub fn index(
                         @for t in tps {
                             @for c in slice.contests_of(t) {
                                 @let k = key(&t.tps_id, &c.contest_id);
-                                @let (text, class) = state_text(entries.get(&k));
+                                @let (text, class) = state_text(entries.get(&k), slice.reported(&t.tps_id, &c.contest_id));
                                 tr {
                                     td { a href=(form_href(&t.tps_id, &c.contest_id)) { "TPS " (format!("{:03}", t.number)) } }
                                     td.n { (t.dpt.map(|d| d.to_string()).unwrap_or_default()) }
@@ -118,17 +122,19 @@ pub fn index(
     layout("Daftar TPS", user, link, body)
 }
 
-fn counts(slice: &Slice, entries: &HashMap<String, Entry>) -> Vec<(&'static str, usize)> {
+pub fn counts(slice: &Slice, entries: &HashMap<String, Entry>) -> Vec<(&'static str, usize)> {
     let mut out = vec![
         ("belum", 0),
         ("tersimpan", 0),
         ("terkirim", 0),
+        ("tercatat", 0),
         ("ditolak", 0),
         ("konflik", 0),
     ];
     for t in slice.all_tps() {
         for c in slice.contests_of(t) {
-            let (_, class) = state_text(entries.get(&key(&t.tps_id, &c.contest_id)));
+            let entry = entries.get(&key(&t.tps_id, &c.contest_id));
+            let (_, class) = state_text(entry, slice.reported(&t.tps_id, &c.contest_id));
             if let Some(slot) = out.iter_mut().find(|(w, _)| *w == class) {
                 slot.1 += 1;
             }
@@ -161,9 +167,12 @@ pub fn tps_form(user: &str, link: &Link, slice: &Slice, p: FormPage) -> Markup {
     let t = p.tps;
     let c = p.contest;
     let k = key(&t.tps_id, &c.contest_id);
-    let (text, class) = state_text(p.entry);
+    let reported = slice.reported(&t.tps_id, &c.contest_id);
+    let (text, class) = state_text(p.entry, reported);
     let zone = slice.zone_of(t);
-    let locked = p.entry.is_some_and(|e| e.state != State::Ditolak);
+    let live = p.entry.is_some_and(|e| e.state != State::Ditolak);
+    let elsewhere = reported.filter(|_| !live);
+    let locked = live || elsewhere.is_some();
     let value = |f: &str| -> String {
         if let Some(v) = p.values.get(f) {
             return v.clone();
@@ -180,6 +189,9 @@ pub fn tps_form(user: &str, link: &Link, slice: &Slice, p: FormPage) -> Markup {
         p { "Keadaan: " span #state .state.(class) data-key=(k) { (text) } }
         @if let Some((msg, kind)) = &p.notice { p #notice class=(kind) { (msg) } }
         @if let Some(e) = p.entry { (receipt(e, zone)) }
+        @if let Some(r) = elsewhere {
+            p #tercatat .warning { "Hasil TPS ini sudah tercatat di Rekap (revisi " (r.revision) ", indeks log " (r.log_index) ", oleh " (r.author) "). Perbaikan diajukan melalui verifikator (PPK)." }
+        }
         form #chasil method="post" action=(form_href(&t.tps_id, &c.contest_id)) data-tps=(t.tps_id) data-contest=(c.contest_id) {
             input type="hidden" name="tps" value=(t.tps_id);
             input type="hidden" name="contest" value=(c.contest_id);

@@ -237,6 +237,24 @@ async fn save(
         return not_in_slice(&app, &tps);
     };
     let contest = c.contest_id.clone();
+    if let Some(r) = slice.reported(&tps, &contest) {
+        let notice = Some((
+            format!(
+                "BELUM disimpan: hasil TPS ini sudah tercatat di Rekap (revisi {}, oleh {}); perbaikan diajukan melalui verifikator",
+                r.revision, r.author
+            ),
+            "error",
+        ));
+        return render(
+            &app,
+            &tps,
+            Some(&contest),
+            posted,
+            None,
+            notice,
+            StatusCode::CONFLICT,
+        );
+    }
     let (mut s, verdict) = form::read(&slice, &tps, &contest, &posted);
     if !verdict.ok() {
         let notice = Some((
@@ -307,12 +325,14 @@ async fn status(State(app): State<Arc<App>>) -> Response {
             return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
         }
     };
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let counts: HashMap<&str, usize> = match app.slice() {
+        Some(slice) => pages::counts(&slice, &entries).into_iter().collect(),
+        None => HashMap::new(),
+    };
     let states: serde_json::Map<String, serde_json::Value> = entries
         .iter()
         .map(|(k, e)| {
-            let (text, class) = state_text(Some(e));
-            *counts.entry(class).or_default() += 1;
+            let (text, class) = state_text(Some(e), None);
             (
                 k.clone(),
                 json!({"text": text, "state": class, "log_index": e.log_index}),

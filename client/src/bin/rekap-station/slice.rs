@@ -13,6 +13,8 @@ pub struct Slice {
     regions: HashMap<String, pb::Region>,
     tps: BTreeMap<String, pb::Tps>,
     contests: BTreeMap<String, pb::Contest>,
+    /// Results already in the cluster, by `tps|contest`.
+    reported: HashMap<String, pb::ReportedResult>,
     /// When this copy was fetched from the cluster (Unix ms).
     pub fetched_at_ms: i64,
 }
@@ -34,7 +36,13 @@ impl Slice {
             .iter()
             .map(|c| (c.contest_id.clone(), c.clone()))
             .collect();
+        let reported = raw
+            .reported
+            .iter()
+            .map(|r| (crate::pages::key(&r.tps_id, &r.contest_id), r.clone()))
+            .collect();
         Slice {
+            reported,
             raw,
             regions,
             tps,
@@ -49,6 +57,11 @@ impl Slice {
 
     pub fn all_tps(&self) -> impl Iterator<Item = &pb::Tps> {
         self.tps.values()
+    }
+
+    /// The result a TPS had for a contest when the slice was read.
+    pub fn reported(&self, tps: &str, contest: &str) -> Option<&pb::ReportedResult> {
+        self.reported.get(&crate::pages::key(tps, contest))
     }
 
     pub fn contest(&self, id: &str) -> Option<&pb::Contest> {
@@ -102,6 +115,15 @@ impl Slice {
     pub fn zone_of(&self, tps: &pb::Tps) -> Zone {
         let lineage: Vec<pb::Region> = self.lineage(&tps.desa_code).into_iter().cloned().collect();
         Zone::of_lineage(&lineage)
+    }
+
+    /// The zone the operator's office reads its clock in: its TPS's (a
+    /// slice never spans zones in practice; the first TPS decides).
+    pub fn zone(&self) -> Zone {
+        self.tps
+            .values()
+            .next()
+            .map_or(Zone::Wib, |t| self.zone_of(t))
     }
 
     /// The slice's TPS by kecamatan and desa name, for the list page.
