@@ -103,6 +103,7 @@ Try:
   $CTL --certs-dir $CERTS/kpps-demo submit --tps $MISSING --contest BUPATI-KOTABARU --votes 01=120,02=95 --sah 215 --tidak-sah 3 --total 218
   $CTL --certs-dir $CERTS/ppk-demo history --tps $MISSING --contest BUPATI-KOTABARU
   $CTL --certs-dir $CERTS/admin users list
+  ${CTL%rekapctl}rekap-station --certs-dir $CERTS/kpps-demo   (the operator's entry form: http://127.0.0.1:7080/)
   curl --cacert $CERTS/ca/ca.crt https://127.0.0.1:7101/metrics   (Prometheus metrics of node 1; :7102, :7103)
 The public dashboard: https://127.0.0.1:7101/ (any node: :7102, :7103; the
 certificate is from the cluster's own CA, $CERTS/ca/ca.crt).
