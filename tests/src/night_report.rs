@@ -3,8 +3,10 @@
 //! beside what the 2020 office had (about 6% at 21:30).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use rekap_client::generate::kotabaru::Night;
 
@@ -12,6 +14,16 @@ use crate::night::Outcome;
 
 /// 2020: about 6% of TPS in the system at 21:30.
 pub const REALITY_2020: (f64, f64) = (21.5, 6.0);
+
+/// Where a night writes its chart and report: `REKAP_NIGHT_OUT`, else
+/// `default` (a scenario's folder under its target tmp dir).
+pub fn out_dir(default: PathBuf) -> PathBuf {
+    let dir = std::env::var("REKAP_NIGHT_OUT")
+        .map(PathBuf::from)
+        .unwrap_or(default);
+    std::fs::create_dir_all(&dir).expect("output folder");
+    dir
+}
 
 pub fn clock(hour: f64) -> String {
     let m = (hour * 60.0).round() as i64;
@@ -58,15 +70,17 @@ pub(crate) fn register_font() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
-    register_font()?;
-    let root = BitMapBackend::new(path, (1280, 720)).into_drawing_area();
+/// A night's chart area: white, the clock (12:00 to 24:00, WITA) across,
+/// a share (0 to 100%) up.
+pub(crate) fn frame<'a, 'b>(
+    root: &'b DrawingArea<BitMapBackend<'a>, Shift>,
+    caption: &str,
+    y_desc: &str,
+) -> anyhow::Result<ChartContext<'b, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>>
+{
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Kotabaru, Pilkada night: share of the 892 TPS in Rekap",
-            ("sans-serif", 26),
-        )
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 24))
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(55)
@@ -74,10 +88,21 @@ pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .x_desc("the night's clock (WITA)")
-        .y_desc("% of TPS in")
+        .y_desc(y_desc)
         .x_labels(13)
         .x_label_formatter(&|h| clock(*h))
         .draw()?;
+    Ok(chart)
+}
+
+pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (1280, 720)).into_drawing_area();
+    let mut chart = frame(
+        &root,
+        "Kotabaru, Pilkada night: share of the 892 TPS in Rekap",
+        "% of TPS in",
+    )?;
     let per = by_kecamatan(o);
     let sizes: BTreeMap<&str, usize> = night.arrivals.iter().fold(BTreeMap::new(), |mut m, a| {
         *m.entry(a.kecamatan.as_str()).or_default() += 1;

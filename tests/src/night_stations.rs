@@ -78,15 +78,7 @@ pub async fn replay(cluster: &mut Cluster, night: &Night, real: Duration, dir: &
             .iter()
             .filter(|a| &a.kecamatan == code)
             .count();
-        wait_until(
-            &format!("{code}'s station slice"),
-            Duration::from_secs(30),
-            || async {
-                let (_, page) = crate::http::get_plain(&st.addr, "/").await.ok()?;
-                (page.matches("data-key=").count() == want).then_some(())
-            },
-        )
-        .await;
+        st.wait_slice(want).await;
     }
     let saved: Arc<Mutex<Vec<Entry>>> = Arc::default();
     let start = tokio::time::Instant::now();

@@ -7,29 +7,17 @@ use std::path::Path;
 use plotters::prelude::*;
 use rekap_client::generate::kotabaru::Night;
 
-use crate::night_report::{REALITY_2020, clock, curve, register_font};
+use crate::night_report::{REALITY_2020, clock, curve, frame, register_font};
 use crate::night_stations::{DOWN, Outcome};
 
 pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
     register_font()?;
     let root = BitMapBackend::new(path, (1280, 720)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Kotabaru with stations: the cluster down 15:00-21:30, the offices keep typing",
-            ("sans-serif", 24),
-        )
-        .margin(20)
-        .x_label_area_size(45)
-        .y_label_area_size(55)
-        .build_cartesian_2d(12.0f64..24.0, 0.0f64..100.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("the night's clock (WITA)")
-        .y_desc("% of the 892 TPS")
-        .x_labels(13)
-        .x_label_formatter(&|h| clock(*h))
-        .draw()?;
+    let mut chart = frame(
+        &root,
+        "Kotabaru with stations: the cluster down 15:00-21:30, the offices keep typing",
+        "% of the 892 TPS",
+    )?;
     chart
         .draw_series(std::iter::once(Rectangle::new(
             [(DOWN.0, 0.0), (DOWN.1, 100.0)],

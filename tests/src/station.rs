@@ -82,6 +82,20 @@ impl Station {
         .await;
     }
 
+    /// Waits until the list page shows `tps` rows: the station has its
+    /// slice of the registry (from the cluster, or its cache).
+    pub async fn wait_slice(&self, tps: usize) {
+        wait_until(
+            &format!("the station's slice of {tps} TPS"),
+            Duration::from_secs(30),
+            || async {
+                let (_, page) = crate::http::get_plain(&self.addr, "/").await.ok()?;
+                (page.matches("data-key=").count() == tps).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// SIGKILL: no chance to flush or say goodbye.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -23,11 +23,8 @@ fn sample() -> PathBuf {
 }
 
 fn out_dir() -> PathBuf {
-    let dir = std::env::var("REKAP_NIGHT_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kotabaru-night"));
-    std::fs::create_dir_all(&dir).expect("output folder");
-    dir
+    let default = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kotabaru-night");
+    rekap_tests::night_report::out_dir(default)
 }
 
 /// Kecamatan at 100% on one node's dashboard API, and how many there are.

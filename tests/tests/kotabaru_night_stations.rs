@@ -15,11 +15,8 @@ use rekap_tests::pki::AUDITOR;
 use rekap_tests::{Cluster, ClusterOptions, load_registry, night_stations, night_stations_report};
 
 fn out_dir() -> PathBuf {
-    let dir = std::env::var("REKAP_NIGHT_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kotabaru-night"));
-    std::fs::create_dir_all(&dir).expect("output folder");
-    dir
+    let default = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kotabaru-night");
+    rekap_tests::night_report::out_dir(default)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

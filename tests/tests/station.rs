@@ -52,13 +52,7 @@ async fn twenty_tps_typed_offline_survive_a_kill_and_arrive_exactly_once() {
     )
     .await;
     // Online once: the station keeps its slice of the registry.
-    wait_until("the station's slice", Duration::from_secs(20), || async {
-        let (_, page) = rekap_tests::http::get_plain(&station.addr, "/")
-            .await
-            .ok()?;
-        (page.matches("data-key=").count() == tps.len()).then_some(())
-    })
-    .await;
+    station.wait_slice(tps.len()).await;
 
     for id in cluster.running() {
         cluster.kill(id);
@@ -348,44 +342,30 @@ fn a_corrupt_or_foreign_outbox_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = rekap_tests::pki::Pki::new(dir.path());
     let certs = pki.user_dir(OPERATOR);
-    let run = |outbox: &std::path::Path| {
-        std::process::Command::new(rekap_tests::station::station_binary())
+    // The station must stop, naming the file and the fault, and leave
+    // every byte of it as it was.
+    let refused = |outbox: &std::path::Path, says: &[&str]| {
+        let before = std::fs::read(outbox).expect("read");
+        let out = std::process::Command::new(rekap_tests::station::station_binary())
             .arg("--certs-dir")
             .arg(&certs)
             .args(["--listen", "127.0.0.1:0", "--outbox"])
             .arg(outbox)
             .output()
-            .expect("run rekap-station")
+            .expect("run rekap-station");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(says.iter().all(|w| err.contains(w)), "{err}");
+        assert_eq!(
+            std::fs::read(outbox).expect("read"),
+            before,
+            "left as it was"
+        );
     };
     let junk = dir.path().join("junk.sqlite");
     std::fs::write(&junk, b"TPS 001: 120 / 95 / 3\n".repeat(300)).expect("write");
-    let before = std::fs::read(&junk).expect("read");
-    let out = run(&junk);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("rusak") && err.contains("junk.sqlite"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(&junk).expect("read"),
-        before,
-        "left as it was"
-    );
-
+    refused(&junk, &["rusak", "junk.sqlite"]);
     let theirs = dir.path().join("theirs.sqlite");
     rekap_client::outbox::Outbox::open(&theirs, "pps-lain").expect("another operator's outbox");
-    let before = std::fs::read(&theirs).expect("read");
-    let out = run(&theirs);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("bukan outbox Rekap milik kpps") && err.contains("pps-lain"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::read(&theirs).expect("read"),
-        before,
-        "left as it was"
-    );
+    refused(&theirs, &["bukan outbox Rekap milik kpps", "pps-lain"]);
 }

@@ -29,13 +29,7 @@ async fn a_thousand_entries_queued_offline_arrive_once_when_a_node_answers() {
         &dir.path().join("outbox.sqlite"),
     )
     .await;
-    wait_until("the station's slice", Duration::from_secs(30), || async {
-        let (_, page) = rekap_tests::http::get_plain(&station.addr, "/")
-            .await
-            .ok()?;
-        (page.matches("data-key=").count() == tps.len()).then_some(())
-    })
-    .await;
+    station.wait_slice(tps.len()).await;
     for id in cluster.running() {
         cluster.kill(id);
     }
@@ -114,17 +108,7 @@ async fn an_expired_or_revoked_certificate_and_a_lost_scope_lose_nothing() {
         &dir.path().join("outbox.sqlite"),
     )
     .await;
-    wait_until(
-        "the station's slice of 3 TPS",
-        Duration::from_secs(20),
-        || async {
-            let (_, page) = rekap_tests::http::get_plain(&station.addr, "/")
-                .await
-                .ok()?;
-            (page.matches("data-key=").count() == 3).then_some(())
-        },
-    )
-    .await;
+    station.wait_slice(3).await;
 
     // The certificate expires: the station says so from the file itself,
     // and the entry waits until a valid one is in place.

@@ -18,13 +18,15 @@ pub fn key(tps: &str, contest: &str) -> String {
     format!("{tps}|{contest}")
 }
 
+/// Everything but RFC 3986's unreserved characters: ids keep their dots.
+const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, URL_PART).to_string()
 }
 
 pub fn form_href(tps: &str, contest: &str) -> String {

@@ -137,27 +137,44 @@ async fn show(
             "saved",
         )
     });
-    render(
-        &app,
-        &tps,
-        q.pemilihan.as_deref(),
-        HashMap::new(),
-        None,
+    let answer = Answer {
+        values: HashMap::new(),
+        verdict: None,
         notice,
-        StatusCode::OK,
-    )
+        code: StatusCode::OK,
+    };
+    render(&app, &tps, q.pemilihan.as_deref(), answer)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render(
-    app: &App,
-    tps: &str,
-    contest: Option<&str>,
+/// What a form page says besides the sheet: the values to put back, the
+/// check's verdict, a notice above it, and the HTTP status.
+struct Answer {
     values: HashMap<String, String>,
     verdict: Option<form::Verdict>,
     notice: Option<(String, &'static str)>,
     code: StatusCode,
+}
+
+/// The form again, with what was typed, and why it was not saved.
+fn not_saved(
+    app: &App,
+    tps: &str,
+    contest: &str,
+    posted: HashMap<String, String>,
+    verdict: Option<form::Verdict>,
+    why: String,
+    code: StatusCode,
 ) -> Response {
+    let answer = Answer {
+        values: posted,
+        verdict,
+        notice: Some((why, "error")),
+        code,
+    };
+    render(app, tps, Some(contest), answer)
+}
+
+fn render(app: &App, tps: &str, contest: Option<&str>, a: Answer) -> Response {
     let Some(slice) = app.slice() else {
         return index_unavailable(app);
     };
@@ -172,13 +189,13 @@ fn render(
         tps: t,
         contest: c,
         entry: entries.get(&key(&t.tps_id, &c.contest_id)),
-        values,
-        verdict,
-        notice,
+        values: a.values,
+        verdict: a.verdict,
+        notice: a.notice,
         next: next_empty(&slice, &entries, &t.tps_id, &c.contest_id),
     };
     (
-        code,
+        a.code,
         Html(pages::tps_form(&app.user, &app.link(), &slice, page).into_string()),
     )
         .into_response()
@@ -238,38 +255,25 @@ async fn save(
     };
     let contest = c.contest_id.clone();
     if let Some(r) = slice.reported(&tps, &contest) {
-        let notice = Some((
-            format!(
-                "BELUM disimpan: hasil TPS ini sudah tercatat di Rekap (revisi {}, oleh {}); perbaikan diajukan melalui verifikator",
-                r.revision, r.author
-            ),
-            "error",
-        ));
-        return render(
+        let why = format!(
+            "BELUM disimpan: hasil TPS ini sudah tercatat di Rekap (revisi {}, oleh {}); perbaikan diajukan melalui verifikator",
+            r.revision, r.author
+        );
+        return not_saved(
             &app,
             &tps,
-            Some(&contest),
+            &contest,
             posted,
             None,
-            notice,
+            why,
             StatusCode::CONFLICT,
         );
     }
     let (mut s, verdict) = form::read(&slice, &tps, &contest, &posted);
     if !verdict.ok() {
-        let notice = Some((
-            "Belum disimpan: perbaiki angka yang ditandai.".to_string(),
-            "error",
-        ));
-        return render(
-            &app,
-            &tps,
-            Some(&contest),
-            posted,
-            Some(verdict),
-            notice,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        let why = "Belum disimpan: perbaiki angka yang ditandai.".to_string();
+        let code = StatusCode::UNPROCESSABLE_ENTITY;
+        return not_saved(&app, &tps, &contest, posted, Some(verdict), why, code);
     }
     s.submission_id = new_submission_id();
     s.operator_id = app.user.clone();
@@ -285,8 +289,15 @@ async fn save(
                 OutboxError::Taken { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            let notice = Some((format!("BELUM tersimpan: {e}"), "error"));
-            render(&app, &tps, Some(&contest), posted, None, notice, code)
+            not_saved(
+                &app,
+                &tps,
+                &contest,
+                posted,
+                None,
+                format!("BELUM tersimpan: {e}"),
+                code,
+            )
         }
     }
 }
