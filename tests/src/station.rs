@@ -158,17 +158,28 @@ impl Station {
 
     /// `rekapctl outbox list --json` on this station's outbox.
     pub fn outbox_list(&self) -> Value {
+        serde_json::from_slice(&self.rekapctl_outbox(&["--json", "outbox", "list"]))
+            .expect("outbox list JSON")
+    }
+
+    /// `rekapctl outbox export` (CSV) of this station's outbox.
+    pub fn outbox_export(&self) -> String {
+        String::from_utf8(self.rekapctl_outbox(&["outbox", "export"])).expect("UTF-8 CSV")
+    }
+
+    fn rekapctl_outbox(&self, args: &[&str]) -> Vec<u8> {
         let out = Command::new(node_binary().with_file_name("rekapctl"))
-            .args(["--json", "outbox", "list", "--outbox"])
+            .args(args)
+            .arg("--outbox")
             .arg(&self.outbox)
             .output()
-            .expect("run rekapctl outbox list");
+            .expect("run rekapctl outbox");
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("outbox list JSON")
+        out.stdout
     }
 }
 

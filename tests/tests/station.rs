@@ -137,6 +137,16 @@ async fn twenty_tps_typed_offline_survive_a_kill_and_arrive_exactly_once() {
     browser::shot(&page, &shots(), "3-daftar-terkirim").await;
 
     let operator = cluster.client_as(OPERATOR);
+    // The operator's receipt, from a terminal: one CSV row per entry.
+    let csv = station.outbox_export();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 21, "a header and 20 rows:\n{csv}");
+    assert!(lines[0].starts_with("seq,operator,submission_id,tps_id"));
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(",kpps,st:") && l.contains(",terkirim,"))
+    );
     let outbox = station.outbox_list();
     let rows = outbox.as_array().expect("outbox rows");
     assert_eq!(rows.len(), 20, "one entry per TPS");

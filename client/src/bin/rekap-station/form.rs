@@ -208,3 +208,119 @@ fn fields_of(rej: &pb::Rejection, contest: &pb::Contest) -> Vec<String> {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice() -> Slice {
+        let region = |code: &str, parent: &str, level: pb::RegionLevel| pb::Region {
+            code: code.into(),
+            parent_code: parent.into(),
+            level: level as i32,
+            name: code.into(),
+        };
+        let raw = pb::GetOperatorSliceResponse {
+            user: "kpps".into(),
+            scopes: vec!["63.02.01".into()],
+            regions: vec![
+                region("ID", "", pb::RegionLevel::Nasional),
+                region("63.02.01", "ID", pb::RegionLevel::Kecamatan),
+                region("63.02.01.2001", "63.02.01", pb::RegionLevel::Desa),
+            ],
+            tps: vec![pb::Tps {
+                tps_id: "T1".into(),
+                desa_code: "63.02.01.2001".into(),
+                number: 1,
+                dpt: Some(300),
+            }],
+            contests: vec![pb::Contest {
+                contest_id: "BUPATI".into(),
+                name: "BUPATI".into(),
+                scope_code: "63.02.01".into(),
+                candidates: ["01", "02"]
+                    .map(|id| pb::Candidate {
+                        candidate_id: id.into(),
+                        number: 1,
+                        name: id.into(),
+                    })
+                    .to_vec(),
+            }],
+            ..Default::default()
+        };
+        Slice::new(raw, 0)
+    }
+
+    fn posted(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_sheet_is_judged_by_the_nodes_rules_with_their_names() {
+        let s = slice();
+        let good = [
+            ("v.01", "120"),
+            ("v.02", "80"),
+            ("sah", "200"),
+            ("tidak_sah", "3"),
+            ("total", "203"),
+        ];
+        let (sub, v) = read(&s, "T1", "BUPATI", &posted(&good));
+        assert!(v.ok() && v.janggal.is_empty(), "{v:?}");
+        assert_eq!(
+            (sub.sah, sub.total, sub.votes.len()),
+            (Some(200), Some(203), 2)
+        );
+
+        let mut bad = good;
+        bad[2] = ("sah", "201");
+        let (_, v) = read(&s, "T1", "BUPATI", &posted(&bad));
+        assert_eq!(v.rule.as_deref(), Some("sum_candidates_eq_sah"));
+        assert_eq!(v.fields, ["v.01", "v.02", "sah"]);
+
+        let mut typo = good;
+        typo[4] = ("total", "2o3");
+        let (_, v) = read(&s, "T1", "BUPATI", &posted(&typo));
+        assert_eq!(
+            (v.rule.as_deref(), v.fields.as_slice()),
+            (Some("number_format"), ["total".to_string()].as_slice())
+        );
+
+        let (_, v) = read(&s, "T1", "BUPATI", &posted(&good[1..]));
+        assert_eq!(v.rule.as_deref(), Some("required_field"));
+        assert_eq!(v.fields, ["v.01"]);
+
+        let (_, v) = read(&s, "T9", "BUPATI", &posted(&good));
+        assert_eq!(
+            v.rule.as_deref(),
+            Some("permission:submit"),
+            "a TPS outside the slice"
+        );
+    }
+
+    #[test]
+    fn janggal_figures_warn_but_may_be_saved() {
+        let s = slice();
+        let all_one = [
+            ("v.01", "310"),
+            ("v.02", "0"),
+            ("sah", "310"),
+            ("tidak_sah", "0"),
+            ("total", "310"),
+        ];
+        let (_, v) = read(&s, "T1", "BUPATI", &posted(&all_one));
+        assert!(v.ok(), "{v:?}");
+        let rules: Vec<&str> = v.janggal.iter().map(|w| w.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            [
+                "votes_over_registered",
+                "turnout_over_registered",
+                "all_votes_one_candidate"
+            ]
+        );
+    }
+}
