@@ -156,6 +156,11 @@ pub struct ClientOptions {
     /// TLS with a user certificate; `None` talks plaintext (only to nodes
     /// started with `--insecure`).
     pub tls: Option<ClientTls>,
+    /// Replace `attempt_timeout` and `hedge_after` with the cluster's own
+    /// (`cluster status` names them, from the nodes' timing) once a node
+    /// has told them: a cluster tuned for WAN links needs longer attempts.
+    /// `false` keeps the values above.
+    pub follow_cluster_timing: bool,
 }
 
 impl Default for ClientOptions {
@@ -167,6 +172,7 @@ impl Default for ClientOptions {
             backoff_max: Duration::from_millis(150),
             hedge_after: Some(Duration::from_secs(1)),
             tls: None,
+            follow_cluster_timing: true,
         }
     }
 }
@@ -187,6 +193,8 @@ struct Inner {
     rr: usize,
     /// When the endpoint list was last refreshed from the membership.
     synced: Option<Instant>,
+    /// The attempt timeout and hedge delay the cluster's timing asks for.
+    learned: Option<(Duration, Duration)>,
 }
 
 impl Inner {
@@ -252,6 +260,7 @@ impl Client {
                 configured: endpoints.clone(),
                 rr: 0,
                 synced: None,
+                learned: None,
                 endpoints,
                 leader: None,
                 channels: HashMap::new(),
@@ -507,7 +516,7 @@ impl Client {
     ) -> Result<pb::GetChainHeadResponse, Status> {
         let mut admin = AdminClient::new(self.channel(addr)?);
         let mut req = tonic::Request::new(pb::GetChainHeadRequest { index });
-        req.set_timeout(self.opts.attempt_timeout);
+        req.set_timeout(self.attempt_timeout());
         Ok(admin.get_chain_head(req).await?.into_inner())
     }
 
@@ -525,7 +534,7 @@ impl Client {
             after_index,
             page_size,
         });
-        req.set_timeout(self.opts.attempt_timeout);
+        req.set_timeout(self.attempt_timeout());
         Ok(admin.list_audit_log(req).await?.into_inner().entries)
     }
 
@@ -575,9 +584,9 @@ impl Client {
     pub async fn status_of(&self, addr: &str) -> Result<pb::ClusterStatusResponse, Status> {
         let ch = self.channel(addr)?;
         let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
-        req.set_timeout(self.opts.attempt_timeout);
+        req.set_timeout(self.attempt_timeout());
         let mut admin = AdminClient::new(ch);
-        match tokio::time::timeout(self.opts.attempt_timeout, admin.cluster_status(req)).await {
+        match tokio::time::timeout(self.attempt_timeout(), admin.cluster_status(req)).await {
             Ok(r) => r.map(tonic::Response::into_inner),
             Err(_) => Err(Status::deadline_exceeded(format!("{addr} did not answer"))),
         }

@@ -91,6 +91,14 @@ impl Client {
         let Ok(status) = self.status_of(addr).await else {
             return;
         };
+        if let Some(t) = &status.timing
+            && t.client_attempt_ms > 0
+            && t.client_hedge_ms > 0
+        {
+            let ms = |v: u32| Duration::from_millis(u64::from(v));
+            self.inner.lock().expect("client lock").learned =
+                Some((ms(t.client_attempt_ms), ms(t.client_hedge_ms)));
+        }
         if status.members.is_empty() {
             return;
         }
@@ -152,7 +160,27 @@ impl Client {
         F: FnMut(Timed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        self.run(call, self.opts.hedge_after, false).await
+        self.run(call, self.hedge_after(), false).await
+    }
+
+    /// How long one attempt may take: the cluster's timing, once learned
+    /// (and followed), else the options'.
+    pub(crate) fn attempt_timeout(&self) -> Duration {
+        let learned = self.inner.lock().expect("client lock").learned;
+        match learned {
+            Some((attempt, _)) if self.opts.follow_cluster_timing => attempt,
+            _ => self.opts.attempt_timeout,
+        }
+    }
+
+    /// When a hedged call also goes to another node (never, if the options
+    /// say never).
+    fn hedge_after(&self) -> Option<Duration> {
+        let learned = self.inner.lock().expect("client lock").learned;
+        match (self.opts.hedge_after, learned) {
+            (Some(_), Some((_, hedge))) if self.opts.follow_cluster_timing => Some(hedge),
+            (own, _) => own,
+        }
     }
 
     async fn run<T, F, Fut>(
@@ -176,7 +204,7 @@ impl Client {
             let per_try = if patient {
                 left
             } else {
-                self.opts.attempt_timeout.min(left)
+                self.attempt_timeout().min(left)
             };
             let (addr, result) = self.attempt(&mut call, target, per_try, hedge).await;
             match result {

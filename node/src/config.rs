@@ -60,6 +60,16 @@ pub struct Args {
     /// benchmarks and experiments only; never on an election network.
     #[arg(long, env = "REKAP_INSECURE")]
     pub insecure: bool,
+    /// How often the leader sends heartbeats, in ms (default 50). Must
+    /// exceed the longest round trip between voters, with room for jitter:
+    /// an answer that takes longer does not count (README, "Tuning").
+    #[arg(long, env = "REKAP_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<u64>,
+    /// The shortest time a follower waits without hearing from a leader
+    /// before it stands for election, in ms (default 250; at least 5
+    /// heartbeats, about ten round trips). The same on every node.
+    #[arg(long, env = "REKAP_ELECTION_TIMEOUT")]
+    pub election_timeout: Option<u64>,
     /// The user who administers a new cluster (the name in their
     /// certificate). Needed with --initial-cluster; set once, when the
     /// cluster first elects a leader.
@@ -82,6 +92,8 @@ struct FileConfig {
     cluster_name: Option<String>,
     insecure: Option<bool>,
     initial_admin: Option<String>,
+    heartbeat_interval: Option<u64>,
+    election_timeout: Option<u64>,
 }
 
 /// The resolved settings.
@@ -99,6 +111,7 @@ pub struct Config {
     pub certs_dir: Option<PathBuf>,
     pub initial_admin: Option<String>,
     pub cluster_name: String,
+    pub timing: crate::timing::Timing,
 }
 
 impl Config {
@@ -172,7 +185,17 @@ impl Config {
             .cluster_name
             .or(file.cluster_name)
             .unwrap_or_else(|| "rekap".into());
+        let default = crate::timing::Timing::default();
+        let timing = crate::timing::Timing::new(
+            args.heartbeat_interval
+                .or(file.heartbeat_interval)
+                .unwrap_or(default.heartbeat_ms()),
+            args.election_timeout
+                .or(file.election_timeout)
+                .unwrap_or(default.election_ms()),
+        )?;
         Ok(Config {
+            timing,
             cluster_name,
             id,
             listen,

@@ -2,23 +2,19 @@
 
 use std::time::Duration;
 
-/// For a call that names no deadline. Otherwise a forward gets the caller's
-/// deadline less a fifth (see `forward_budget`): 4 s of the client library's
-/// 5 s attempt, so a slow leader is reported back before the client gives
-/// up on the attempt, and most of a long deadline to a call that waits on
-/// purpose (a blocking add-learner).
-pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(4);
-
 /// How long a forward may take: the caller's deadline (its `grpc-timeout`)
 /// less a fifth, so the answer (or the news that the leader is slow) gets
-/// back in time; `FORWARD_TIMEOUT` when the caller set none.
-pub fn forward_budget(md: &tonic::metadata::MetadataMap) -> Duration {
+/// back in time: 4 s of the client library's 5 s attempt, and most of a
+/// long deadline to a call that waits on purpose (a blocking add-learner).
+/// `default` (the timing's, `Timing::forward_default`) when the caller set
+/// none.
+pub fn forward_budget(md: &tonic::metadata::MetadataMap, default: Duration) -> Duration {
     let Some(t) = md
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
         .and_then(grpc_timeout)
     else {
-        return FORWARD_TIMEOUT;
+        return default;
     };
     t.saturating_sub((t / 5).max(Duration::from_millis(100)))
 }
@@ -45,12 +41,14 @@ fn grpc_timeout(v: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    const DEFAULT: Duration = Duration::from_secs(4);
+
     fn budget(header: Option<&str>) -> Duration {
         let mut md = tonic::metadata::MetadataMap::new();
         if let Some(h) = header {
             md.insert("grpc-timeout", h.parse().unwrap());
         }
-        forward_budget(&md)
+        forward_budget(&md, DEFAULT)
     }
 
     #[test]
@@ -59,9 +57,9 @@ mod tests {
         assert_eq!(budget(Some("120S")), Duration::from_secs(96));
         assert_eq!(budget(Some("2M")), Duration::from_secs(96));
         assert_eq!(budget(Some("300m")), Duration::from_millis(200));
-        assert_eq!(budget(None), FORWARD_TIMEOUT);
+        assert_eq!(budget(None), DEFAULT);
         for bad in ["", "m", "12x", "123456789S", "-5S"] {
-            assert_eq!(budget(Some(bad)), FORWARD_TIMEOUT, "{bad:?}");
+            assert_eq!(budget(Some(bad)), DEFAULT, "{bad:?}");
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`metrics`]: the node's Prometheus registry.
 //! - [`http`]: the HTTP listener (`/metrics`, the public dashboard).
 //! - [`restore`]: seeding a new cluster's node from a backup file.
+//! - [`timing`]: every consensus duration, from --heartbeat-interval and --election-timeout.
 //! - [`server`], [`bootstrap`], [`config`], [`shutdown`]: wiring and operations.
 
 pub mod bootstrap;
@@ -33,4 +34,5 @@ pub mod service;
 pub mod shutdown;
 pub mod store;
 pub mod tally;
+pub mod timing;
 pub mod watch;

@@ -71,9 +71,10 @@ pub async fn serve(
         };
         let appended = log.appended();
         let metrics = Arc::new(crate::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds(), tls.clone()));
-        let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every)?, network, log, sm.clone()).await?;
+        let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every, cfg.timing)?, network, log, sm.clone()).await?;
         let node = Arc::new(Node {
             id: cfg.id,
+            timing: cfg.timing,
             addr: cfg.advertise.clone(),
             raft: raft.clone(),
             sm: sm.clone(),
@@ -109,6 +110,7 @@ pub async fn serve(
         }
         tasks.push(tokio::spawn(metrics.clone().count_leader_changes(raft.clone()).in_current_span()));
         tasks.push(tokio::spawn(node.watches.clone().run().in_current_span()));
+        tasks.push(tokio::spawn(crate::node::peer_timing::watch(node.clone()).in_current_span()));
         if let Some(addr) = &cfg.http_listen {
             // Bound here, so a taken port stops the start with its reason.
             let listener = TcpListener::bind(addr)
@@ -133,7 +135,7 @@ pub async fn serve(
         let (reflection, reflection_alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
 
         let listener = TcpListener::bind(&cfg.listen).await?;
-        tracing::info!(listen = %cfg.listen, advertise = %cfg.advertise, data_dir = %cfg.data_dir.display(), "rekap-node serving");
+        tracing::info!(listen = %cfg.listen, advertise = %cfg.advertise, data_dir = %cfg.data_dir.display(), timing = %cfg.timing.show(), "rekap-node serving");
         tasks.push(tokio::spawn(bootstrap::ensure_first_admin(node.clone()).in_current_span()));
         if !cfg.initial_cluster.is_empty() {
             tasks.push(tokio::spawn(

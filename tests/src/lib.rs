@@ -185,6 +185,9 @@ pub struct ClusterOptions {
     pub snapshot_every: u64,
     /// ... or every this many bytes of log.
     pub snapshot_bytes: u64,
+    /// `--heartbeat-interval` and `--election-timeout` (ms); the nodes'
+    /// defaults when `None`.
+    pub timing: Option<(u64, u64)>,
 }
 
 impl Default for ClusterOptions {
@@ -193,6 +196,7 @@ impl Default for ClusterOptions {
             nodes: 3,
             snapshot_every: 20_000,
             snapshot_bytes: 64 << 20,
+            timing: None,
         }
     }
 }
@@ -207,6 +211,8 @@ pub struct NodeProc {
     log: PathBuf,
     initial_cluster: String,
     child: Option<Child>,
+    /// This node's own timing, over the cluster's (`set_timing`).
+    timing: Option<(u64, u64)>,
 }
 
 impl NodeProc {
@@ -278,6 +284,7 @@ impl Cluster {
             log,
             initial_cluster,
             child: None,
+            timing: None,
         };
         self.launch(&mut n);
         self.nodes.insert(id, n);
@@ -298,7 +305,25 @@ impl Cluster {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(
+            n.timing
+                .or(self.opts.timing)
+                .into_iter()
+                .flat_map(|(h, e)| {
+                    [
+                        ("--heartbeat-interval".to_string(), h.to_string()),
+                        ("--election-timeout".to_string(), e.to_string()),
+                    ]
+                }),
+        )
         .collect()
+    }
+
+    /// Gives a stopped node its own timing for its next start.
+    pub fn set_timing(&mut self, id: u64, timing: (u64, u64)) {
+        let n = self.nodes.get_mut(&id).expect("known node");
+        assert!(n.child.is_none(), "node {id} is running");
+        n.timing = Some(timing);
     }
 
     /// Runs a stopped node's process with its command line changed by

@@ -3,7 +3,7 @@
 //! a hop limit, or fail UNAVAILABLE with a leader hint).
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::ReadPolicy;
 use openraft::async_runtime::WatchReceiver;
@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+pub mod peer_timing;
 mod refusals;
 
 use crate::network::ChannelPool;
@@ -28,21 +29,12 @@ use rekap_proto::identity::{ON_BEHALF_OF_HEADER, ON_BEHALF_SERIAL_HEADER};
 /// A request forwarded this many times is not forwarded again: leadership
 /// is moving and the client should retry.
 pub const MAX_HOPS: u32 = 2;
-/// How long a call waits here for an election to name a leader, rather than
-/// sending the client away to retry blind: a little over one election
-/// (leader lease plus the longest election timeout, see `raft::config`).
-const LEADER_WAIT: Duration = Duration::from_millis(1200);
-/// How often a pending proposal checks that its leader still has a
-/// majority, and how stale the majority's acknowledgement may grow before
-/// the proposal is answered as outcome-unknown: twice the lease, after
-/// which openraft already refuses new proposals, so metrics that lag under
-/// load do not turn a slow commit into an error.
-const QUORUM_CHECK: Duration = Duration::from_millis(100);
-const PENDING_LIMIT: Duration =
-    Duration::from_millis(2 * crate::raft::LEADER_LEASE.as_millis() as u64);
 
 pub struct Node {
     pub id: NodeId,
+    /// Every consensus duration: how long a call waits for a leader, how
+    /// stale a pending proposal's majority may grow, the lease (`timing`).
+    pub timing: crate::timing::Timing,
     pub addr: String,
     pub raft: Raft,
     pub sm: StateMachineStore,
@@ -124,7 +116,10 @@ impl Node {
                 tracing::warn!(node = id, "refused a call forwarded by a non-member");
             })?;
         }
-        let budget = crate::forward::forward_budget(req.metadata());
+        // A deadline, not a budget: time spent here waiting for a leader
+        // comes out of what the forward may take.
+        let deadline = Instant::now()
+            + crate::forward::forward_budget(req.metadata(), self.timing.forward_default());
         let body = req.into_inner();
         // The leader serves its calls itself, so it keeps no copy of the
         // request for forwarding (a copy of every submission otherwise).
@@ -165,7 +160,7 @@ impl Node {
                         Box::pin(self.forward_following(
                             body,
                             &caller,
-                            (hops + 1, budget),
+                            (hops + 1, deadline),
                             (id, addr),
                             remote,
                         ))
@@ -180,12 +175,12 @@ impl Node {
         result.map(Response::new)
     }
 
-    /// Waits (up to `LEADER_WAIT`) until this node knows of a leader other
+    /// Waits (up to the timing's leader wait) until this node knows of a leader other
     /// than `not`, and returns it.
     async fn await_leader(&self, not: Option<NodeId>) -> Option<(NodeId, String)> {
         let _ = self
             .raft
-            .wait(Some(LEADER_WAIT))
+            .wait(Some(self.timing.leader_wait()))
             .metrics(
                 |m| m.current_leader.is_some() && m.current_leader != not,
                 "a leader is known",
@@ -203,7 +198,7 @@ impl Node {
         &self,
         body: Req,
         caller: &Caller,
-        (hops, budget): (u32, Duration),
+        (hops, deadline): (u32, Instant),
         mut leader: (NodeId, String),
         remote: R,
     ) -> Result<Resp, Status>
@@ -218,7 +213,7 @@ impl Node {
             let wait = self.raft.wait(None);
             let moved = wait.metrics(move |m| m.current_leader != Some(id), "the leader changes");
             let failed = tokio::select! {
-                r = self.forward(body.clone(), caller, (hops, budget), &addr, &remote) => match r {
+                r = self.forward(body.clone(), caller, (hops, deadline), &addr, &remote) => match r {
                     Err(s) if leader_lost(&s) => s,
                     other => return other,
                 },
@@ -242,7 +237,7 @@ impl Node {
         &self,
         body: Req,
         caller: &Caller,
-        (hops, budget): (u32, Duration),
+        (hops, deadline): (u32, Instant),
         addr: &str,
         remote: &R,
     ) -> Result<Resp, Status>
@@ -250,6 +245,12 @@ impl Node {
         R: Fn(Channel, Request<Req>) -> RF,
         RF: Future<Output = Result<Response<Resp>, Status>>,
     {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if budget.is_zero() {
+            return Err(Unavailable::LeaderUnreachable.status(format!(
+                "the call's time ran out before it could reach leader {addr}; retry"
+            )));
+        }
         let ch = self.peers.public(addr).map_err(|e| {
             Unavailable::LeaderUnreachable.status(format!("cannot reach leader {addr}: {e}"))
         })?;
@@ -313,8 +314,11 @@ impl Node {
         loop {
             tokio::select! {
                 r = &mut write => return r.map(|resp| resp.data).map_err(write_failure),
-                _ = tokio::time::sleep(QUORUM_CHECK) => {
-                    if self.leads() && self.quorum_lost_for(PENDING_LIMIT) {
+                // Twice the lease, after which openraft itself refuses new
+                // proposals, so metrics that lag under load do not turn a
+                // slow commit into an error.
+                _ = tokio::time::sleep(self.timing.quorum_check()) => {
+                    if self.leads() && self.quorum_lost_for(self.timing.pending_limit()) {
                         return Err(Failure::Status(self.no_quorum(
                             "outcome unknown: this node leads but lost its majority while the \
                              proposal was pending, which may still commit once they are back",
@@ -349,7 +353,7 @@ impl Node {
     pub fn quorum_fresh(&self) -> bool {
         let m = self.raft.metrics();
         let m = m.borrow_watched();
-        quorum_acked_within(&m, crate::raft::LEADER_LEASE)
+        quorum_acked_within(&m, self.timing.lease())
     }
 
     /// Whether this node leads, as Raft's metrics say.
@@ -370,7 +374,7 @@ impl Node {
         let m = m.borrow_watched();
         m.current_leader == Some(self.id)
             && m.state == openraft::ServerState::Leader
-            && quorum_acked_within(&m, crate::raft::LEADER_LEASE)
+            && quorum_acked_within(&m, self.timing.lease())
             && m.last_applied
                 .as_ref()
                 .is_some_and(|l| l.leader_id.term == m.current_term)

@@ -81,7 +81,7 @@ impl Node {
             );
         }
         let now = openraft::alias::InstantOf::<TypeConfig>::now();
-        let lease = crate::raft::LEADER_LEASE;
+        let lease = self.timing.lease();
         let acked = m.heartbeat.clone().unwrap_or_default();
         let silent: Vec<String> = m
             .membership_config

@@ -19,23 +19,19 @@ pub use types::*;
 /// `types`, never this module, so the two do not import each other.
 pub type Raft = openraft::Raft<TypeConfig, crate::store::StateMachineStore>;
 
-/// Timing: a follower stands for election once it has heard nothing for
-/// the leader lease (`election_timeout_max`) plus its own random election
-/// timeout, so failover after a leader dies takes 0.65–0.8 s plus one vote
-/// and one commit. Heartbeats every 50 ms keep a live leader's followers
-/// quiet: a false election needs 650 ms of silence, which is 13 missed
-/// heartbeats and far above an fsync (node/DESIGN.md, "Failover").
-/// Openraft's leader lease is `election_timeout_max`: a follower that heard
-/// from the leader within it refuses to vote for anyone else.
-pub const LEADER_LEASE: std::time::Duration = std::time::Duration::from_millis(400);
-
-pub fn config(snapshot_every: u64) -> anyhow::Result<Arc<openraft::Config>> {
+/// Openraft's settings for Rekap. The timing comes from `crate::timing`
+/// (the lease is `election_timeout_max`: a follower that heard from the
+/// leader within it refuses to vote for anyone else).
+pub fn config(
+    snapshot_every: u64,
+    timing: crate::timing::Timing,
+) -> anyhow::Result<Arc<openraft::Config>> {
     let c = openraft::Config {
         cluster_name: "rekap".to_string(),
-        heartbeat_interval: 50,
-        election_timeout_min: 250,
-        election_timeout_max: LEADER_LEASE.as_millis() as u64,
-        install_snapshot_timeout: 5_000,
+        heartbeat_interval: timing.heartbeat_ms(),
+        election_timeout_min: timing.election_ms(),
+        election_timeout_max: timing.lease_ms(),
+        install_snapshot_timeout: timing.install_snapshot_timeout_ms(),
         // With registry chunks of up to 8 MiB, 64 entries stay under the
         // Raft message limit (network::MAX_RAFT_MESSAGE).
         max_payload_entries: 64,

@@ -21,8 +21,6 @@ use rekap_proto::pb::user_admin_request::Op;
 /// A voter whose log trails the leader's by more than this is not counted
 /// as caught up when checking that a membership change keeps a quorum.
 const CAUGHT_UP_LAG: u64 = 1000;
-/// ...nor one that has not acknowledged the leader for this long.
-const ALIVE_WITHIN: Duration = Duration::from_secs(3);
 
 /// About how many bytes of commands one `ListAuditLog` page carries; a
 /// single command can be larger (a registry chunk), up to the admin limit.
@@ -35,10 +33,10 @@ pub struct AdminService {
     pub node: Arc<Node>,
 }
 
-pub fn members_of(m: &RaftMetrics) -> Vec<pb::Member> {
+pub fn members_of(m: &RaftMetrics, alive: Duration) -> Vec<pb::Member> {
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    let ok = (m.state == ServerState::Leader).then(|| healthy(m));
+    let ok = (m.state == ServerState::Leader).then(|| healthy(m, alive));
     membership
         .nodes()
         .map(|(id, n)| pb::Member {
@@ -60,6 +58,18 @@ pub fn members_of(m: &RaftMetrics) -> Vec<pb::Member> {
         .collect()
 }
 
+/// A node's timing as `cluster status` reports it.
+pub fn timing_of(t: crate::timing::Timing) -> pb::Timing {
+    let ms = |d: Duration| d.as_millis() as u32;
+    pb::Timing {
+        heartbeat_interval_ms: t.heartbeat_ms() as u32,
+        election_timeout_ms: t.election_ms() as u32,
+        lease_ms: t.lease_ms() as u32,
+        client_attempt_ms: ms(t.client_attempt()),
+        client_hedge_ms: ms(t.client_hedge()),
+    }
+}
+
 fn state_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "leader",
@@ -70,8 +80,9 @@ fn state_name(s: ServerState) -> &'static str {
     }
 }
 
-/// Nodes the leader currently hears from and that are close to its log.
-fn healthy(m: &RaftMetrics) -> BTreeSet<NodeId> {
+/// Nodes the leader currently hears from (within `alive`, the timing's
+/// `alive_within`) and that are close to its log.
+fn healthy(m: &RaftMetrics, alive: Duration) -> BTreeSet<NodeId> {
     let last = m.last_log_index.unwrap_or(0);
     let mut out = BTreeSet::from([m.id]);
     let (Some(repl), Some(hb)) = (m.replication.as_ref(), m.heartbeat.as_ref()) else {
@@ -85,7 +96,7 @@ fn healthy(m: &RaftMetrics) -> BTreeSet<NodeId> {
             .get(id)
             .cloned()
             .flatten()
-            .is_some_and(|t| openraft::Instant::elapsed(&*t) < ALIVE_WITHIN);
+            .is_some_and(|t| openraft::Instant::elapsed(&*t) < alive);
         if close && alive {
             out.insert(*id);
         }
@@ -119,7 +130,7 @@ impl AdminService {
         if m.state != ServerState::Leader {
             return Err(Failure::NotLeader(self.node.leader()));
         }
-        let ok = healthy(&m);
+        let ok = healthy(&m, self.node.timing.alive_within());
         let good = new_voters.iter().filter(|id| ok.contains(id)).count();
         if good * 2 <= new_voters.len() {
             return Err(precondition(
@@ -155,7 +166,7 @@ impl AdminService {
                         format!("node {id} is not a member; add it as a learner first"),
                     )));
                 }
-                let ok = healthy(&m);
+                let ok = healthy(&m, self.node.timing.alive_within());
                 if let Some(id) = ids
                     .iter()
                     .find(|id| !voters.contains(id) && !ok.contains(id))
@@ -205,7 +216,7 @@ impl AdminService {
             .map_err(write_failure)?;
         Ok(pb::MembershipResponse {
             log_index: resp.log_id.index,
-            members: members_of(&self.node.metrics()),
+            members: members_of(&self.node.metrics(), self.node.timing.alive_within()),
         })
     }
 }
@@ -263,7 +274,7 @@ impl pb::admin_server::Admin for AdminService {
             term: m.current_term,
             leader_id: leader.as_ref().map(|l| l.0),
             leader_addr: leader.map(|l| l.1).unwrap_or_default(),
-            members: members_of(&m),
+            members: members_of(&m, node.timing.alive_within()),
             last_log_index: m.last_log_index,
             committed_index: m.local_committed.map(|l| l.index),
             applied_index: m.last_applied.map(|l| l.index),
@@ -275,6 +286,7 @@ impl pb::admin_server::Admin for AdminService {
             db_memtable_bytes: usage.memtable_bytes,
             db_cache_bytes: usage.cache_bytes,
             quorum: (m.state == ServerState::Leader).then(|| node.quorum_fresh()),
+            timing: Some(timing_of(node.timing)),
             cluster_id: node
                 .sm
                 .try_view()
@@ -399,7 +411,7 @@ impl pb::admin_server::Admin for AdminService {
                                     .as_ref()
                                     .and_then(|r| r.get(&id).cloned().flatten())
                                     .is_some_and(|l| l.index >= want);
-                                holds && healthy(m).contains(&id)
+                                holds && healthy(m, node.timing.alive_within()).contains(&id)
                             },
                             "learner caught up",
                         )
@@ -412,7 +424,7 @@ impl pb::admin_server::Admin for AdminService {
                 }
                 Ok(pb::MembershipResponse {
                     log_index: resp.log_id.index,
-                    members: members_of(&node.metrics()),
+                    members: members_of(&node.metrics(), node.timing.alive_within()),
                 })
             },
             |ch, r| async move { AdminClient::new(ch).add_learner(r).await },

@@ -59,6 +59,16 @@ fn members_json(members: &[pb::Member]) -> serde_json::Value {
         .collect::<Vec<_>>())
 }
 
+/// "heartbeat/election-lease ms", or "?" from a node too old to say.
+fn timing_text(t: Option<&pb::Timing>) -> String {
+    t.map_or("?".into(), |t| {
+        format!(
+            "{}/{}-{} ms",
+            t.heartbeat_interval_ms, t.election_timeout_ms, t.lease_ms
+        )
+    })
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
@@ -92,6 +102,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             mib(s.db_table_bytes),
                             mib(s.db_memtable_bytes),
                             mib(s.db_cache_bytes),
+                            timing_text(s.timing.as_ref()),
                         ]);
                         out.push(json!({
                             "node_id": s.node_id, "addr": addr, "state": s.state, "term": s.term,
@@ -103,6 +114,11 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "db_cache_bytes": s.db_cache_bytes,
                             "members": members_json(&s.members),
                             "quorum": s.quorum,
+                            "timing": s.timing.as_ref().map(|t| json!({
+                                "heartbeat_interval_ms": t.heartbeat_interval_ms,
+                                "election_timeout_ms": t.election_timeout_ms,
+                                "lease_ms": t.lease_ms,
+                            })),
                             "unreachable": s.unreachable.iter().map(|p| json!({
                                 "node_id": p.node_id, "addr": p.addr, "down_ms": p.down_ms,
                                 "failed_attempts": p.failed_attempts, "last_error": p.last_error,
@@ -141,7 +157,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "purged",
                             "db files",
                             "memtables",
-                            "caches"
+                            "caches",
+                            "timing"
                         ],
                         rows
                     )
@@ -317,6 +334,23 @@ fn health_lines(answers: &[crate::discover::Probe]) -> Vec<String> {
             ));
         }
     }
+    // A lease read is safe only while every voter keeps the same lease.
+    let mut timings: Vec<(String, u64)> = up
+        .iter()
+        .map(|s| (timing_text(s.timing.as_ref()), s.node_id))
+        .collect();
+    timings.sort();
+    let kinds: std::collections::BTreeSet<&str> = timings.iter().map(|t| t.0.as_str()).collect();
+    if kinds.len() > 1 {
+        let each: Vec<String> = timings
+            .iter()
+            .map(|(t, id)| format!("node {id} {t}"))
+            .collect();
+        out.push(format!(
+            "TIMING MISMATCH: {}; give every node the same --heartbeat-interval and --election-timeout              (a leader's lease is only safe then)",
+            each.join(", ")
+        ));
+    }
     let silent = answers.iter().filter(|p| p.answer.is_err()).count();
     if silent > 0 {
         out.push(format!("{silent} node(s) did not answer this status call"));
@@ -417,5 +451,40 @@ mod tests {
         };
         let lines = health_lines(&[probe("n2:7001", Ok(follower))]);
         assert!(lines[0].starts_with("NO LEADER"), "{lines:?}");
+    }
+
+    #[test]
+    fn nodes_with_different_timing_are_named() {
+        let with = |id: u64, hb: u32, e: u32| pb::ClusterStatusResponse {
+            node_id: id,
+            state: if id == 1 { "leader" } else { "follower" }.into(),
+            quorum: Some(true),
+            timing: Some(pb::Timing {
+                heartbeat_interval_ms: hb,
+                election_timeout_ms: e,
+                lease_ms: e + 3 * hb,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let same = vec![
+            probe("n1:7001", Ok(with(1, 50, 250))),
+            probe("n2:7001", Ok(with(2, 50, 250))),
+        ];
+        assert!(!health_lines(&same).iter().any(|l| l.contains("TIMING")));
+        let apart = vec![
+            probe("n1:7001", Ok(with(1, 50, 250))),
+            probe("n2:7001", Ok(with(2, 100, 1000))),
+        ];
+        let lines = health_lines(&apart);
+        let mismatch = lines
+            .iter()
+            .find(|l| l.starts_with("TIMING MISMATCH"))
+            .expect("named");
+        assert!(
+            mismatch.contains("node 2 100/1000-1300 ms")
+                && mismatch.contains("node 1 50/250-400 ms"),
+            "{mismatch}"
+        );
     }
 }

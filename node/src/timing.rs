@@ -1,0 +1,190 @@
+//! The cluster's timing: every duration that liveness and lease safety
+//! depend on, derived from two settings with etcd's names and meaning,
+//! `--heartbeat-interval` (H) and `--election-timeout` (E, the shortest
+//! random election timeout). Nothing else in the node picks a consensus
+//! duration of its own, so one pair of numbers tunes a cluster from a
+//! loopback (50/250 ms) to offices on satellite links.
+//!
+//! The rules, and why:
+//! - openraft gives each heartbeat exactly H to come back, and only answers
+//!   renew the leader's lease: H must exceed the worst round trip between
+//!   voters, with room for jitter (etcd asks "about the round trip"; here it
+//!   is a hard floor).
+//! - The lease L is openraft's `election_timeout_max` = E + 3H. Openraft
+//!   picks each election timeout in [E, L): a spread of three heartbeats
+//!   (at least three round trips) keeps two candidates apart. A follower
+//!   that heard from its leader within L refuses to vote for another, which
+//!   is what makes a leader's lease read safe; so L must be the same on
+//!   every voter (`cluster status` warns when it is not).
+//! - A follower stands after L plus its own timeout of silence: failover
+//!   takes 2L at most, plus a vote and a commit.
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+/// etcd's bounds: a heartbeat under 10 ms costs more than it tells, an
+/// election timeout over 50 s is a cluster that never fails over.
+const MIN_HEARTBEAT_MS: u64 = 10;
+const MAX_ELECTION_MS: u64 = 50_000;
+/// An election timeout under this many heartbeats lets one late heartbeat
+/// start an election.
+const MIN_HEARTBEATS_PER_ELECTION: u64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    heartbeat_ms: u64,
+    election_ms: u64,
+}
+
+impl Default for Timing {
+    /// One machine or one LAN: 50/250 ms.
+    fn default() -> Self {
+        Timing {
+            heartbeat_ms: 50,
+            election_ms: 250,
+        }
+    }
+}
+
+impl Timing {
+    /// Refuses settings that cannot work, saying why.
+    pub fn new(heartbeat_ms: u64, election_ms: u64) -> anyhow::Result<Timing> {
+        if heartbeat_ms < MIN_HEARTBEAT_MS {
+            bail!("--heartbeat-interval {heartbeat_ms} ms is under {MIN_HEARTBEAT_MS} ms");
+        }
+        if election_ms < MIN_HEARTBEATS_PER_ELECTION * heartbeat_ms {
+            bail!(
+                "--election-timeout {election_ms} ms is under {MIN_HEARTBEATS_PER_ELECTION} heartbeats \
+                 ({} ms): one late heartbeat would start an election; give at least {} ms, \
+                 or about ten round trips between nodes",
+                MIN_HEARTBEATS_PER_ELECTION * heartbeat_ms,
+                MIN_HEARTBEATS_PER_ELECTION * heartbeat_ms
+            );
+        }
+        if election_ms > MAX_ELECTION_MS {
+            bail!(
+                "--election-timeout {election_ms} ms is over {MAX_ELECTION_MS} ms: failover would take minutes"
+            );
+        }
+        Ok(Timing {
+            heartbeat_ms,
+            election_ms,
+        })
+    }
+
+    pub fn heartbeat_ms(self) -> u64 {
+        self.heartbeat_ms
+    }
+
+    /// The shortest election timeout (openraft's `election_timeout_min`).
+    pub fn election_ms(self) -> u64 {
+        self.election_ms
+    }
+
+    /// The lease, and the longest election timeout: E + 3H.
+    pub fn lease_ms(self) -> u64 {
+        self.election_ms + 3 * self.heartbeat_ms
+    }
+
+    pub fn heartbeat(self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn lease(self) -> Duration {
+        Duration::from_millis(self.lease_ms())
+    }
+
+    /// How long a call waits for an election to name a leader: the lease
+    /// (until a follower may stand), the longest timeout (2L in all), and
+    /// one more L for the pre-vote, the vote and the first commit.
+    pub fn leader_wait(self) -> Duration {
+        3 * self.lease()
+    }
+
+    /// How often a pending proposal checks that its leader still has a
+    /// majority.
+    pub fn quorum_check(self) -> Duration {
+        2 * self.heartbeat()
+    }
+
+    /// How stale the majority's acknowledgement may grow before a pending
+    /// proposal is answered as outcome-unknown: twice the lease, after
+    /// which openraft itself refuses new proposals.
+    pub fn pending_limit(self) -> Duration {
+        2 * self.lease()
+    }
+
+    /// A forward's budget when the caller names no deadline: what a
+    /// leader wait and a commit may take, with room (4 s on a loopback).
+    pub fn forward_default(self) -> Duration {
+        10 * self.lease()
+    }
+
+    /// Per snapshot step (openraft's `install_snapshot_timeout`): 5 s, or
+    /// 20 election timeouts on slow links.
+    pub fn install_snapshot_timeout_ms(self) -> u64 {
+        (20 * self.election_ms).max(5_000)
+    }
+
+    /// How recently a voter must have acknowledged the leader to count as
+    /// alive for a membership change: 3 s, or four leases.
+    pub fn alive_within(self) -> Duration {
+        (4 * self.lease()).max(Duration::from_secs(3))
+    }
+
+    /// What a client's attempt should allow: a leader wait, a forward and
+    /// a commit (5 s on a loopback). Clients learn it from `cluster status`.
+    pub fn client_attempt(self) -> Duration {
+        self.lease() * 25 / 2
+    }
+
+    /// When a client should also ask another node: about a failover (1 s
+    /// on a loopback), far above a normal commit.
+    pub fn client_hedge(self) -> Duration {
+        self.lease() * 5 / 2
+    }
+
+    /// As `cluster status` shows it: "50/250-400 ms".
+    pub fn show(self) -> String {
+        format!(
+            "{}/{}-{} ms",
+            self.heartbeat_ms,
+            self.election_ms,
+            self.lease_ms()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_give_the_loopback_values() {
+        let t = Timing::default();
+        assert_eq!(t.lease_ms(), 400);
+        assert_eq!(t.leader_wait(), Duration::from_millis(1200));
+        assert_eq!(t.pending_limit(), Duration::from_millis(800));
+        assert_eq!(t.forward_default(), Duration::from_secs(4));
+        assert_eq!(t.client_attempt(), Duration::from_secs(5));
+        assert_eq!(t.client_hedge(), Duration::from_secs(1));
+        assert_eq!(t.show(), "50/250-400 ms");
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_the_reason() {
+        let e = Timing::new(100, 400).unwrap_err().to_string();
+        assert!(
+            e.contains("under 5 heartbeats") && e.contains("500 ms"),
+            "{e}"
+        );
+        assert!(Timing::new(5, 250).is_err());
+        assert!(Timing::new(100, 60_000).is_err());
+        let wan = Timing::new(100, 1000).expect("etcd's defaults");
+        assert_eq!(
+            (wan.lease_ms(), wan.leader_wait()),
+            (1300, Duration::from_millis(3900))
+        );
+    }
+}
