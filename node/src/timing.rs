@@ -145,6 +145,18 @@ impl Timing {
         self.lease() * 5 / 2
     }
 
+    /// As `cluster status` reports it.
+    pub fn to_pb(self) -> rekap_proto::pb::Timing {
+        let ms = |d: Duration| d.as_millis() as u32;
+        rekap_proto::pb::Timing {
+            heartbeat_interval_ms: self.heartbeat_ms as u32,
+            election_timeout_ms: self.election_ms as u32,
+            lease_ms: self.lease_ms() as u32,
+            client_attempt_ms: ms(self.client_attempt()),
+            client_hedge_ms: ms(self.client_hedge()),
+        }
+    }
+
     /// As `cluster status` shows it: "50/250-400 ms".
     pub fn show(self) -> String {
         format!(

@@ -17,7 +17,7 @@ const EVERY: Duration = Duration::from_secs(30);
 
 /// Runs for as long as the node does.
 pub async fn watch(node: Arc<Node>) {
-    let mine = crate::service::admin::timing_of(node.timing);
+    let mine = node.timing.to_pb();
     let mut told: HashMap<NodeId, pb::Timing> = HashMap::new();
     loop {
         tokio::time::sleep(EVERY).await;

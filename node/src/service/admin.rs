@@ -58,18 +58,6 @@ pub fn members_of(m: &RaftMetrics, alive: Duration) -> Vec<pb::Member> {
         .collect()
 }
 
-/// A node's timing as `cluster status` reports it.
-pub fn timing_of(t: crate::timing::Timing) -> pb::Timing {
-    let ms = |d: Duration| d.as_millis() as u32;
-    pb::Timing {
-        heartbeat_interval_ms: t.heartbeat_ms() as u32,
-        election_timeout_ms: t.election_ms() as u32,
-        lease_ms: t.lease_ms() as u32,
-        client_attempt_ms: ms(t.client_attempt()),
-        client_hedge_ms: ms(t.client_hedge()),
-    }
-}
-
 fn state_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "leader",
@@ -286,7 +274,7 @@ impl pb::admin_server::Admin for AdminService {
             db_memtable_bytes: usage.memtable_bytes,
             db_cache_bytes: usage.cache_bytes,
             quorum: (m.state == ServerState::Leader).then(|| node.quorum_fresh()),
-            timing: Some(timing_of(node.timing)),
+            timing: Some(node.timing.to_pb()),
             cluster_id: node
                 .sm
                 .try_view()
