@@ -61,6 +61,19 @@ pub enum OutboxError {
     },
 }
 
+/// What the cluster said of one entry.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Acknowledged(pb::SubmitOutcome),
+    /// Refused by `rule`; `other` is the result the TPS holds instead
+    /// (a konflik), when that is why.
+    Refused {
+        rule: String,
+        message: String,
+        other: Option<Box<pb::StoredResult>>,
+    },
+}
+
 pub struct Outbox {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -103,14 +116,13 @@ impl Outbox {
     /// A file that is not SQLite, fails SQLite's own check, or belongs to
     /// another user or program is refused, and left exactly as it was.
     pub fn open(path: &Path, user: &str) -> Result<Outbox, OutboxError> {
-        let fresh = !path.exists();
         let conn = Connection::open(path).map_err(|e| classify(path, e))?;
         let ob = Outbox {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
         };
         {
-            let c = ob.conn.lock().expect("outbox lock");
+            let mut c = ob.conn.lock().expect("outbox lock");
             c.busy_timeout(Duration::from_secs(10))
                 .map_err(|e| classify(path, e))?;
             // Reading the header is the first thing that fails on a file
@@ -124,6 +136,12 @@ impl Outbox {
                     detail: check,
                 });
             }
+            // No file, an empty one, or one a crash left before its first
+            // commit: a database with no tables at all is a new outbox.
+            let tables: i64 = c
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| classify(path, e))?;
+            let fresh = tables == 0;
             if !fresh {
                 ob.check_owner(&c, user)?;
             }
@@ -132,12 +150,18 @@ impl Outbox {
             c.pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| classify(path, e))?;
             if fresh {
-                c.execute_batch(SCHEMA).map_err(|e| classify(path, e))?;
-                c.execute(
+                // The schema and its owner in one commit: a crash between
+                // them would leave a file refused as foreign for ever.
+                let tx = c
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| classify(path, e))?;
+                tx.execute_batch(SCHEMA).map_err(|e| classify(path, e))?;
+                tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('format', ?1), ('user', ?2)",
                     params![FORMAT, user],
                 )
                 .map_err(|e| classify(path, e))?;
+                tx.commit().map_err(|e| classify(path, e))?;
                 sync_dir(path);
             }
         }
@@ -209,7 +233,11 @@ impl Outbox {
     /// or in conflict: a second set of numbers for it is a correction.
     pub fn save(&self, s: pb::Submission, now_ms: i64) -> Result<Entry, OutboxError> {
         let mut c = self.conn();
-        let tx = c.transaction().map_err(|e| self.sql(e))?;
+        // Immediate: the check and the insert see one state, even with
+        // `rekapctl outbox` writing the same file.
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
         let held: Option<String> = tx
             .query_row(
                 "SELECT state FROM entries WHERE tps_id = ?1 AND contest_id = ?2 AND state != ?3 \
@@ -240,9 +268,14 @@ impl Outbox {
         )
         .map_err(|e| self.sql(e))?;
         let seq = tx.last_insert_rowid();
+        // Read back before the commit: once it is committed, nothing may
+        // make the page say it was not saved.
+        let sql = format!("SELECT {} FROM entries WHERE seq = ?1", entry::COLUMNS);
+        let saved = tx
+            .query_row(&sql, [seq], entry::from_row)
+            .map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
-        drop(c);
-        Ok(self.entry(seq)?.expect("the entry just saved"))
+        Ok(saved)
     }
 
     /// One entry by its sequence number.
@@ -288,23 +321,7 @@ impl Outbox {
         o: &pb::SubmitOutcome,
         now_ms: i64,
     ) -> Result<(), OutboxError> {
-        let duplicate = o.status == pb::SubmitStatus::Duplicate as i32;
-        self.conn()
-            .execute(
-                "UPDATE entries SET state = ?2, log_index = ?3, revision = ?4, duplicate = ?5, \
-                 janggal = ?6, sent_at_ms = ?7, waiting = NULL, attempts = attempts + 1 WHERE seq = ?1",
-                params![
-                    seq,
-                    State::Terkirim.word(),
-                    o.log_index as i64,
-                    o.revision as i64,
-                    duplicate,
-                    o.janggal.join(","),
-                    now_ms
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(())
+        self.record(&[(seq, Answer::Acknowledged(o.clone()))], now_ms)
     }
 
     /// Records a refusal: `ditolak`, or `konflik` with the result the
@@ -317,26 +334,70 @@ impl Outbox {
         other: Option<&pb::StoredResult>,
         now_ms: i64,
     ) -> Result<(), OutboxError> {
-        let state = if other.is_some() {
-            State::Konflik
-        } else {
-            State::Ditolak
+        let answer = Answer::Refused {
+            rule: rule.into(),
+            message: message.into(),
+            other: other.cloned().map(Box::new),
         };
-        self.conn()
-            .execute(
-                "UPDATE entries SET state = ?2, rule = ?3, message = ?4, other = ?5, sent_at_ms = ?6, \
-                 waiting = NULL, attempts = attempts + 1 WHERE seq = ?1",
-                params![
-                    seq,
-                    state.word(),
+        self.record(&[(seq, answer)], now_ms)
+    }
+
+    /// Records a batch's answers in one commit (one fsync, not one per
+    /// entry), each only while its entry still waits: a second sender's
+    /// late answer (`rekapctl outbox retry` beside the station) changes
+    /// nothing.
+    pub fn record(&self, answers: &[(i64, Answer)], now_ms: i64) -> Result<(), OutboxError> {
+        let mut c = self.conn();
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let waiting = State::Tersimpan.word();
+        for (seq, answer) in answers {
+            match answer {
+                Answer::Acknowledged(o) => tx.execute(
+                    "UPDATE entries SET state = ?2, log_index = ?3, revision = ?4, duplicate = ?5, \
+                     janggal = ?6, sent_at_ms = ?7, waiting = NULL, attempts = attempts + 1 \
+                     WHERE seq = ?1 AND state = ?8",
+                    params![
+                        seq,
+                        State::Terkirim.word(),
+                        o.log_index as i64,
+                        o.revision as i64,
+                        o.status == pb::SubmitStatus::Duplicate as i32,
+                        o.janggal.join(","),
+                        now_ms,
+                        waiting
+                    ],
+                ),
+                Answer::Refused {
                     rule,
                     message,
-                    other.map(|o| o.encode_to_vec()),
-                    now_ms
-                ],
-            )
+                    other,
+                } => {
+                    let state = if other.is_some() {
+                        State::Konflik
+                    } else {
+                        State::Ditolak
+                    };
+                    tx.execute(
+                        "UPDATE entries SET state = ?2, rule = ?3, message = ?4, other = ?5, \
+                         sent_at_ms = ?6, waiting = NULL, attempts = attempts + 1 \
+                         WHERE seq = ?1 AND state = ?7",
+                        params![
+                            seq,
+                            state.word(),
+                            rule,
+                            message,
+                            other.as_ref().map(|o| o.encode_to_vec()),
+                            now_ms,
+                            waiting
+                        ],
+                    )
+                }
+            }
             .map_err(|e| self.sql(e))?;
-        Ok(())
+        }
+        tx.commit().map_err(|e| self.sql(e))
     }
 
     /// Notes why waiting entries are still waiting (no node answers, the
@@ -359,7 +420,9 @@ impl Outbox {
             .conn()
             .execute(
                 "UPDATE entries SET state = ?1, rule = NULL, message = NULL, other = NULL \
-                 WHERE state IN (?2, ?3) AND (?4 IS NULL OR tps_id = ?4)",
+                 WHERE state IN (?2, ?3) AND (?4 IS NULL OR tps_id = ?4) \
+                 AND seq = (SELECT MAX(e.seq) FROM entries e \
+                            WHERE e.tps_id = entries.tps_id AND e.contest_id = entries.contest_id)",
                 params![
                     State::Tersimpan.word(),
                     State::Ditolak.word(),

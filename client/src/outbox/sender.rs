@@ -7,7 +7,7 @@
 use rekap_proto::pb;
 use tonic::{Code, Status};
 
-use super::{Outbox, OutboxError};
+use super::{Answer, Outbox, OutboxError};
 use crate::{Client, is_retryable, rule_of};
 
 /// Entries per `SubmitBatch` (the node takes up to 1,000).
@@ -44,12 +44,19 @@ pub async fn deliver(outbox: &Outbox, client: &Client) -> Result<Pass, DeliverEr
             .submit_batch(subs)
             .await
             .map_err(|s| DeliverError::Hold(hold_of(&s)))?;
-        let now = now_ms();
+        if items.len() != batch.len() {
+            return Err(DeliverError::Hold(hold_of(&Status::internal(format!(
+                "the node answered {} of {} entries",
+                items.len(),
+                batch.len()
+            )))));
+        }
+        let mut answers = Vec::with_capacity(batch.len());
         let mut held = None;
         for (e, item) in batch.iter().zip(items) {
             match item.result {
                 Some(pb::batch_item::Result::Outcome(o)) => {
-                    outbox.acknowledged(e.seq, &o, now)?;
+                    answers.push((e.seq, Answer::Acknowledged(o)));
                     pass.acknowledged += 1;
                 }
                 Some(pb::batch_item::Result::Rejection(rej)) => {
@@ -74,12 +81,19 @@ pub async fn deliver(outbox: &Outbox, client: &Client) -> Result<Pass, DeliverEr
                     } else {
                         None
                     };
-                    outbox.refused(e.seq, &rej.rule, &rej.message, other.as_ref(), now)?;
+                    let answer = Answer::Refused {
+                        rule: rej.rule,
+                        message: rej.message,
+                        other: other.map(Box::new),
+                    };
+                    answers.push((e.seq, answer));
                     pass.refused += 1;
                 }
                 None => held = Some(hold_of(&Status::internal("an empty batch item"))),
             }
         }
+        // One commit (one fsync) for the whole batch's receipts.
+        outbox.record(&answers, now_ms())?;
         if let Some(h) = held {
             return Err(DeliverError::Hold(h));
         }
@@ -110,6 +124,19 @@ fn identity_hold(code: i32, rule: &str, message: &str) -> Option<Hold> {
 
 /// The reason a whole call failed, as the station shows it.
 pub fn hold_of(s: &Status) -> Hold {
+    // A handshake the node refused arrives as UNAVAILABLE or UNKNOWN, which
+    // is retryable: look for it first, or it would pass for a dead network.
+    let text = s.message().to_ascii_lowercase();
+    // Only "certificate": a node dying mid-handshake says "handshake" too.
+    if rule_of(s).is_none() && text.contains("certificate") {
+        return Hold {
+            why: format!(
+                "Sertifikat Anda ditolak server: {}. Entri tetap antre; minta sertifikat baru ke admin KPU.",
+                s.message()
+            ),
+            identity: true,
+        };
+    }
     if is_retryable(s) {
         return Hold {
             why: format!(
@@ -122,16 +149,6 @@ pub fn hold_of(s: &Status) -> Hold {
     let rule = rule_of(s).unwrap_or_default();
     if let Some(h) = identity_hold(s.code() as i32, &rule, s.message()) {
         return h;
-    }
-    let tls = s.message().to_ascii_lowercase();
-    if tls.contains("certificate") || tls.contains("handshake") || tls.contains("tls") {
-        return Hold {
-            why: format!(
-                "Sertifikat Anda ditolak server: {}. Entri tetap antre; minta sertifikat baru ke admin KPU.",
-                s.message()
-            ),
-            identity: true,
-        };
     }
     Hold {
         why: format!("Belum terkirim: {} ({:?})", s.message(), s.code()),

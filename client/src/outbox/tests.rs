@@ -155,3 +155,50 @@ fn a_full_disk_refuses_the_save_and_says_so() {
     assert!(matches!(err, OutboxError::Full { .. }), "{err}");
     assert_eq!(ob.entries().unwrap().len(), 1, "nothing half-saved");
 }
+
+#[test]
+fn a_retry_queues_only_the_newest_entry_of_a_tps_and_late_answers_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ob = Outbox::open(&dir.path().join("o"), "ops-a").unwrap();
+    let old = ob.save(sub("st:old", "T1"), 1).unwrap();
+    ob.refused(old.seq, "permission:submit", "out of scope", None, 2)
+        .unwrap();
+    let new = ob.save(sub("st:new", "T1"), 3).unwrap();
+    ob.refused(new.seq, "permission:submit", "out of scope", None, 4)
+        .unwrap();
+    assert_eq!(ob.requeue(None).unwrap(), 1);
+    let w = ob.waiting(10).unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        w[0].submission.submission_id, "st:new",
+        "the re-entered numbers, not the old ones"
+    );
+    // Acknowledged, then a second sender's late refusal arrives: ignored.
+    let o = pb::SubmitOutcome {
+        log_index: 9,
+        ..Default::default()
+    };
+    ob.acknowledged(new.seq, &o, 5).unwrap();
+    ob.refused(new.seq, "result_exists", "late", None, 6)
+        .unwrap();
+    let e = ob.entry(new.seq).unwrap().unwrap();
+    assert_eq!((e.state, e.log_index), (State::Terkirim, Some(9)));
+}
+
+#[test]
+fn an_empty_file_becomes_an_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.sqlite");
+    std::fs::write(&path, b"").unwrap();
+    let ob = Outbox::open(&path, "ops-a").unwrap();
+    ob.save(sub("st:1", "T1"), 1).unwrap();
+    drop(ob);
+    assert_eq!(
+        Outbox::open(&path, "ops-a")
+            .unwrap()
+            .entries()
+            .unwrap()
+            .len(),
+        1
+    );
+}

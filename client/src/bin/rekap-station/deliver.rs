@@ -26,6 +26,7 @@ pub async fn run(app: Arc<App>) {
     let mut backoff = Duration::from_millis(200);
     let mut client: Option<(Client, crate::app::Stamp)> = None;
     let mut slice_due = tokio::time::Instant::now();
+    let mut slice_backoff = BACKOFF_MAX;
     loop {
         let stamp = app.certs.stamp();
         if client.as_ref().is_none_or(|(_, s)| *s != stamp) {
@@ -55,9 +56,16 @@ pub async fn run(app: Arc<App>) {
         let c = &client.as_ref().expect("client set above").0;
         if tokio::time::Instant::now() >= slice_due {
             match refresh_slice(&app, c).await {
-                Ok(()) => slice_due = tokio::time::Instant::now() + SLICE_EVERY,
+                Ok(()) => {
+                    slice_due = tokio::time::Instant::now() + SLICE_EVERY;
+                    slice_backoff = BACKOFF_MAX;
+                }
                 Err(e) => {
+                    // Refused (no scope, a revoked certificate) or out of
+                    // reach: ask again later, not in a tight loop.
                     app.link.write().expect("link lock").slice_error = Some(e);
+                    slice_due = tokio::time::Instant::now() + slice_backoff;
+                    slice_backoff = (slice_backoff * 2).min(SLICE_EVERY);
                 }
             }
         }

@@ -75,7 +75,17 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCmd) -> anyhow::Result<()> {
             tps,
             no_send,
         } => {
-            let (ob, _) = Outbox::open_existing(&which.outbox)?;
+            let (ob, owner) = Outbox::open_existing(&which.outbox)?;
+            // Sent as anyone else, an entry would be counted under the
+            // wrong author, or refused as out of their scope.
+            let me = ctx.opts.tls.as_ref().map(|t| t.user.as_str());
+            if !no_send && me.is_some_and(|me| me != owner) {
+                anyhow::bail!(
+                    "{} is {owner}'s outbox; send it with {owner}'s certificate (--certs-dir), not {}",
+                    which.outbox.display(),
+                    me.unwrap_or_default()
+                );
+            }
             let n = ob.requeue(tps.as_deref())?;
             eprintln!("{n} refused entries queued again");
             if no_send {
