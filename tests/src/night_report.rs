@@ -152,13 +152,23 @@ pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
         (REALITY_2020.0 + 0.12, REALITY_2020.1 + 1.0),
         ("sans-serif", 16).into_font().color(&RED),
     )))?;
+    finish(&mut chart, &root, SeriesLabelPosition::MiddleLeft)
+}
+
+/// What every night's chart ends with: 2020's point (about 6% in at
+/// 21:30, one server), the legend at `legend`, and the file written.
+pub(crate) fn finish<'a, 'b>(
+    chart: &mut ChartContext<'b, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    root: &'b DrawingArea<BitMapBackend<'a>, Shift>,
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()> {
     chart
         .draw_series(std::iter::once(Circle::new(REALITY_2020, 7, RED.filled())))?
         .label("2020, one server: about 6% in at 21:30")
         .legend(|(x, y)| Circle::new((x + 12, y), 5, RED.filled()));
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font(("sans-serif", 16))

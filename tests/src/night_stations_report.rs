@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use rekap_client::generate::kotabaru::Night;
 
-use crate::night_report::{REALITY_2020, clock, curve, frame, register_font};
+use crate::night_report::{clock, curve, finish, frame, register_font};
 use crate::night_stations::{DOWN, Outcome};
 
 pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
@@ -45,19 +45,7 @@ pub fn chart(o: &Outcome, night: &Night, path: &Path) -> anyhow::Result<()> {
         .draw_series(LineSeries::new(curve(&sent, n), green.stroke_width(3)))?
         .label("terkirim: acknowledged by the cluster")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], green.stroke_width(3)));
-    chart
-        .draw_series(std::iter::once(Circle::new(REALITY_2020, 7, RED.filled())))?
-        .label("2020, one server: about 6% in at 21:30")
-        .legend(|(x, y)| Circle::new((x + 12, y), 5, RED.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 pub fn report(o: &Outcome, night: &Night, chart_file: &str) -> String {

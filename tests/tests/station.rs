@@ -26,6 +26,13 @@ fn shots() -> std::path::PathBuf {
 /// Types a TPS's numbers into its open form the way an operator does:
 /// the first field has the focus, Tab moves on, Enter saves.
 async fn type_form(page: &Page, values: &[(String, String)]) {
+    let first = type_fields(page, values).await;
+    first.press_key("Enter").await.expect("enter saves");
+}
+
+/// Types the numbers, Tab between them, and leaves the form unsaved;
+/// returns the element the keys go through.
+async fn type_fields(page: &Page, values: &[(String, String)]) -> chromiumoxide::Element {
     let first = page
         .find_element("form#chasil input[name^='v.']")
         .await
@@ -37,7 +44,7 @@ async fn type_form(page: &Page, values: &[(String, String)]) {
             first.press_key("Tab").await.expect("tab");
         }
     }
-    first.press_key("Enter").await.expect("enter saves");
+    first
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,17 +233,7 @@ async fn arithmetic_errors_stop_at_the_form_and_a_konflik_shows_both_results() {
     let url = station.url(&format!("/tps/{}?pemilihan={CONTEST}", tps[0]));
     open(&page, url.clone()).await;
     let fields = fields_of(&wrong);
-    let first = page
-        .find_element("form#chasil input[name^='v.']")
-        .await
-        .expect("field");
-    first.click().await.expect("focus");
-    for (i, (_, v)) in fields.iter().enumerate() {
-        first.type_str(v).await.expect("type");
-        if i + 1 < fields.len() {
-            first.press_key("Tab").await.expect("tab");
-        }
-    }
+    let first = type_fields(&page, &fields).await;
     let live = wait_until("the live check", Duration::from_secs(10), || async {
         let t = try_text(&page, "#periksa p.error").await?;
         t.contains("sum_candidates_eq_sah").then_some(t)
