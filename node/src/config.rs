@@ -70,6 +70,17 @@ pub struct Args {
     /// heartbeats, about ten round trips). The same on every node.
     #[arg(long, env = "REKAP_ELECTION_TIMEOUT")]
     pub election_timeout: Option<u64>,
+    /// Where this node should lead, against the other nodes (default 1).
+    /// A leader hands the leadership to a healthy, caught-up voter with a
+    /// higher priority once it has been so for a while; 0 means "never
+    /// lead while another node can" (an office on satellite).
+    #[arg(long, env = "REKAP_LEADER_PRIORITY")]
+    pub leader_priority: Option<u32>,
+    /// The local IP address this node's connections to other nodes leave
+    /// from (a host with several interfaces or addresses). The system's
+    /// choice when not given.
+    #[arg(long, env = "REKAP_SOURCE_ADDRESS")]
+    pub source_address: Option<std::net::IpAddr>,
     /// The user who administers a new cluster (the name in their
     /// certificate). Needed with --initial-cluster; set once, when the
     /// cluster first elects a leader.
@@ -94,6 +105,8 @@ struct FileConfig {
     initial_admin: Option<String>,
     heartbeat_interval: Option<u64>,
     election_timeout: Option<u64>,
+    leader_priority: Option<u32>,
+    source_address: Option<std::net::IpAddr>,
 }
 
 /// The resolved settings.
@@ -112,6 +125,8 @@ pub struct Config {
     pub initial_admin: Option<String>,
     pub cluster_name: String,
     pub timing: crate::timing::Timing,
+    pub leader_priority: u32,
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl Config {
@@ -196,6 +211,8 @@ impl Config {
         )?;
         Ok(Config {
             timing,
+            leader_priority: args.leader_priority.or(file.leader_priority).unwrap_or(1),
+            source_address: args.source_address.or(file.source_address),
             cluster_name,
             id,
             listen,

@@ -64,7 +64,7 @@ pub async fn serve(
                 None
             }
         };
-        let pool = ChannelPool::new(tls.clone());
+        let pool = ChannelPool::new(tls.clone(), crate::network::Links::new(cfg.source_address, cfg.timing));
         let network = NetworkFactory {
             node_id: cfg.id,
             pool: pool.clone(),
@@ -75,6 +75,7 @@ pub async fn serve(
         let node = Arc::new(Node {
             id: cfg.id,
             timing: cfg.timing,
+            leader_priority: cfg.leader_priority,
             addr: cfg.advertise.clone(),
             raft: raft.clone(),
             sm: sm.clone(),
@@ -95,6 +96,9 @@ pub async fn serve(
             },
             metrics: metrics.clone(),
             watches: crate::watch::Hub::new(sm.clone()),
+            handover: Default::default(),
+            heard_leader: Default::default(),
+            started: std::time::Instant::now(),
         });
 
         let (reporter, health) = tonic_health::server::health_reporter();
@@ -111,6 +115,8 @@ pub async fn serve(
         tasks.push(tokio::spawn(metrics.clone().count_leader_changes(raft.clone()).in_current_span()));
         tasks.push(tokio::spawn(node.watches.clone().run().in_current_span()));
         tasks.push(tokio::spawn(crate::node::peer_timing::watch(node.clone()).in_current_span()));
+        tasks.push(tokio::spawn(crate::node::placement::run(node.clone()).in_current_span()));
+        tasks.push(tokio::spawn(crate::node::warm::run(node.clone()).in_current_span()));
         if let Some(addr) = &cfg.http_listen {
             // Bound here, so a taken port stops the start with its reason.
             let listener = TcpListener::bind(addr)
@@ -135,7 +141,7 @@ pub async fn serve(
         let (reflection, reflection_alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
 
         let listener = TcpListener::bind(&cfg.listen).await?;
-        tracing::info!(listen = %cfg.listen, advertise = %cfg.advertise, data_dir = %cfg.data_dir.display(), timing = %cfg.timing.show(), "rekap-node serving");
+        tracing::info!(listen = %cfg.listen, advertise = %cfg.advertise, data_dir = %cfg.data_dir.display(), timing = %cfg.timing.show(), leader_priority = cfg.leader_priority, "rekap-node serving");
         tasks.push(tokio::spawn(bootstrap::ensure_first_admin(node.clone()).in_current_span()));
         if !cfg.initial_cluster.is_empty() {
             tasks.push(tokio::spawn(

@@ -10,14 +10,18 @@
 //!   renew the leader's lease: H must exceed the worst round trip between
 //!   voters, with room for jitter (etcd asks "about the round trip"; here it
 //!   is a hard floor).
-//! - The lease L is openraft's `election_timeout_max` = E + 3H. Openraft
-//!   picks each election timeout in [E, L): a spread of three heartbeats
-//!   (at least three round trips) keeps two candidates apart. A follower
-//!   that heard from its leader within L refuses to vote for another, which
-//!   is what makes a leader's lease read safe; so L must be the same on
-//!   every voter (`cluster status` warns when it is not).
-//! - A follower stands after L plus its own timeout of silence: failover
-//!   takes 2L at most, plus a vote and a commit.
+//! - The lease L is openraft's `election_timeout_max` = E + 2H. Openraft
+//!   picks each election timeout in [E, L): a spread of two heartbeats (at
+//!   least two round trips, a pre-vote and a vote) keeps two candidates
+//!   apart. A follower that heard from its leader within L refuses to vote
+//!   for another, which is what makes a leader's lease read safe; so L
+//!   must be the same on every voter (`cluster status` warns when it is
+//!   not).
+//! - A follower stands after its lease L and then its own timeout, in
+//!   [E, L), of silence: failover takes L + [E, L), plus a pre-vote, a vote
+//!   (two round trips) and a commit. At the smallest E (three heartbeats)
+//!   that is 8H–10H; the spread is kept small because failover grows
+//!   with it.
 
 use std::time::Duration;
 
@@ -27,9 +31,11 @@ use anyhow::bail;
 /// election timeout over 50 s is a cluster that never fails over.
 const MIN_HEARTBEAT_MS: u64 = 10;
 const MAX_ELECTION_MS: u64 = 50_000;
-/// An election timeout under this many heartbeats lets one late heartbeat
+/// A follower stands only after a lease and its own timeout of silence
+/// (`openraft`'s leased vote), at least 2E + 2H: with E at three
+/// heartbeats that is eight missed heartbeats. Less, and a few late ones
 /// start an election.
-const MIN_HEARTBEATS_PER_ELECTION: u64 = 5;
+const MIN_HEARTBEATS_PER_ELECTION: u64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -56,8 +62,7 @@ impl Timing {
         if election_ms < MIN_HEARTBEATS_PER_ELECTION * heartbeat_ms {
             bail!(
                 "--election-timeout {election_ms} ms is under {MIN_HEARTBEATS_PER_ELECTION} heartbeats \
-                 ({} ms): one late heartbeat would start an election; give at least {} ms, \
-                 or about ten round trips between nodes",
+                 ({} ms): a few late heartbeats would start an election; give at least {} ms",
                 MIN_HEARTBEATS_PER_ELECTION * heartbeat_ms,
                 MIN_HEARTBEATS_PER_ELECTION * heartbeat_ms
             );
@@ -82,9 +87,9 @@ impl Timing {
         self.election_ms
     }
 
-    /// The lease, and the longest election timeout: E + 3H.
+    /// The lease, and the longest election timeout: E + 2H.
     pub fn lease_ms(self) -> u64 {
-        self.election_ms + 3 * self.heartbeat_ms
+        self.election_ms + 2 * self.heartbeat_ms
     }
 
     pub fn heartbeat(self) -> Duration {
@@ -133,6 +138,25 @@ impl Timing {
         (4 * self.lease()).max(Duration::from_secs(3))
     }
 
+    /// How long a connection to a peer may take to open: TCP and TLS are
+    /// three round trips, and a heartbeat is at least one (500 ms floor).
+    pub fn connect_timeout(self) -> Duration {
+        (3 * self.heartbeat()).max(Duration::from_millis(500))
+    }
+
+    /// How long an HTTP/2 keep-alive ping to a peer may go unanswered
+    /// before the connection is dropped (2 s floor).
+    pub fn keep_alive_timeout(self) -> Duration {
+        (4 * self.heartbeat()).max(Duration::from_secs(2))
+    }
+
+    /// How long a better-placed voter must have been healthy and caught up
+    /// before the leader hands it the leadership: long enough that a
+    /// flapping link does not bounce the leader (5 s, or four leases).
+    pub fn placement_settle(self) -> Duration {
+        (4 * self.lease()).max(Duration::from_secs(5))
+    }
+
     /// What a client's attempt should allow: a leader wait, a forward and
     /// a commit (5 s on a loopback). Clients learn it from `cluster status`.
     pub fn client_attempt(self) -> Duration {
@@ -157,7 +181,7 @@ impl Timing {
         }
     }
 
-    /// As `cluster status` shows it: "50/250-400 ms".
+    /// As `cluster status` shows it: "50/250-350 ms".
     pub fn show(self) -> String {
         format!(
             "{}/{}-{} ms",
@@ -175,20 +199,20 @@ mod tests {
     #[test]
     fn the_defaults_give_the_loopback_values() {
         let t = Timing::default();
-        assert_eq!(t.lease_ms(), 400);
-        assert_eq!(t.leader_wait(), Duration::from_millis(1200));
-        assert_eq!(t.pending_limit(), Duration::from_millis(800));
-        assert_eq!(t.forward_default(), Duration::from_secs(4));
-        assert_eq!(t.client_attempt(), Duration::from_secs(5));
-        assert_eq!(t.client_hedge(), Duration::from_secs(1));
-        assert_eq!(t.show(), "50/250-400 ms");
+        assert_eq!(t.lease_ms(), 350);
+        assert_eq!(t.leader_wait(), Duration::from_millis(1050));
+        assert_eq!(t.pending_limit(), Duration::from_millis(700));
+        assert_eq!(t.forward_default(), Duration::from_millis(3500));
+        assert_eq!(t.client_attempt(), Duration::from_millis(4375));
+        assert_eq!(t.client_hedge(), Duration::from_millis(875));
+        assert_eq!(t.show(), "50/250-350 ms");
     }
 
     #[test]
     fn settings_that_cannot_work_are_refused_with_the_reason() {
-        let e = Timing::new(100, 400).unwrap_err().to_string();
+        let e = Timing::new(100, 250).unwrap_err().to_string();
         assert!(
-            e.contains("under 5 heartbeats") && e.contains("500 ms"),
+            e.contains("under 3 heartbeats") && e.contains("300 ms"),
             "{e}"
         );
         assert!(Timing::new(5, 250).is_err());
@@ -196,7 +220,7 @@ mod tests {
         let wan = Timing::new(100, 1000).expect("etcd's defaults");
         assert_eq!(
             (wan.lease_ms(), wan.leader_wait()),
-            (1300, Duration::from_millis(3900))
+            (1200, Duration::from_millis(3600))
         );
     }
 }

@@ -61,6 +61,7 @@ fn source(node: &Node, st: &SmState, lineage: &[pb::Region]) -> Source {
         applied_index: st.applied_index(),
         at: zone.show(now_ms()),
         zone,
+        out_of_touch: node.out_of_touch(),
     }
 }
 
@@ -73,6 +74,7 @@ fn refused(node: &Node, status: StatusCode, message: &str) -> Refused {
             applied_index: node.sm.applied_index(),
             at: Zone::Wib.show(now_ms()),
             zone: Zone::Wib,
+            out_of_touch: node.out_of_touch(),
         },
     }
 }
@@ -270,8 +272,13 @@ fn totals_json(t: &pb::RegionTotals) -> Value {
     })
 }
 
-pub fn view_json(v: &View, node_id: u64) -> Value {
+/// `out_of_touch_ms`: how long the serving node has not heard from a
+/// leader, when over a lease (its numbers may lag by that much); null
+/// while it is in touch.
+pub fn view_json(v: &View, node: &Node) -> Value {
+    let node_id = node.id;
     json!({
+        "out_of_touch_ms": node.out_of_touch().map(|d| d.as_millis() as u64),
         "applied_index": v.applied_index,
         "changed_index": v.changed_index,
         "node_id": node_id,
@@ -307,7 +314,7 @@ pub async fn api_region(
         })
         .unwrap_or_default();
     match View::compute(&st, &code, &contest) {
-        Ok(v) => Json(view_json(&v, node.id)).into_response(),
+        Ok(v) => Json(view_json(&v, &node)).into_response(),
         Err(rej) => api_error(StatusCode::NOT_FOUND, &rej.rule, &rej.message),
     }
 }
@@ -341,17 +348,19 @@ pub async fn events(
             );
         }
     };
-    let id = node.id;
-    let stream = futures::stream::unfold((sub, true), move |(mut sub, first)| async move {
-        if !first && !sub.changed().await {
-            return None;
+    let stream = futures::stream::unfold((sub, true), move |(mut sub, first)| {
+        let node = node.clone();
+        async move {
+            if !first && !sub.changed().await {
+                return None;
+            }
+            let view = sub.rx.borrow_and_update().clone();
+            let event = Event::default()
+                .event("view")
+                .id(view.applied_index.to_string())
+                .data(view_json(&view, &node).to_string());
+            Some((Ok::<_, Infallible>(event), (sub, false)))
         }
-        let view = sub.rx.borrow_and_update().clone();
-        let event = Event::default()
-            .event("view")
-            .id(view.applied_index.to_string())
-            .data(view_json(&view, id).to_string());
-        Some((Ok::<_, Infallible>(event), (sub, false)))
     });
     sse(stream)
 }

@@ -18,6 +18,9 @@ pub struct Source {
     pub at: String,
     /// The zone of the page's region: its times are shown in it.
     pub zone: Zone,
+    /// How long the node has not heard from a leader, when over a lease:
+    /// the page may lag the count by that much.
+    pub out_of_touch: Option<std::time::Duration>,
 }
 
 /// A region's page: its totals, its children, and for a desa its TPS.
@@ -104,6 +107,12 @@ pub fn layout(title: &str, src: &Source, live: Option<String>, body: Markup) -> 
                     "Data per indeks log " strong data-f="applied_index" { (src.applied_index) }
                     " · " span data-f="at" data-tz=(src.zone.offset_minutes()) data-zone=(src.zone.name()) { (src.at) }
                     " · dilayani node " (src.node_id)
+                }
+                @if let Some(d) = src.out_of_touch {
+                    p.stale role="alert" data-f="stale" {
+                        "Node ini tidak terhubung ke pemimpin klaster sejak " (d.as_secs()) " detik lalu: "
+                        "angka di halaman ini mungkin tertinggal. Buka node lain untuk data terbaru."
+                    }
                 }
                 main { (body) }
                 footer {
@@ -282,6 +291,7 @@ mod tests {
             applied_index: 7,
             at: "now".into(),
             zone: Zone::Wita,
+            out_of_touch: None,
         };
         let html = not_found("<script>alert(1)</script>", &src).into_string();
         assert!(!html.contains("<script>alert"), "{html}");

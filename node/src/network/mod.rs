@@ -65,6 +65,7 @@ enum Purpose {
 pub struct ChannelPool {
     inner: Arc<Mutex<Pool>>,
     tls: Option<Arc<Tls>>,
+    links: Links,
     health: Arc<PeerHealth>,
 }
 
@@ -75,11 +76,31 @@ struct Pool {
     generation: u64,
 }
 
+/// How this node's connections to its peers are made.
+#[derive(Clone, Copy, Debug)]
+pub struct Links {
+    /// The local address they leave from (`--source-address`).
+    pub source: Option<std::net::IpAddr>,
+    pub connect_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+}
+
+impl Links {
+    pub fn new(source: Option<std::net::IpAddr>, timing: crate::timing::Timing) -> Links {
+        Links {
+            source,
+            connect_timeout: timing.connect_timeout(),
+            keep_alive_timeout: timing.keep_alive_timeout(),
+        }
+    }
+}
+
 impl ChannelPool {
-    pub fn new(tls: Option<Arc<Tls>>) -> Self {
+    pub fn new(tls: Option<Arc<Tls>>, links: Links) -> Self {
         ChannelPool {
             inner: Arc::default(),
             tls,
+            links,
             health: Arc::default(),
         }
     }
@@ -100,15 +121,31 @@ impl ChannelPool {
             return Ok(ch.clone());
         }
         let ch = endpoint(addr, self.tls.as_deref())?
-            .connect_timeout(Duration::from_millis(500))
+            .local_address(self.links.source)
+            .connect_timeout(self.links.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(Duration::from_secs(2))
+            .keep_alive_timeout(self.links.keep_alive_timeout)
             .keep_alive_while_idle(true)
             .connect_lazy();
         pool.channels
             .insert((addr.to_string(), purpose), ch.clone());
         Ok(ch)
+    }
+
+    /// Opens (or keeps open) the connection to `addr` that votes travel
+    /// on, with one health check: a follower sends nothing on it until an
+    /// election, and a TCP and TLS handshake then would cost an election
+    /// three round trips on a WAN link.
+    pub async fn warm(&self, addr: &str, within: Duration) {
+        let Ok(ch) = self.get(addr, Purpose::Replication) else {
+            return;
+        };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+        let req = tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        };
+        let _ = tokio::time::timeout(within, health.check(req)).await;
     }
 
     /// The channel for forwarding public calls to `addr`.

@@ -15,7 +15,9 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 pub mod peer_timing;
+pub mod placement;
 mod refusals;
+pub mod warm;
 
 use crate::network::ChannelPool;
 use crate::raft::{NodeId, Raft, RaftMetrics, TypeConfig};
@@ -35,6 +37,8 @@ pub struct Node {
     /// Every consensus duration: how long a call waits for a leader, how
     /// stale a pending proposal's majority may grow, the lease (`timing`).
     pub timing: crate::timing::Timing,
+    /// Where this node should lead, against the others (`placement`).
+    pub leader_priority: u32,
     pub addr: String,
     pub raft: Raft,
     pub sm: StateMachineStore,
@@ -49,6 +53,41 @@ pub struct Node {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Live views of watched regions (`Tally.Watch`, the dashboard).
     pub watches: crate::watch::Hub,
+    /// When this node, leading at the term given, last handed over its
+    /// leadership (`begin_handover`).
+    pub handover: std::sync::Mutex<Option<(u64, Instant)>>,
+    /// When this node last took entries or a heartbeat from a leader, and
+    /// when it started: how stale its local reads may be (`out_of_touch`).
+    pub heard_leader: std::sync::Mutex<Option<Instant>>,
+    pub started: Instant,
+}
+
+/// A voter whose log trails the leader's by more than this is not counted
+/// as caught up (for a membership change's quorum, or to take the lead).
+pub(crate) const CAUGHT_UP_LAG: u64 = 1000;
+
+/// Nodes the leader currently hears from (within `alive`, the timing's
+/// `alive_within`) and that are close to its log; the leader itself too.
+pub fn healthy(m: &RaftMetrics, alive: Duration) -> std::collections::BTreeSet<NodeId> {
+    let last = m.last_log_index.unwrap_or(0);
+    let mut out = std::collections::BTreeSet::from([m.id]);
+    let (Some(repl), Some(hb)) = (m.replication.as_ref(), m.heartbeat.as_ref()) else {
+        return out;
+    };
+    for (id, matched) in repl {
+        let close = matched
+            .as_ref()
+            .is_some_and(|l| l.index + CAUGHT_UP_LAG >= last);
+        let alive = hb
+            .get(id)
+            .cloned()
+            .flatten()
+            .is_some_and(|t| openraft::Instant::elapsed(&*t) < alive);
+        if close && alive {
+            out.insert(*id);
+        }
+    }
+    out
 }
 
 impl Node {
@@ -121,6 +160,7 @@ impl Node {
         let deadline = Instant::now()
             + crate::forward::forward_budget(req.metadata(), self.timing.forward_default());
         let body = req.into_inner();
+        self.await_lease().await;
         // The leader serves its calls itself, so it keeps no copy of the
         // request for forwarding (a copy of every submission otherwise).
         let (body, spare) = if self.leads() {
@@ -173,6 +213,29 @@ impl Node {
         // The answer's x-rekap-* headers are set in front of the services
         // (`service::front`), for every method alike.
         result.map(Response::new)
+    }
+
+    /// A new leader has no lease until a follower answers its first
+    /// heartbeat, and a leader whose heartbeats were late (a stalled WAN
+    /// link) loses it for a moment; openraft refuses proposals meanwhile.
+    /// A call that arrives then asks for a heartbeat now and waits for the
+    /// lease, up to one lease, instead of being turned away (on a WAN the
+    /// client's backoff would add to every failover).
+    async fn await_lease(&self) {
+        if !self.leads() || self.quorum_fresh() {
+            return;
+        }
+        // Heartbeats go out every H; the lease need not wait for the next.
+        let _ = self.raft.trigger().heartbeat().await;
+        let lease = self.timing.lease();
+        let _ = self
+            .raft
+            .wait(Some(lease))
+            .metrics(
+                move |m| m.current_leader != Some(m.id) || quorum_acked_within(m, lease),
+                "the leader's lease",
+            )
+            .await;
     }
 
     /// Waits (up to the timing's leader wait) until this node knows of a leader other
@@ -356,6 +419,49 @@ impl Node {
         quorum_acked_within(&m, self.timing.lease())
     }
 
+    /// Hands the leadership to `to`. Openraft's transfer lets the others
+    /// vote for `to` at once, lease or not, so this node stops serving
+    /// lease reads until the hand-over has settled either way.
+    pub async fn begin_handover(
+        &self,
+        to: NodeId,
+    ) -> Result<(), openraft::errors::Fatal<TypeConfig>> {
+        let term = self.metrics().current_term;
+        *self.handover.lock().expect("handover lock") = Some((term, Instant::now()));
+        self.raft.trigger().transfer_leader(to).await
+    }
+
+    /// Whether a hand-over begun at this term may still elect another
+    /// leader: until a leader wait and a lease have passed (after that a
+    /// node that voted for another no longer acknowledges this one).
+    fn handing_over(&self) -> bool {
+        let Some((term, at)) = *self.handover.lock().expect("handover lock") else {
+            return false;
+        };
+        term == self.metrics().current_term
+            && at.elapsed() < self.timing.leader_wait() + self.timing.lease()
+    }
+
+    /// A follower or learner took entries or a heartbeat from its leader.
+    pub fn heard_from_leader(&self) {
+        *self.heard_leader.lock().expect("heard lock") = Some(Instant::now());
+    }
+
+    /// How long this node has gone without hearing from a leader, when that
+    /// is longer than a lease: its local state (the dashboard, stale reads)
+    /// may lag by that much. `None` while it leads or is in touch.
+    pub fn out_of_touch(&self) -> Option<Duration> {
+        if self.leads() {
+            return None;
+        }
+        let since = self
+            .heard_leader
+            .lock()
+            .expect("heard lock")
+            .unwrap_or(self.started);
+        Some(since.elapsed()).filter(|d| *d > self.timing.lease())
+    }
+
     /// Whether this node leads, as Raft's metrics say.
     fn leads(&self) -> bool {
         self.raft.metrics().borrow_watched().current_leader == Some(self.id)
@@ -370,6 +476,9 @@ impl Node {
     /// acknowledged was applied here before its answer, so the state as it
     /// is now holds every write acknowledged before the read arrived.
     fn holds_lease(&self) -> bool {
+        if self.handing_over() {
+            return false;
+        }
         let m = self.raft.metrics();
         let m = m.borrow_watched();
         m.current_leader == Some(self.id)
@@ -390,7 +499,13 @@ impl Node {
         if consistency == pb::Consistency::Stale as i32 || self.holds_lease() {
             return Ok(());
         }
-        let r = match self.raft.get_read_linearizer(ReadPolicy::LeaseRead).await {
+        // A hand-over lets the followers vote for the new leader within
+        // this one's lease: only asking them is safe until it settles.
+        let policy = match self.handing_over() {
+            true => ReadPolicy::ReadIndex,
+            false => ReadPolicy::LeaseRead,
+        };
+        let r = match self.raft.get_read_linearizer(policy).await {
             Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(_))) => {
                 self.raft.get_read_linearizer(ReadPolicy::ReadIndex).await
             }

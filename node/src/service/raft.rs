@@ -219,6 +219,13 @@ impl pb::raft_server::Raft for RaftService {
         self.admit(&req).await?;
         let rpc = cv::append_request_from_pb(req.into_inner())?;
         let resp = self.node.raft.append_entries(rpc).await.map_err(fatal)?;
+        if matches!(
+            resp,
+            openraft::raft::AppendEntriesResponse::Success
+                | openraft::raft::AppendEntriesResponse::PartialSuccess(_)
+        ) {
+            self.node.heard_from_leader();
+        }
         Ok(Response::new(cv::append_response_to_pb(&resp)))
     }
 
@@ -234,8 +241,14 @@ impl pb::raft_server::Raft for RaftService {
             .into_inner()
             .take_while(|r| futures::future::ready(r.is_ok()))
             .filter_map(|r| async move { r.ok().and_then(|r| cv::append_request_from_pb(r).ok()) });
-        let output = self.node.raft.stream_append(input).map(|r| match r {
-            Ok(res) => Ok(cv::stream_result_to_pb(&res)),
+        let node = self.node.clone();
+        let output = self.node.raft.stream_append(input).map(move |r| match r {
+            Ok(res) => {
+                if res.is_ok() {
+                    node.heard_from_leader();
+                }
+                Ok(cv::stream_result_to_pb(&res))
+            }
             Err(f) => Err(fatal(f)),
         });
         Ok(Response::new(Box::pin(output)))

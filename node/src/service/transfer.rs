@@ -30,9 +30,7 @@ pub async fn transfer(node: &Node, to: NodeId) -> Result<pb::TransferLeaderRespo
         // Already there: only confirm it.
         return Ok(confirm(node, to, deadline).await);
     }
-    node.raft
-        .trigger()
-        .transfer_leader(to)
+    node.begin_handover(to)
         .await
         .map_err(|e| Failure::Status(Status::unavailable(e.to_string())))?;
     // The transfer is under way once someone else leads, or the term moved.

@@ -103,6 +103,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             mib(s.db_memtable_bytes),
                             mib(s.db_cache_bytes),
                             timing_text(s.timing.as_ref()),
+                            s.leader_priority.to_string(),
                         ]);
                         out.push(json!({
                             "node_id": s.node_id, "addr": addr, "state": s.state, "term": s.term,
@@ -114,6 +115,7 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "db_cache_bytes": s.db_cache_bytes,
                             "members": members_json(&s.members),
                             "quorum": s.quorum,
+                            "leader_priority": s.leader_priority,
                             "timing": s.timing.as_ref().map(|t| json!({
                                 "heartbeat_interval_ms": t.heartbeat_interval_ms,
                                 "election_timeout_ms": t.election_timeout_ms,
@@ -158,7 +160,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> anyhow::Result<()> {
                             "db files",
                             "memtables",
                             "caches",
-                            "timing"
+                            "timing",
+                            "priority"
                         ],
                         rows
                     )
@@ -462,7 +465,7 @@ mod tests {
             timing: Some(pb::Timing {
                 heartbeat_interval_ms: hb,
                 election_timeout_ms: e,
-                lease_ms: e + 3 * hb,
+                lease_ms: e + 2 * hb,
                 ..Default::default()
             }),
             ..Default::default()
@@ -482,8 +485,8 @@ mod tests {
             .find(|l| l.starts_with("TIMING MISMATCH"))
             .expect("named");
         assert!(
-            mismatch.contains("node 2 100/1000-1300 ms")
-                && mismatch.contains("node 1 50/250-400 ms"),
+            mismatch.contains("node 2 100/1000-1200 ms")
+                && mismatch.contains("node 1 50/250-350 ms"),
             "{mismatch}"
         );
     }
