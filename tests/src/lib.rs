@@ -15,6 +15,7 @@ pub mod night_stations_report;
 pub mod ops;
 pub mod pki;
 pub mod station;
+pub mod wan;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -158,6 +159,19 @@ pub fn node_binary() -> PathBuf {
     bin
 }
 
+/// Node `id`'s listen address, and the address others reach it at: its
+/// proxy when behind a WAN.
+fn with_front(wan: Option<&wan::Wan>, id: u64) -> (u64, String, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let addr = match wan {
+        Some(w) => w
+            .front(id, listen.parse().expect("a socket address"))
+            .to_string(),
+        None => listen.clone(),
+    };
+    (id, listen, addr)
+}
+
 /// A loopback port no listener holds now, and never one this process has
 /// handed out before: a node's gRPC and HTTP ports are picked one after
 /// the other, and the kernel may offer a just-released port again (a node
@@ -188,6 +202,11 @@ pub struct ClusterOptions {
     /// `--heartbeat-interval` and `--election-timeout` (ms); the nodes'
     /// defaults when `None`.
     pub timing: Option<(u64, u64)>,
+    /// Put every node behind the WAN emulator (`Cluster::wan`); each node's
+    /// peer traffic then leaves from its own office address.
+    pub wan: bool,
+    /// More flags for a node, by id (`--leader-priority`, say).
+    pub node_flags: BTreeMap<u64, Vec<(String, String)>>,
 }
 
 impl Default for ClusterOptions {
@@ -197,6 +216,8 @@ impl Default for ClusterOptions {
             snapshot_every: 20_000,
             snapshot_bytes: 64 << 20,
             timing: None,
+            wan: false,
+            node_flags: BTreeMap::new(),
         }
     }
 }
@@ -204,7 +225,10 @@ impl Default for ClusterOptions {
 pub struct NodeProc {
     pub id: u64,
     pub certs: PathBuf,
+    /// Where peers and clients reach it (its proxy, behind the WAN).
     pub addr: String,
+    /// Where it listens.
+    listen: String,
     /// Where it serves HTTPS (`/metrics`).
     pub http: String,
     pub data_dir: PathBuf,
@@ -228,6 +252,7 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub pki: Pki,
+    wan: Option<wan::Wan>,
 }
 
 impl Cluster {
@@ -236,16 +261,22 @@ impl Cluster {
     /// needs only a majority: a scenario that calls a node directly must
     /// not race its start).
     pub async fn start(opts: ClusterOptions) -> Cluster {
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("rekap-test-")
             .tempdir()
             .expect("temp dir");
-        let addrs: Vec<(u64, String)> = (1..=opts.nodes as u64)
-            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+        // `REKAP_KEEP_TEST_DIR=1` keeps the nodes' data and logs to read.
+        if std::env::var_os("REKAP_KEEP_TEST_DIR").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
+        let wan = opts.wan.then(wan::Wan::new);
+        let addrs: Vec<(u64, String, String)> = (1..=opts.nodes as u64)
+            .map(|id| with_front(wan.as_ref(), id))
             .collect();
         let initial = addrs
             .iter()
-            .map(|(id, a)| format!("{id}={a}"))
+            .map(|(id, _, a)| format!("{id}={a}"))
             .collect::<Vec<_>>()
             .join(",");
         let pki = Pki::new(dir.path());
@@ -255,9 +286,10 @@ impl Cluster {
             dir,
             bin: node_binary(),
             pki,
+            wan,
         };
-        for (id, addr) in addrs {
-            c.spawn_node(id, addr, initial.clone());
+        for (id, listen, addr) in addrs {
+            c.spawn_node(id, listen, addr, initial.clone());
         }
         for id in c.running() {
             let what = format!("node {id} answering");
@@ -271,7 +303,7 @@ impl Cluster {
         c
     }
 
-    fn spawn_node(&mut self, id: u64, addr: String, initial_cluster: String) {
+    fn spawn_node(&mut self, id: u64, listen: String, addr: String, initial_cluster: String) {
         let data_dir = self.dir.path().join(format!("node-{id}"));
         let log = self.dir.path().join(format!("node-{id}.log"));
         let certs = self.pki.node_dir(id, &["127.0.0.1", "localhost"]);
@@ -279,6 +311,7 @@ impl Cluster {
             id,
             certs,
             addr,
+            listen,
             http: format!("127.0.0.1:{}", free_port()),
             data_dir,
             log,
@@ -294,7 +327,8 @@ impl Cluster {
     fn node_args(&self, n: &NodeProc) -> Vec<(String, String)> {
         [
             ("--id", n.id.to_string()),
-            ("--listen", n.addr.clone()),
+            ("--listen", n.listen.clone()),
+            ("--advertise", n.addr.clone()),
             ("--http-listen", n.http.clone()),
             ("--data-dir", n.data_dir.display().to_string()),
             ("--initial-cluster", n.initial_cluster.clone()),
@@ -305,6 +339,18 @@ impl Cluster {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(self.wan.as_ref().map(|_| {
+            let ip = wan::office_ip(n.id).to_string();
+            ("--source-address".to_string(), ip)
+        }))
+        .chain(
+            self.opts
+                .node_flags
+                .get(&n.id)
+                .into_iter()
+                .flatten()
+                .cloned(),
+        )
         .chain(
             n.timing
                 .or(self.opts.timing)
@@ -392,9 +438,16 @@ impl Cluster {
     /// learner). Returns its id.
     pub fn spawn_joiner(&mut self) -> u64 {
         let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
-        let addr = format!("127.0.0.1:{}", free_port());
-        self.spawn_node(id, addr, String::new());
+        let (_, listen, addr) = with_front(self.wan.as_ref(), id);
+        self.spawn_node(id, listen, addr, String::new());
         id
+    }
+
+    /// The WAN the nodes are behind (`ClusterOptions::wan`).
+    pub fn wan(&self) -> &wan::Wan {
+        self.wan
+            .as_ref()
+            .expect("a cluster started with ClusterOptions::wan")
     }
 
     pub fn addr(&self, id: u64) -> String {

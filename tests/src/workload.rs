@@ -20,6 +20,8 @@ pub struct History {
     pub unknown: BTreeSet<String>,
     /// Refused with an answer: definitely not applied.
     pub failed: Vec<(String, String)>,
+    /// How long each acknowledged submission took, retries included.
+    pub latencies: Vec<Duration>,
 }
 
 impl History {
@@ -38,6 +40,28 @@ impl History {
             .filter(|at| *at > t)
             .min()?;
         Some(after - before)
+    }
+
+    /// The `q` quantile (0.5, 0.99) of the acknowledged submissions' latency.
+    pub fn latency(&self, q: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The longest time without an acknowledgement around `t`: from the
+    /// last one before `t` to the first of a run that resumed after it,
+    /// skipping answers that were already on their way at `t` (behind an
+    /// emulated WAN a dead leader's last answers arrive after its death).
+    pub fn longest_pause_after(&self, t: Instant, window: Duration) -> Option<Duration> {
+        let mut at: Vec<Instant> = self.acked.values().map(|(_, at)| *at).collect();
+        at.sort();
+        at.windows(2)
+            .filter(|w| w[1] > t && w[0] < t + window)
+            .map(|w| w[1] - w[0])
+            .max()
     }
 
     pub fn acked_after(&self, t: Instant) -> usize {
@@ -130,8 +154,10 @@ impl Workload {
                         let Some(t) = tps.get(i) else { break };
                         let s = submission(t, i);
                         let sah = s.sah.unwrap_or(0);
+                        let sent = Instant::now();
                         match client.submit(s).await {
                             Ok(_) => {
+                                h.latencies.push(sent.elapsed());
                                 h.acked.insert(t.clone(), (sah, Instant::now()));
                                 acked.fetch_add(1, Ordering::Relaxed);
                             }
@@ -186,6 +212,7 @@ impl Workload {
             all.acked.extend(h.acked);
             all.unknown.extend(h.unknown);
             all.failed.extend(h.failed);
+            all.latencies.extend(h.latencies);
         }
         all
     }
