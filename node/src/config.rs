@@ -76,6 +76,12 @@ pub struct Args {
     /// lead while another node can" (an office on satellite).
     #[arg(long, env = "REKAP_LEADER_PRIORITY")]
     pub leader_priority: Option<u32>,
+    /// The most a snapshot is sent at, per second, to each node that
+    /// catches up by snapshot: "4mbit", "512kib", "2mib", or bytes. Keeps a
+    /// transfer over a thin link from starving the log stream beside it.
+    /// Unlimited when not given.
+    #[arg(long, env = "REKAP_SNAPSHOT_RATE")]
+    pub snapshot_rate: Option<String>,
     /// The local IP address this node's connections to other nodes leave
     /// from (a host with several interfaces or addresses). The system's
     /// choice when not given.
@@ -107,6 +113,7 @@ struct FileConfig {
     election_timeout: Option<u64>,
     leader_priority: Option<u32>,
     source_address: Option<std::net::IpAddr>,
+    snapshot_rate: Option<String>,
 }
 
 /// The resolved settings.
@@ -127,6 +134,8 @@ pub struct Config {
     pub timing: crate::timing::Timing,
     pub leader_priority: u32,
     pub source_address: Option<std::net::IpAddr>,
+    /// Bytes per second.
+    pub snapshot_rate: Option<u64>,
 }
 
 impl Config {
@@ -209,7 +218,13 @@ impl Config {
                 .or(file.election_timeout)
                 .unwrap_or(default.election_ms()),
         )?;
+        let snapshot_rate = args
+            .snapshot_rate
+            .or(file.snapshot_rate)
+            .map(|r| parse_rate(&r))
+            .transpose()?;
         Ok(Config {
+            snapshot_rate,
             timing,
             leader_priority: args.leader_priority.or(file.leader_priority).unwrap_or(1),
             source_address: args.source_address.or(file.source_address),
@@ -226,6 +241,36 @@ impl Config {
             initial_admin,
         })
     }
+}
+
+/// A rate per second: bytes, or with a unit (kib, mib, gib; kbit, mbit,
+/// gbit). Case does not matter.
+fn parse_rate(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("--snapshot-rate {s:?} does not start with a number"))?;
+    let per = match unit.trim() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "kbit" => 1e3 / 8.0,
+        "mbit" => 1e6 / 8.0,
+        "gbit" => 1e9 / 8.0,
+        other => bail!(
+            "--snapshot-rate {s:?}: unknown unit {other:?} (use kib, mib, gib, kbit, mbit or gbit)"
+        ),
+    };
+    let rate = (n * per) as u64;
+    if rate < 4096 {
+        bail!("--snapshot-rate {s:?} is under 4 KiB per second: a snapshot would never arrive");
+    }
+    Ok(rate)
 }
 
 /// A node id, or `ordinal`: the hostname's trailing number + 1.
@@ -262,4 +307,30 @@ pub fn parse_cluster(s: &str) -> anyhow::Result<BTreeMap<NodeId, String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_are_read_with_their_units() {
+        assert_eq!(parse_rate("4mbit").unwrap(), 500_000);
+        assert_eq!(parse_rate("512KiB").unwrap(), 512 * 1024);
+        assert_eq!(parse_rate("2 mib").unwrap(), 2 * 1024 * 1024);
+        assert_eq!(parse_rate("100000").unwrap(), 100_000);
+        assert!(
+            parse_rate("1kbit")
+                .unwrap_err()
+                .to_string()
+                .contains("under 4 KiB")
+        );
+        assert!(
+            parse_rate("4 furlongs")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(parse_rate("fast").is_err());
+    }
 }

@@ -64,7 +64,7 @@ pub async fn serve(
                 None
             }
         };
-        let pool = ChannelPool::new(tls.clone(), crate::network::Links::new(cfg.source_address, cfg.timing));
+        let pool = ChannelPool::new(tls.clone(), crate::network::Links::new(cfg.source_address, cfg.snapshot_rate, cfg.timing));
         let network = NetworkFactory {
             node_id: cfg.id,
             pool: pool.clone(),

@@ -26,11 +26,11 @@ use openraft::raft::{
 use openraft::{BasicNode, OptionalSend, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use rekap_proto::pb;
 use rekap_proto::pb::raft_client::RaftClient;
-use tokio::io::AsyncReadExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 mod append;
 pub mod health;
+mod snapshot;
 
 pub use health::PeerHealth;
 
@@ -81,14 +81,21 @@ struct Pool {
 pub struct Links {
     /// The local address they leave from (`--source-address`).
     pub source: Option<std::net::IpAddr>,
+    /// Bytes per second a snapshot is sent at (`--snapshot-rate`).
+    pub snapshot_rate: Option<u64>,
     pub connect_timeout: Duration,
     pub keep_alive_timeout: Duration,
 }
 
 impl Links {
-    pub fn new(source: Option<std::net::IpAddr>, timing: crate::timing::Timing) -> Links {
+    pub fn new(
+        source: Option<std::net::IpAddr>,
+        snapshot_rate: Option<u64>,
+        timing: crate::timing::Timing,
+    ) -> Links {
         Links {
             source,
+            snapshot_rate,
             connect_timeout: timing.connect_timeout(),
             keep_alive_timeout: timing.keep_alive_timeout(),
         }
@@ -413,62 +420,44 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let step = option.soft_ttl().max(Duration::from_secs(2));
-        let mut file = tokio::fs::File::open(&snapshot.snapshot.path)
+        let io = |e: std::io::Error| -> StreamingError<TypeConfig> {
+            StreamingError::from(RPCError::<TypeConfig>::Network(NetworkError::from_string(
+                e,
+            )))
+        };
+        let file = tokio::fs::File::open(&snapshot.snapshot.path)
             .await
-            .map_err(|e| {
-                StreamingError::from(RPCError::<TypeConfig>::Network(NetworkError::from_string(
-                    e,
-                )))
-            })?;
+            .map_err(io)?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(4);
-        let start = pb::SnapshotChunk {
-            payload: Some(pb::snapshot_chunk::Payload::Start(pb::SnapshotStart {
+        let step = option.soft_ttl().max(Duration::from_secs(2));
+        let transfer = snapshot::Transfer {
+            file,
+            start: pb::SnapshotStart {
                 vote: Some(cv::vote_to_pb(&vote)),
                 meta: Some(cv::snapshot_meta_to_pb(&snapshot.meta)),
                 size,
-            })),
+                offset: 0,
+            },
+            step,
+            chunk_size: option
+                .snapshot_chunk_size()
+                .unwrap_or(SNAPSHOT_CHUNK)
+                .max(4096),
+            rate: self.pool.links.snapshot_rate,
         };
-        let mut client = self.client()?;
-        let call = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
-        let chunk_size = option
-            .snapshot_chunk_size()
-            .unwrap_or(SNAPSHOT_CHUNK)
-            .max(4096);
+        let client = self.client()?;
         let timeout_err = self.timeout_err(RPCTypes::InstallSnapshot, step);
-        let send = async move {
-            let fail = |e: &dyn std::error::Error| -> RpcErr {
-                RPCError::Network(NetworkError::from_string(e))
-            };
-            tokio::time::timeout(step, tx.send(start))
-                .await
-                .map_err(|_| timeout_err.clone())?
-                .map_err(|e| fail(&e))?;
-            let mut buf = vec![0u8; chunk_size];
-            loop {
-                let n = file.read(&mut buf).await.map_err(|e| fail(&e))?;
-                if n == 0 {
-                    return Ok::<(), RpcErr>(());
-                }
-                let chunk = pb::SnapshotChunk {
-                    payload: Some(pb::snapshot_chunk::Payload::Data(buf[..n].to_vec())),
-                };
-                tokio::time::timeout(step, tx.send(chunk))
-                    .await
-                    .map_err(|_| timeout_err.clone())?
-                    .map_err(|e| fail(&e))?;
-            }
-        };
-        let transfer = async move {
-            let (sent, resp) = futures::join!(send, call);
-            sent?;
-            resp.map_err(status_to_rpc_err)
+        let sent = async move {
+            snapshot::send(client, transfer).await.map_err(|f| match f {
+                snapshot::Failed::Timeout => timeout_err,
+                snapshot::Failed::Status(s) => status_to_rpc_err(s),
+                snapshot::Failed::Io(e) => RPCError::Network(NetworkError::from_string(e)),
+            })
         };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            resp = transfer => {
-                let reply = self.note(resp)?.into_inner();
+            resp = sent => {
+                let reply = self.note(resp)?;
                 Ok(SnapshotResponse::new(cv::vote_from_pb(reply.vote).map_err(malformed)?))
             }
         }

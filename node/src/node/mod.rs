@@ -216,13 +216,18 @@ impl Node {
     }
 
     /// A new leader has no lease until a follower answers its first
-    /// heartbeat, and a leader whose heartbeats were late (a stalled WAN
-    /// link) loses it for a moment; openraft refuses proposals meanwhile.
-    /// A call that arrives then asks for a heartbeat now and waits for the
-    /// lease, up to one lease, instead of being turned away (on a WAN the
-    /// client's backoff would add to every failover).
+    /// heartbeat, and openraft refuses proposals until then. A call that
+    /// arrives meanwhile asks for a heartbeat now and waits for the lease,
+    /// up to one lease, instead of being turned away (on a WAN the client's
+    /// backoff would add to every failover). A leader that had a majority
+    /// and lost it answers at once (`no_quorum`).
     async fn await_lease(&self) {
-        if !self.leads() || self.quorum_fresh() {
+        let new_leader = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            m.current_leader == Some(self.id) && m.last_quorum_acked.is_none()
+        };
+        if !new_leader || self.quorum_fresh() {
             return;
         }
         // Heartbeats go out every H; the lease need not wait for the next.

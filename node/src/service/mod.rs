@@ -11,6 +11,7 @@ pub mod backup;
 pub mod front;
 pub mod observe;
 pub mod raft;
+mod snapshot_rx;
 pub mod tally;
 pub mod transfer;
 pub mod users;

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use openraft::async_runtime::WatchReceiver;
-use openraft::storage::Snapshot;
 use rekap_proto::pb;
-use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::node::Node;
@@ -20,11 +18,6 @@ use crate::raft::NodeId;
 use crate::raft::convert as cv;
 use crate::reply::RULE_HEADER;
 use crate::security::{Caller, caller_of};
-use crate::store::SnapshotFile;
-use crate::store::snapshot::temp_name;
-
-/// A snapshot sender that goes quiet this long is given up on.
-const CHUNK_IDLE: Duration = Duration::from_secs(30);
 
 /// How long a member's word that an unknown node id belongs to the cluster
 /// (or does not) is trusted.
@@ -35,6 +28,7 @@ pub struct RaftService {
     /// Node ids this node does not know but a member vouched for (true) or
     /// did not (false), and when that was asked.
     vouched: Mutex<HashMap<NodeId, (Instant, bool)>>,
+    snapshots: super::snapshot_rx::Receiving,
 }
 
 fn denied(rule: &str, msg: String) -> Status {
@@ -54,6 +48,7 @@ impl RaftService {
         RaftService {
             node,
             vouched: Mutex::new(HashMap::new()),
+            snapshots: Default::default(),
         }
     }
 
@@ -133,79 +128,6 @@ impl RaftService {
             .insert(id, (Instant::now(), ok));
         ok
     }
-
-    /// Receives the chunks into a temporary file next to the snapshots,
-    /// fsyncs it, then hands it to openraft.
-    async fn receive_snapshot(
-        &self,
-        mut stream: Streaming<pb::SnapshotChunk>,
-    ) -> Result<pb::SnapshotReply, Status> {
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
-        let Some(pb::snapshot_chunk::Payload::Start(start)) = first.payload else {
-            return Err(Status::invalid_argument(
-                "a snapshot stream starts with its metadata",
-            ));
-        };
-        let vote = cv::vote_from_pb(start.vote)?;
-        let meta = cv::snapshot_meta_from_pb(start.meta)?;
-        let path = temp_name(self.node.sm.snapshot_dir(), "recv");
-        let started = std::time::Instant::now();
-        let result = async {
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            let mut received = 0u64;
-            loop {
-                let msg = tokio::time::timeout(CHUNK_IDLE, stream.message())
-                    .await
-                    .map_err(|_| Status::deadline_exceeded("snapshot sender went quiet"))??;
-                let Some(chunk) = msg else { break };
-                let Some(pb::snapshot_chunk::Payload::Data(data)) = chunk.payload else {
-                    return Err(Status::invalid_argument(
-                        "only data chunks may follow the metadata",
-                    ));
-                };
-                received += data.len() as u64;
-                file.write_all(&data)
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
-            }
-            if received != start.size {
-                return Err(Status::data_loss(format!(
-                    "snapshot truncated: {received} of {} bytes",
-                    start.size
-                )));
-            }
-            file.sync_all()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            tracing::info!(
-                bytes = received,
-                ms = started.elapsed().as_millis() as u64,
-                "snapshot received"
-            );
-            let snapshot = Snapshot {
-                meta,
-                snapshot: SnapshotFile { path: path.clone() },
-            };
-            let resp = self
-                .node
-                .raft
-                .install_full_snapshot(vote, snapshot)
-                .await
-                .map_err(fatal)?;
-            Ok(pb::SnapshotReply {
-                vote: Some(cv::vote_to_pb(&resp.vote)),
-            })
-        }
-        .await;
-        // Installed snapshots were moved into place; anything left is waste.
-        let _ = tokio::fs::remove_file(&path).await;
-        result
-    }
 }
 
 type AppendStream = Pin<Box<dyn Stream<Item = Result<pb::StreamAppendResponse, Status>> + Send>>;
@@ -279,9 +201,19 @@ impl pb::raft_server::Raft for RaftService {
         req: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::SnapshotReply>, Status> {
         self.admit(&req).await?;
-        self.receive_snapshot(req.into_inner())
+        self.snapshots
+            .receive(&self.node, req.into_inner())
             .await
             .map(Response::new)
+    }
+
+    async fn snapshot_resume_point(
+        &self,
+        req: Request<pb::SnapshotStart>,
+    ) -> Result<Response<pb::SnapshotResumeReply>, Status> {
+        self.admit(&req).await?;
+        let offset = self.snapshots.resume_point(&self.node, req.get_ref()).await;
+        Ok(Response::new(pb::SnapshotResumeReply { offset }))
     }
 
     async fn transfer_leader(
