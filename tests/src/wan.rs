@@ -120,7 +120,13 @@ impl Wan {
     /// Puts a proxy for node `id` in front of `upstream`; returns the
     /// address peers and clients should use.
     pub fn front(&self, id: u64, upstream: SocketAddr) -> SocketAddr {
-        let std = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a proxy port");
+        self.front_at(id, "127.0.0.1:0".parse().expect("an address"), upstream)
+    }
+
+    /// The same, listening on `listen`.
+    pub fn front_at(&self, id: u64, listen: SocketAddr, upstream: SocketAddr) -> SocketAddr {
+        let std = std::net::TcpListener::bind(listen)
+            .unwrap_or_else(|e| panic!("bind a proxy port {listen}: {e}"));
         std.set_nonblocking(true).expect("nonblocking");
         let addr = std.local_addr().expect("proxy addr");
         self.links
@@ -342,4 +348,21 @@ pub fn leader_priorities(
             )
         })
         .collect()
+}
+
+/// A cluster started with `opts` behind the WAN, with the regional timing
+/// and a registry of `kecamatan` × 100 TPS loaded before nodes 1–3 are put
+/// on the regional profile; also every TPS id and every node's address.
+pub async fn start_regional(
+    opts: crate::ClusterOptions,
+    kecamatan: usize,
+) -> (crate::Cluster, Arc<Vec<String>>, Vec<String>) {
+    let opts = crate::ClusterOptions {
+        wan: true,
+        timing: Some(timing()),
+        ..opts
+    };
+    let (cluster, tps, endpoints) = crate::start_with_registry(opts, kecamatan).await;
+    cluster.wan().regional();
+    (cluster, tps, endpoints)
 }

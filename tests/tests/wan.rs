@@ -10,25 +10,19 @@ use rekap_client::proto as pb;
 use rekap_tests::wan::{self, SATELLITE};
 use rekap_tests::workload::{History, Workload, check_all, submission};
 use rekap_tests::{
-    CONTEST, Cluster, ClusterOptions, KABUPATEN, client_as_for, client_for, ops,
-    start_with_registry, wait_until,
+    CONTEST, Cluster, ClusterOptions, KABUPATEN, client_as_for, client_for, ops, wait_until,
 };
 
-/// Three nodes on the regional profile, with these leader priorities, and
-/// a registry of `kecamatan` × 100 TPS (loaded before the links slow).
+/// Three nodes on the regional profile, with these leader priorities.
 async fn regional_cluster(
     priorities: &[(u64, u32)],
     kecamatan: usize,
 ) -> (Cluster, Arc<Vec<String>>, Vec<String>) {
     let opts = ClusterOptions {
-        wan: true,
-        timing: Some(wan::timing()),
         node_flags: wan::leader_priorities(priorities),
         ..ClusterOptions::default()
     };
-    let (cluster, tps, endpoints) = start_with_registry(opts, kecamatan).await;
-    cluster.wan().regional();
-    (cluster, tps, endpoints)
+    wan::start_regional(opts, kecamatan).await
 }
 
 /// Waits until node `id` leads with its quorum; returns how long that took.

@@ -25,6 +25,14 @@ struct Args {
     /// Bytes per value (about one encoded C.Hasil submission).
     #[arg(long, default_value_t = 160)]
     value_size: usize,
+    /// Write every acknowledgement's wall-clock time (seconds since the
+    /// epoch, one per line) here, for a failover's gap.
+    #[arg(long)]
+    timeline: Option<std::path::PathBuf>,
+    /// Retry a failed write (the same key and value) until it succeeds,
+    /// as Rekap's client does, instead of stopping: for a failover run.
+    #[arg(long)]
+    retry: bool,
 }
 
 #[tokio::main]
@@ -41,31 +49,51 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for mut client in clients {
-        let (next, value, count) = (next.clone(), value.clone(), a.count);
+        let (next, value, count, retry) = (next.clone(), value.clone(), a.count, a.retry);
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let mut done = 0usize;
+            let mut acks = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= count {
                     break;
                 }
                 let t0 = Instant::now();
-                client
-                    .put(format!("bench/{run}/{i:08}"), value.as_slice(), None)
-                    .await?;
+                let key = format!("bench/{run}/{i:08}");
+                loop {
+                    match client.put(key.clone(), value.as_slice(), None).await {
+                        Ok(_) => break,
+                        Err(_) if retry => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Err(e) => return Err(e),
+                    }
+                }
                 hist.record(t0.elapsed().as_micros() as u64).ok();
+                acks.push(std::time::SystemTime::now());
                 done += 1;
             }
-            Ok::<_, etcd_client::Error>((hist, done))
+            Ok::<_, etcd_client::Error>((hist, done, acks))
         }));
     }
     let mut hist = Histogram::<u64>::new(3)?;
     let mut done = 0usize;
+    let mut acks = Vec::new();
     for w in workers {
-        let (h, d) = w.await??;
+        let (h, d, a) = w.await??;
         hist.add(&h)?;
         done += d;
+        acks.extend(a);
+    }
+    if let Some(path) = &a.timeline {
+        acks.sort();
+        let lines: Vec<String> = acks
+            .iter()
+            .map(|t| {
+                let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                format!("{:.6}", d.as_secs_f64())
+            })
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n")?;
     }
     let elapsed = started.elapsed();
     // Every write must be there: count the run's keys back.
