@@ -12,6 +12,9 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/etcd.sh"
 COUNT="${1:-4000}"; MINUTES="${2:-10}"; KILLS="${3:-20}"
+# WAN_PHASES picks what runs (default all): writes satellite steady failover.
+PHASES=" ${WAN_PHASES:-writes satellite steady failover} "
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
 WAN="$TARGET/release/rekap-wan"
 CONTROL="$DIR/wan.control"
 : >"$CONTROL"
@@ -85,10 +88,13 @@ wait_for() { # wait_for SECONDS COMMAND...: until it succeeds
   while ! "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.1; done
 }
 leader_is() { [ "$(rekap_leader)" = "$1" ]; }
+# current LEADER-FN: its answer once it has one (an election may be on).
+current() { local l; for _ in $(seq 1 300); do l=$("$1" || true); [ -n "$l" ] && { echo "$l"; return; }; sleep 0.2; done; return 1; }
 follows() { status_json | python3 -c "import json,sys; sys.exit(0 if any(s.get('node_id')==$1 and s.get('state')=='follower' and s.get('leader_id') for s in json.load(sys.stdin)) else 1)"; }
 wait_for 60 leader_is 1 || { echo "node 1 (priority 3) never led" >&2; exit 1; }
 RA=(--endpoints 127.0.0.1:7601,127.0.0.1:7602,127.0.0.1:7603 --certs-dir "$DIR/certs/admin")
 
+if phase writes; then
 echo "## Writes on the regional profile ($COUNT writes per run)"
 printf "\n| writers | etcd w/s | etcd p50 | etcd p99 | Rekap w/s | Rekap p50 | Rekap p99 | Rekap/etcd |\n|---|---|---|---|---|---|---|---|\n"
 for c in 16 64; do
@@ -96,15 +102,17 @@ for c in 16 64; do
   read -r rw rp50 rp99 < <(rekap_bench "$c" "$COUNT" "${RA[@]}")
   printf "| %s | %s | %s ms | %s ms | %s | %s ms | %s ms | %s |\n" "$c" "$ew" "$ep50" "$ep99" "$rw" "$rp50" "$rp99" "$(ratio "$rw" "$ew")"
 done
+fi
 
+if phase satellite; then
 echo; echo "## A satellite voter (node 3 at 300 ms one way, 60 ms jitter), 16 writers"
 read -r before _ _ < <(rekap_bench 16 "$COUNT" "${RA[@]}")
 printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\nshape 3 300 60 0 0\n' >"$CONTROL"
 read -r with _ _ < <(rekap_bench 16 "$COUNT" "${RA[@]}")
 regional
 printf "\n| Rekap w/s, regional | with node 3 on satellite | ratio |\n|---|---|---|\n| %s | %s | %s |\n" "$before" "$with" "$(ratio "$with" "$before")"
+fi
 
-echo; echo "## Steady: 64 writers for $MINUTES min each, no faults"
 steady() { # steady SYSTEM: runs 64-writer rounds until the time is up; prints writes
   local end=$(( $(date +%s) + MINUTES * 60 )) w=0 n
   while [ "$(date +%s)" -lt "$end" ]; do
@@ -117,9 +125,13 @@ steady() { # steady SYSTEM: runs 64-writer rounds until the time is up; prints w
   done
   echo "$w"
 }
+if phase steady; then
+echo; echo "## Steady: 64 writers for $MINUTES min each, no faults"
 T0=$(rekap_term); RW=$(steady rekap); RC=$(( $(rekap_term) - T0 ))
 E0=$(etcd_changes); EW=$(steady etcd); EC=$(( $(etcd_changes) - E0 ))
 printf "\n| system | writes | leader changes |\n|---|---|---|\n| etcd | %s | %s |\n| Rekap | %s | %s |\n" "$EW" "$EC" "$RW" "$RC"
+fi
+phase failover || exit 0
 
 echo; echo "## Failover: kill -9 of the leader under one writer, $KILLS times each"
 # gap TIMELINE T: from the kill at T to the first acknowledgement that ends
@@ -133,7 +145,7 @@ print('%.3f' % (b - $2))"
 }
 RGAPS=(); BACK=()
 for run in $(seq 1 "$KILLS"); do
-  L=$(rekap_leader)
+  L=$(current rekap_leader)
   "$CTL" "${RA[@]}" --json bench -c 1 -n 150 --operator-certs-dir "$DIR/certs/bench-op" \
     --timeline "$DIR/timeline" >"$DIR/bench.json" 2>"$DIR/bench.err" &
   B=$!
@@ -150,9 +162,10 @@ for run in $(seq 1 "$KILLS"); do
   fi
   wait_for 90 leader_is 1 || true
 done
+echo "Rekap, every run (s): ${RGAPS[*]}"
 EGAPS=()
 for run in $(seq 1 "$KILLS"); do
-  L=$(etcd_leader)
+  L=$(current etcd_leader)
   "$ETCD_LOAD" --endpoints "$ETCD_EPS" -c 1 -n 150 --retry --timeline "$DIR/etimeline" >"$DIR/ebench.json" 2>"$DIR/ebench.err" &
   B=$!
   sleep 2

@@ -97,18 +97,28 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     // Every write must be there: count the run's keys back.
-    let mut client = Client::connect(&a.endpoints, None).await?;
-    let stored = client
-        .get(
-            format!("bench/{run}/"),
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_prefix()
-                    .with_count_only(),
-            ),
-        )
-        .await?
-        .count() as usize;
+    // With --retry a member may be down or restarting: ask until one answers.
+    let stored = loop {
+        let asked = async {
+            let mut client = Client::connect(&a.endpoints, None).await?;
+            let got = client
+                .get(
+                    format!("bench/{run}/"),
+                    Some(
+                        etcd_client::GetOptions::new()
+                            .with_prefix()
+                            .with_count_only(),
+                    ),
+                )
+                .await?;
+            Ok::<_, etcd_client::Error>(got.count() as usize)
+        };
+        match asked.await {
+            Ok(n) => break n,
+            Err(_) if a.retry => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(e.into()),
+        }
+    };
     let ms = |us: u64| Duration::from_micros(us).as_secs_f64() * 1000.0;
     println!(
         "{}",
