@@ -97,8 +97,7 @@ pub async fn serve(
             metrics: metrics.clone(),
             watches: crate::watch::Hub::new(sm.clone()),
             handover: Default::default(),
-            heard_leader: Default::default(),
-            started: std::time::Instant::now(),
+            heard_leader: std::sync::Mutex::new(std::time::Instant::now()),
         });
 
         let (reporter, health) = tonic_health::server::health_reporter();

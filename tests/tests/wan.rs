@@ -265,8 +265,8 @@ async fn a_leader_whose_uplink_lags_past_its_lease_never_serves_a_stale_read() {
         .await
         .expect("a first result");
     let old = c.wait_for_leader(Duration::from_secs(30)).await;
-    let (h, e) = wan::timing();
-    let lease = Duration::from_millis(e + 3 * h);
+    let timing = c.status(old).await.and_then(|s| s.timing).expect("timing");
+    let lease = Duration::from_millis(timing.lease_ms.into());
     // What it sends now arrives three leases late; what it hears is on time.
     let base = wan::REGIONAL[(old - 1) as usize].1;
     let lagging = wan::Shape {

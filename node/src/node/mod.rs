@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 pub mod peer_timing;
+mod peers;
 pub mod placement;
 mod refusals;
 pub mod warm;
@@ -56,39 +57,15 @@ pub struct Node {
     /// When this node, leading at the term given, last handed over its
     /// leadership (`begin_handover`).
     pub handover: std::sync::Mutex<Option<(u64, Instant)>>,
-    /// When this node last took entries or a heartbeat from a leader, and
-    /// when it started: how stale its local reads may be (`out_of_touch`).
-    pub heard_leader: std::sync::Mutex<Option<Instant>>,
-    pub started: Instant,
+    /// When this node last took entries or a heartbeat from a leader (its
+    /// start, until then): how stale its local reads may be
+    /// (`out_of_touch`).
+    pub heard_leader: std::sync::Mutex<Instant>,
 }
 
 /// A voter whose log trails the leader's by more than this is not counted
 /// as caught up (for a membership change's quorum, or to take the lead).
 pub(crate) const CAUGHT_UP_LAG: u64 = 1000;
-
-/// Nodes the leader currently hears from (within `alive`, the timing's
-/// `alive_within`) and that are close to its log; the leader itself too.
-pub fn healthy(m: &RaftMetrics, alive: Duration) -> std::collections::BTreeSet<NodeId> {
-    let last = m.last_log_index.unwrap_or(0);
-    let mut out = std::collections::BTreeSet::from([m.id]);
-    let (Some(repl), Some(hb)) = (m.replication.as_ref(), m.heartbeat.as_ref()) else {
-        return out;
-    };
-    for (id, matched) in repl {
-        let close = matched
-            .as_ref()
-            .is_some_and(|l| l.index + CAUGHT_UP_LAG >= last);
-        let alive = hb
-            .get(id)
-            .cloned()
-            .flatten()
-            .is_some_and(|t| openraft::Instant::elapsed(&*t) < alive);
-        if close && alive {
-            out.insert(*id);
-        }
-    }
-    out
-}
 
 impl Node {
     /// Names the first admin, unless one is named already (by configuration).
@@ -449,7 +426,7 @@ impl Node {
 
     /// A follower or learner took entries or a heartbeat from its leader.
     pub fn heard_from_leader(&self) {
-        *self.heard_leader.lock().expect("heard lock") = Some(Instant::now());
+        *self.heard_leader.lock().expect("heard lock") = Instant::now();
     }
 
     /// How long this node has gone without hearing from a leader, when that
@@ -459,11 +436,7 @@ impl Node {
         if self.leads() {
             return None;
         }
-        let since = self
-            .heard_leader
-            .lock()
-            .expect("heard lock")
-            .unwrap_or(self.started);
+        let since = *self.heard_leader.lock().expect("heard lock");
         Some(since.elapsed()).filter(|d| *d > self.timing.lease())
     }
 

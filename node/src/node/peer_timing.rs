@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rekap_proto::pb;
-use rekap_proto::pb::admin_client::AdminClient;
 
 use super::Node;
 use crate::raft::NodeId;
@@ -21,16 +20,9 @@ pub async fn watch(node: Arc<Node>) {
     let mut told: HashMap<NodeId, pb::Timing> = HashMap::new();
     loop {
         tokio::time::sleep(EVERY).await;
-        let members: Vec<(NodeId, String)> = node
-            .metrics()
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != node.id)
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect();
-        for (id, addr) in members {
-            let Some(theirs) = timing_of_peer(&node, &addr).await else {
+        let ask = node.timing.lease() * 2 + Duration::from_secs(1);
+        for (id, addr) in node.other_members(false) {
+            let Some(theirs) = node.peer_status(&addr, ask).await.and_then(|s| s.timing) else {
                 continue;
             };
             if theirs == mine {
@@ -55,16 +47,4 @@ fn show(t: &pb::Timing) -> String {
         "{}/{}-{} ms",
         t.heartbeat_interval_ms, t.election_timeout_ms, t.lease_ms
     )
-}
-
-async fn timing_of_peer(node: &Node, addr: &str) -> Option<pb::Timing> {
-    let ch = node.peers.public(addr).ok()?;
-    let ask = node.timing.lease() * 2 + Duration::from_secs(1);
-    let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
-    req.set_timeout(ask);
-    let resp = tokio::time::timeout(ask, AdminClient::new(ch).cluster_status(req))
-        .await
-        .ok()?
-        .ok()?;
-    resp.into_inner().timing
 }

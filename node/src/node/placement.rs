@@ -5,17 +5,16 @@
 //! `Timing::placement_settle`, so a flapping link does not bounce the
 //! leader. Its answers are asked for, not read from the heartbeats: a
 //! leader behind a slow link (a satellite voter that won an election) may
-//! see every heartbeat time out and must still hand over. The hand-over is openraft's transfer (the target stands at once
-//! with the leader's log), never an election race. A leader with priority
-//! 0 hands over after one lease: it leads only while no one else can.
+//! see every heartbeat time out and must still hand over. The hand-over
+//! is openraft's transfer (the target stands at once with the leader's
+//! log), never an election race. A leader with priority 0 hands over after
+//! one lease: it leads only while no one else can.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use rekap_proto::pb;
-use rekap_proto::pb::admin_client::AdminClient;
 
 use super::Node;
 use crate::raft::NodeId;
@@ -34,18 +33,8 @@ pub async fn run(node: Arc<Node>) {
             continue;
         }
         let last = m.last_log_index.unwrap_or(0);
-        let voters: Vec<(NodeId, String)> = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|id| *id != node.id)
-            .filter_map(|id| {
-                let n = m.membership_config.membership().get_node(&id)?;
-                Some((id, n.addr.clone()))
-            })
-            .collect();
         let mut ready: Vec<(u32, NodeId)> = Vec::new();
-        for (id, addr) in voters {
+        for (id, addr) in node.other_members(true) {
             let better = priority_if_ready(&node, &addr, id, m.current_term, last)
                 .await
                 .filter(|p| *p > node.leader_priority);
@@ -97,15 +86,7 @@ async fn priority_if_ready(
     term: u64,
     last: u64,
 ) -> Option<u32> {
-    let ch = node.peers.public(addr).ok()?;
-    let ask = node.timing.lease();
-    let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
-    req.set_timeout(ask);
-    let s = tokio::time::timeout(ask, AdminClient::new(ch).cluster_status(req))
-        .await
-        .ok()?
-        .ok()?
-        .into_inner();
+    let s = node.peer_status(addr, node.timing.lease()).await?;
     let caught_up = s.applied_index.unwrap_or(0) + super::CAUGHT_UP_LAG >= last;
     (s.node_id == id && s.term == term && s.leader_id == Some(node.id) && caught_up)
         .then_some(s.leader_priority)

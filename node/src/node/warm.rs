@@ -14,20 +14,7 @@ const EVERY: Duration = Duration::from_secs(5);
 /// Runs for as long as the node does.
 pub async fn run(node: Arc<Node>) {
     loop {
-        let m = node.metrics();
-        let voters: Vec<String> = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .filter(|id| *id != node.id)
-            .filter_map(|id| {
-                m.membership_config
-                    .membership()
-                    .get_node(&id)
-                    .map(|n| n.addr.clone())
-            })
-            .collect();
-        for addr in voters {
+        for (_, addr) in node.other_members(true) {
             node.peers.warm(&addr, node.timing.lease()).await;
         }
         tokio::time::sleep(EVERY).await;

@@ -32,7 +32,7 @@ pub struct AdminService {
 pub fn members_of(m: &RaftMetrics, alive: Duration) -> Vec<pb::Member> {
     let membership = m.membership_config.membership();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    let ok = (m.state == ServerState::Leader).then(|| crate::node::healthy(m, alive));
+    let ok = (m.state == ServerState::Leader).then(|| healthy(m, alive));
     membership
         .nodes()
         .map(|(id, n)| pb::Member {
@@ -64,6 +64,30 @@ fn state_name(s: ServerState) -> &'static str {
     }
 }
 
+/// Nodes the leader currently hears from (within `alive`, the timing's
+/// `alive_within`) and that are close to its log; the leader itself too.
+fn healthy(m: &RaftMetrics, alive: Duration) -> BTreeSet<NodeId> {
+    let last = m.last_log_index.unwrap_or(0);
+    let mut out = BTreeSet::from([m.id]);
+    let (Some(repl), Some(hb)) = (m.replication.as_ref(), m.heartbeat.as_ref()) else {
+        return out;
+    };
+    for (id, matched) in repl {
+        let close = matched
+            .as_ref()
+            .is_some_and(|l| l.index + crate::node::CAUGHT_UP_LAG >= last);
+        let alive = hb
+            .get(id)
+            .cloned()
+            .flatten()
+            .is_some_and(|t| openraft::Instant::elapsed(&*t) < alive);
+        if close && alive {
+            out.insert(*id);
+        }
+    }
+    out
+}
+
 /// A refusal outside `Node::route`, as the status it carries.
 fn status(f: Failure) -> Status {
     match f {
@@ -90,7 +114,7 @@ impl AdminService {
         if m.state != ServerState::Leader {
             return Err(Failure::NotLeader(self.node.leader()));
         }
-        let ok = crate::node::healthy(&m, self.node.timing.alive_within());
+        let ok = healthy(&m, self.node.timing.alive_within());
         let good = new_voters.iter().filter(|id| ok.contains(id)).count();
         if good * 2 <= new_voters.len() {
             return Err(precondition(
@@ -126,7 +150,7 @@ impl AdminService {
                         format!("node {id} is not a member; add it as a learner first"),
                     )));
                 }
-                let ok = crate::node::healthy(&m, self.node.timing.alive_within());
+                let ok = healthy(&m, self.node.timing.alive_within());
                 if let Some(id) = ids
                     .iter()
                     .find(|id| !voters.contains(id) && !ok.contains(id))
@@ -372,7 +396,7 @@ impl pb::admin_server::Admin for AdminService {
                                     .as_ref()
                                     .and_then(|r| r.get(&id).cloned().flatten())
                                     .is_some_and(|l| l.index >= want);
-                                holds && crate::node::healthy(m, node.timing.alive_within()).contains(&id)
+                                holds && healthy(m, node.timing.alive_within()).contains(&id)
                             },
                             "learner caught up",
                         )

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
 use rekap_proto::pb;
-use rekap_proto::pb::admin_client::AdminClient;
 use tonic::Status;
 
 use crate::node::Node;
@@ -101,17 +100,7 @@ async fn leads_with_lease(node: &Node, id: NodeId, term: u64) -> bool {
     else {
         return false;
     };
-    let Ok(ch) = node.peers.public(&addr) else {
-        return false;
-    };
-    let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
-    req.set_timeout(ASK_TIMEOUT);
-    let asked = tokio::time::timeout(ASK_TIMEOUT, AdminClient::new(ch).cluster_status(req)).await;
-    match asked {
-        Ok(Ok(s)) => {
-            let s = s.into_inner();
-            s.node_id == id && s.state == "leader" && s.term == term && s.quorum == Some(true)
-        }
-        _ => false,
-    }
+    node.peer_status(&addr, ASK_TIMEOUT).await.is_some_and(|s| {
+        s.node_id == id && s.state == "leader" && s.term == term && s.quorum == Some(true)
+    })
 }
