@@ -19,8 +19,8 @@
 //!   not).
 //! - A follower stands after its lease L and then its own timeout, in
 //!   [E, L), of silence: failover takes L + [E, L), plus a pre-vote, a vote
-//!   (two round trips) and a commit. At the smallest E (three heartbeats)
-//!   that is 8H–10H; the spread is kept small because failover grows
+//!   (two round trips) and a commit. At the smallest E (two heartbeats)
+//!   that is 6H–8H; the spread is kept small because failover grows
 //!   with it.
 
 use std::time::Duration;
@@ -32,10 +32,11 @@ use anyhow::bail;
 const MIN_HEARTBEAT_MS: u64 = 10;
 const MAX_ELECTION_MS: u64 = 50_000;
 /// A follower stands only after a lease and its own timeout of silence
-/// (`openraft`'s leased vote), at least 2E + 2H: with E at three
-/// heartbeats that is eight missed heartbeats. Less, and a few late ones
-/// start an election.
-const MIN_HEARTBEATS_PER_ELECTION: u64 = 3;
+/// (`openraft`'s leased vote), at least 2E + 2H: with E at two
+/// heartbeats that is six missed heartbeats, more than etcd's rule of
+/// thumb (an election timeout of five heartbeats, counted once). Less,
+/// and a few late ones start an election.
+const MIN_HEARTBEATS_PER_ELECTION: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -210,9 +211,9 @@ mod tests {
 
     #[test]
     fn settings_that_cannot_work_are_refused_with_the_reason() {
-        let e = Timing::new(100, 250).unwrap_err().to_string();
+        let e = Timing::new(100, 150).unwrap_err().to_string();
         assert!(
-            e.contains("under 3 heartbeats") && e.contains("300 ms"),
+            e.contains("under 2 heartbeats") && e.contains("200 ms"),
             "{e}"
         );
         assert!(Timing::new(5, 250).is_err());

@@ -5,15 +5,18 @@
 # and Kotabaru (3), 5/15/35 ms one way with 5/15/30 ms jitter and a 1% chance
 # per chunk of a 200-600 ms stall, applied at the receiving office's proxy
 # (etcd cannot pick the address its peer traffic leaves from, so neither
-# system does here). Rekap runs the README's regional timing (200/600) with
+# system does here). Rekap runs the README's regional timing (200/400) with
 # leader priorities 3/2/1 and TLS; etcd its defaults (100/1000), plaintext.
 #
 #   bash tests/bench/wan.sh [COUNT] [STEADY_MINUTES] [KILLS]   (default 4000 10 20)
+#
+# The last phase loads the 2019 state (../shared/data) and times a new
+# node's catch-up by snapshot over a 4 Mbit/s link that is cut mid-way.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/etcd.sh"
 COUNT="${1:-4000}"; MINUTES="${2:-10}"; KILLS="${3:-20}"
-# WAN_PHASES picks what runs (default all): writes satellite steady failover.
-PHASES=" ${WAN_PHASES:-writes satellite steady failover} "
+# WAN_PHASES picks what runs (default all): writes satellite steady failover catchup.
+PHASES=" ${WAN_PHASES:-writes satellite steady failover catchup} "
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 WAN="$TARGET/release/rekap-wan"
 CONTROL="$DIR/wan.control"
@@ -27,6 +30,8 @@ for i in 1 2 3; do
   FRONTS+=(--front "$i:127.0.0.1:$((7610+i)):127.0.0.1:$((7510+i))")
   FRONTS+=(--front "$i:127.0.0.1:$((7620+i)):127.0.0.1:$((7520+i))")
 done
+# Node 4, a new office for the catch-up phase.
+FRONTS+=(--front "4:127.0.0.1:7604:127.0.0.1:7504")
 "$WAN" "${FRONTS[@]}" --regional --control "$CONTROL" >"$DIR/wan.log" 2>&1 &
 # shape ID DELAY JITTER STALL% MBIT: as the regional profile, unless changed.
 regional() {
@@ -40,7 +45,7 @@ start_wan_node() {
   local id="$1"
   "$BIN/rekap-node" --id "$id" --listen "127.0.0.1:$((7500+id))" --advertise "127.0.0.1:$((7600+id))" \
     --data-dir "$DIR/wan-$id" --initial-cluster "$REKAP_CLUSTER" --certs-dir "$DIR/certs/node-$id" \
-    --initial-admin admin --heartbeat-interval 200 --election-timeout 600 \
+    --initial-admin admin --heartbeat-interval 200 --election-timeout 400 \
     --leader-priority "${PRIO[$id]}" >>"$DIR/wan-$id.log" 2>&1 &
   echo $! >"$DIR/wan-$id.pid"
   disown
@@ -106,11 +111,27 @@ fi
 
 if phase satellite; then
 echo; echo "## A satellite voter (node 3 at 300 ms one way, 60 ms jitter), 16 writers"
-read -r before _ _ < <(rekap_bench 16 "$COUNT" "${RA[@]}")
-printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\nshape 3 300 60 0 0\n' >"$CONTROL"
-read -r with _ _ < <(rekap_bench 16 "$COUNT" "${RA[@]}")
-regional
-printf "\n| Rekap w/s, regional | with node 3 on satellite | ratio |\n|---|---|---|\n| %s | %s | %s |\n" "$before" "$with" "$(ratio "$with" "$before")"
+# Three ways, alternated twice so a drift of the shared machine or of the
+# growing state weighs on all: node 3 regional; node 3 a voter on
+# satellite; and without node 3 (its link cut: the two others must commit
+# alone, as they would if it had never been there).
+satellite() { printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\nshape 3 300 60 0 0\n' >"$CONTROL"; }
+without() { printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\ncut 3\n' >"$CONTROL"; }
+# The writers know nodes 1 and 2 only, so a cut node 3 costs them nothing.
+R2=(--endpoints 127.0.0.1:7601,127.0.0.1:7602 --certs-dir "$DIR/certs/admin")
+B=(); S=(); W=()
+for _ in 1 2; do
+  regional; read -r w _ _ < <(rekap_bench 16 "$COUNT" "${R2[@]}"); B+=("$w")
+  satellite; read -r w _ _ < <(rekap_bench 16 "$COUNT" "${R2[@]}"); S+=("$w")
+  without; read -r w _ _ < <(rekap_bench 16 "$COUNT" "${R2[@]}"); W+=("$w")
+done
+printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\nshape 3 35 30 1 0\nheal 3\n' >"$CONTROL"
+before=$(( (B[0] + B[1]) / 2 )); with=$(( (S[0] + S[1]) / 2 )); alone=$(( (W[0] + W[1]) / 2 ))
+printf "\n| Rekap w/s (16 writers) | node 3 regional | node 3 a satellite voter | without node 3 | satellite / without | satellite / regional |\n|---|---|---|---|---|---|\n"
+printf "| mean (two runs each) | %s (%s, %s) | %s (%s, %s) | %s (%s, %s) | %s | %s |\n" \
+  "$before" "${B[0]}" "${B[1]}" "$with" "${S[0]}" "${S[1]}" "$alone" "${W[0]}" "${W[1]}" \
+  "$(ratio "$with" "$alone")" "$(ratio "$with" "$before")"
+wait_for 60 follows 3 || { echo "node 3 did not follow again after its link healed" >&2; exit 1; }
 fi
 
 steady() { # steady SYSTEM: runs 64-writer rounds until the time is up; prints writes
@@ -131,8 +152,7 @@ T0=$(rekap_term); RW=$(steady rekap); RC=$(( $(rekap_term) - T0 ))
 E0=$(etcd_changes); EW=$(steady etcd); EC=$(( $(etcd_changes) - E0 ))
 printf "\n| system | writes | leader changes |\n|---|---|---|\n| etcd | %s | %s |\n| Rekap | %s | %s |\n" "$EW" "$EC" "$RW" "$RC"
 fi
-phase failover || exit 0
-
+if phase failover; then
 echo; echo "## Failover: kill -9 of the leader under one writer, $KILLS times each"
 # gap TIMELINE T: from the kill at T to the first acknowledgement that ends
 # the longest silence after it (answers on the wire at T arrive just after).
@@ -188,3 +208,7 @@ PY
 if [ "${#BACK[@]}" -gt 0 ]; then
   echo; echo "Leadership back at node 1 after it followed again (s): ${BACK[*]}"
 fi
+fi
+
+phase catchup || exit 0
+source "$(dirname "$0")/wan_catchup.sh"

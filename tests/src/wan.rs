@@ -304,8 +304,8 @@ const fn regional_link(delay_ms: u64, jitter_ms: u64) -> Shape {
 
 /// The README's regional timing (`--heartbeat-interval`,
 /// `--election-timeout`): a heartbeat above the worst round trip between
-/// voters (Kotabaru–Banjarmasin, 100–190 ms), an election timeout of three.
-pub const REGIONAL_TIMING: (u64, u64) = (200, 600);
+/// voters (Kotabaru–Banjarmasin, 100–190 ms), an election timeout of two.
+pub const REGIONAL_TIMING: (u64, u64) = (200, 400);
 
 /// The timing the WAN scenarios run: the regional timing, or
 /// `REKAP_WAN_TIMING=H,E` to try another.

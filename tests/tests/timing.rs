@@ -129,14 +129,14 @@ async fn timing_that_cannot_work_is_refused_at_start_with_the_reason() {
             id,
             |args| {
                 args.push(("--heartbeat-interval".into(), "100".into()));
-                args.push(("--election-timeout".into(), "250".into()));
+                args.push(("--election-timeout".into(), "150".into()));
             },
             Duration::from_secs(20),
         )
         .await;
     assert!(!status.success());
     assert!(
-        out.contains("--election-timeout 250 ms is under 3 heartbeats"),
+        out.contains("--election-timeout 150 ms is under 2 heartbeats"),
         "{out}"
     );
 }

@@ -140,19 +140,28 @@ impl ChannelPool {
         Ok(ch)
     }
 
-    /// Opens (or keeps open) the connection to `addr` that votes travel
-    /// on, with one health check: a follower sends nothing on it until an
-    /// election, and a TCP and TLS handshake then would cost an election
-    /// three round trips on a WAN link.
+    /// Opens (or keeps open) the connections to `addr` that a failover
+    /// needs at once, with one health check each: votes (and then appends),
+    /// the new leader's heartbeats (its lease) and the calls followers
+    /// forward to it. A follower sends nothing on them until an election,
+    /// and a TCP and TLS handshake then would cost three round trips on a
+    /// WAN link each, one after the other.
     pub async fn warm(&self, addr: &str, within: Duration) {
-        let Ok(ch) = self.get(addr, Purpose::Replication) else {
-            return;
+        let check = |purpose| async move {
+            let Ok(ch) = self.get(addr, purpose) else {
+                return;
+            };
+            let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
+            let req = tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            };
+            let _ = tokio::time::timeout(within, health.check(req)).await;
         };
-        let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
-        let req = tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        };
-        let _ = tokio::time::timeout(within, health.check(req)).await;
+        tokio::join!(
+            check(Purpose::Replication),
+            check(Purpose::Heartbeat),
+            check(Purpose::Public)
+        );
     }
 
     /// The channel for forwarding public calls to `addr`.

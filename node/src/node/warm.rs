@@ -1,6 +1,8 @@
-//! Keeps this node's connections to the other voters open, so the first
-//! vote after a leader dies does not wait for a TCP and TLS handshake
-//! (three round trips on a WAN link, half a second on the regional one).
+//! Keeps this node's connections to the other voters open, so a failover
+//! (the first vote after a leader dies, the new leader's first heartbeat,
+//! the first call a follower forwards to it) does not wait for TCP and TLS
+//! handshakes (three round trips each on a WAN link, half a second on the
+//! regional one).
 
 use std::sync::Arc;
 use std::time::Duration;
