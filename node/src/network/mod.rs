@@ -85,6 +85,12 @@ pub struct Links {
     pub snapshot_rate: Option<u64>,
     pub connect_timeout: Duration,
     pub keep_alive_timeout: Duration,
+    /// A snapshot transfer fills its link: a keep-alive ping waits behind
+    /// everything queued ahead of it, seconds on a thin link, so on the
+    /// snapshot connection it may take as long as a snapshot step. With a
+    /// heartbeat's allowance, the 2019 state over 4 Mbit/s lost its
+    /// connection every 10-20 s, and with it the data still on the wire.
+    pub snapshot_keep_alive_timeout: Duration,
 }
 
 impl Links {
@@ -98,6 +104,9 @@ impl Links {
             snapshot_rate,
             connect_timeout: timing.connect_timeout(),
             keep_alive_timeout: timing.keep_alive_timeout(),
+            snapshot_keep_alive_timeout: Duration::from_millis(
+                timing.install_snapshot_timeout_ms(),
+            ),
         }
     }
 }
@@ -127,12 +136,16 @@ impl ChannelPool {
         if let Some(ch) = pool.channels.get(&(addr.to_string(), purpose)) {
             return Ok(ch.clone());
         }
+        let keep_alive_timeout = match purpose {
+            Purpose::Snapshot => self.links.snapshot_keep_alive_timeout,
+            _ => self.links.keep_alive_timeout,
+        };
         let ch = endpoint(addr, self.tls.as_deref())?
             .local_address(self.links.source)
             .connect_timeout(self.links.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(self.links.keep_alive_timeout)
+            .keep_alive_timeout(keep_alive_timeout)
             .keep_alive_while_idle(true)
             .connect_lazy();
         pool.channels
