@@ -217,6 +217,8 @@ mod tests {
             "{e}"
         );
         assert!(Timing::new(5, 250).is_err());
+        // The README's regional row sits exactly on the bound.
+        assert!(Timing::new(200, 400).is_ok());
         assert!(Timing::new(100, 60_000).is_err());
         let wan = Timing::new(100, 1000).expect("etcd's defaults");
         assert_eq!(

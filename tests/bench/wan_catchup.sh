@@ -8,13 +8,15 @@ DATA="${REKAP_DATA:-$PWD/../shared/data}/pilpres2019_tps.csv.gz"
 [ -f "$DATA" ] || { echo "missing $DATA: no catch-up phase" >&2; exit 1; }
 CUT="${WAN_CUT_SECONDS:-30}"
 MBIT=4
+# office4 [cut|heal]: node 4's link as Kotabaru's, capped at MBIT.
+office4() { printf 'shape 4 35 30 1 %s\n%s\n' "$MBIT" "${1:+$1 4}" >"$CONTROL"; }
 echo; echo "## Catch-up of a new node by snapshot: 2019 state, $MBIT Mbit/s, a ${CUT} s cut mid-way"
 "$CTL" pilpres2019 "$DATA" --out "$DIR/p19" >/dev/null
 "$CTL" "${A[@]}" --timeout 600 registry load "$DIR/p19" >/dev/null
 read -ra OP <<<"$(operator_args 7600 PPWP-2019)"
 "$CTL" "${OP[@]}" --timeout 600 import "$DIR/p19/results.csv" --batch 1000 >/dev/null
 
-printf 'shape 4 35 30 1 %s\n' "$MBIT" >"$CONTROL"
+office4
 "$BIN/rekap-node" --id 4 --listen 127.0.0.1:7504 --advertise 127.0.0.1:7604 --data-dir "$DIR/wan-4" \
   --certs-dir "$DIR/certs/node-4" --heartbeat-interval 200 --election-timeout 400 \
   --leader-priority 0 >>"$DIR/wan-4.log" 2>&1 &
@@ -43,10 +45,10 @@ half_there() { local got size; read -r got size < <(partial_bytes) && [ "$((got 
 half_or_done() { half_there || caught_up; }
 wait_for 1800 half_or_done || { echo "node 4 never held half a snapshot" >&2; exit 1; }
 read -r AT SIZE < <(partial_bytes) || { echo "node 4 caught up from the log, without a snapshot" >&2; exit 1; }
-printf 'shape 4 35 30 1 %s\ncut 4\n' "$MBIT" >"$CONTROL"
+office4 cut
 TC=$(now)
 sleep "$CUT"  # the fault's length, not a wait for a condition
-printf 'shape 4 35 30 1 %s\nheal 4\n' "$MBIT" >"$CONTROL"
+office4 heal
 CUT_TOOK=$(since "$TC")
 wait_for 3600 caught_up || { echo "node 4 never applied index $WANT" >&2; exit 1; }
 TOOK=$(since "$T0")

@@ -1,5 +1,5 @@
 //! What a node asks of the other members: who they are, and their status.
-//! Placement, the timing check, the vote-connection warmer and the
+//! Placement, the timing check, the connection warmer and the
 //! transfer's confirmation all ask the same way.
 
 use std::time::Duration;

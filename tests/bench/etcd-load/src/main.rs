@@ -97,7 +97,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     // Every write must be there: count the run's keys back.
-    // With --retry a member may be down or restarting: ask until one answers.
+    // With --retry a member may be down or restarting: ask until one
+    // answers, for up to a minute.
+    let asking = std::time::Instant::now();
     let stored = loop {
         let asked = async {
             let mut client = Client::connect(&a.endpoints, None).await?;
@@ -115,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
         };
         match asked.await {
             Ok(n) => break n,
-            Err(_) if a.retry => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) if a.retry && asking.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             Err(e) => return Err(e.into()),
         }
     };
