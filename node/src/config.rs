@@ -76,6 +76,13 @@ pub struct Args {
     /// lead while another node can" (an office on satellite).
     #[arg(long, env = "REKAP_LEADER_PRIORITY")]
     pub leader_priority: Option<u32>,
+    /// Whether a follower that stops hearing from its leader checks that
+    /// the leader's address still takes connections, and fails over at
+    /// once when it refuses them (its process is gone; default true). Set
+    /// false where a middlebox may reset connections to a live leader
+    /// (README, "Tuning").
+    #[arg(long, env = "REKAP_PROBE_DEAD_LEADER", action = clap::ArgAction::Set)]
+    pub probe_dead_leader: Option<bool>,
     /// The most a snapshot is sent at, per second, to each node that
     /// catches up by snapshot: "4mbit", "512kib", "2mib", or bytes. Keeps a
     /// transfer over a thin link from starving the log stream beside it.
@@ -112,6 +119,7 @@ struct FileConfig {
     heartbeat_interval: Option<u64>,
     election_timeout: Option<u64>,
     leader_priority: Option<u32>,
+    probe_dead_leader: Option<bool>,
     source_address: Option<std::net::IpAddr>,
     snapshot_rate: Option<String>,
 }
@@ -133,6 +141,8 @@ pub struct Config {
     pub cluster_name: String,
     pub timing: crate::timing::Timing,
     pub leader_priority: u32,
+    /// `node::dead_leader`.
+    pub probe_dead_leader: bool,
     pub source_address: Option<std::net::IpAddr>,
     /// Bytes per second.
     pub snapshot_rate: Option<u64>,
@@ -227,6 +237,10 @@ impl Config {
             snapshot_rate,
             timing,
             leader_priority: args.leader_priority.or(file.leader_priority).unwrap_or(1),
+            probe_dead_leader: args
+                .probe_dead_leader
+                .or(file.probe_dead_leader)
+                .unwrap_or(true),
             source_address: args.source_address.or(file.source_address),
             cluster_name,
             id,

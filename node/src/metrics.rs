@@ -71,6 +71,7 @@ pub struct Metrics {
     has_leader: Gauge,
     is_leader: Gauge,
     leader_changes: Counter,
+    dead_leaders: Counter,
     term: Gauge,
     last_log: Gauge,
     committed: Gauge,
@@ -100,6 +101,7 @@ impl Metrics {
             has_leader: Gauge::default(),
             is_leader: Gauge::default(),
             leader_changes: Counter::default(),
+            dead_leaders: Counter::default(),
             term: Gauge::default(),
             last_log: Gauge::default(),
             committed: Gauge::default(),
@@ -130,6 +132,11 @@ impl Metrics {
             "rekap_server_leader_changes_seen",
             "Leaders this node has seen take over",
             m.leader_changes.clone(),
+        );
+        r.register(
+            "rekap_server_dead_leaders_found",
+            "Leaders this node found gone (silent, and their address refused connections) and stopped waiting for",
+            m.dead_leaders.clone(),
         );
         r.register("rekap_raft_term", "The current Raft term", m.term.clone());
         r.register(
@@ -272,6 +279,11 @@ impl Metrics {
     }
 
     /// Counts each new leader this node learns of, until Raft stops.
+    /// `node::dead_leader` found its leader's process gone.
+    pub fn count_dead_leader(&self) {
+        self.dead_leaders.inc();
+    }
+
     pub async fn count_leader_changes(self: Arc<Self>, raft: Raft) {
         let mut rx = raft.metrics();
         let mut seen = None;

@@ -116,6 +116,9 @@ pub async fn serve(
         tasks.push(tokio::spawn(crate::node::peer_timing::watch(node.clone()).in_current_span()));
         tasks.push(tokio::spawn(crate::node::placement::run(node.clone()).in_current_span()));
         tasks.push(tokio::spawn(crate::node::warm::run(node.clone()).in_current_span()));
+        if cfg.probe_dead_leader {
+            tasks.push(tokio::spawn(crate::node::dead_leader::run(node.clone()).in_current_span()));
+        }
         if let Some(addr) = &cfg.http_listen {
             // Bound here, so a taken port stops the start with its reason.
             let listener = TcpListener::bind(addr)

@@ -142,12 +142,19 @@ impl Wan {
             while let Ok((conn, from)) = listener.accept().await {
                 let links = links.clone();
                 tokio::spawn(async move {
+                    let far = links.office_of(from.ip());
+                    let here = Some(office_ip(id));
                     let Ok(node) = TcpStream::connect(upstream).await else {
+                        // As a host whose process is gone answers a SYN:
+                        // a reset, a round trip later (never over a cut).
+                        for (a, b) in [(far, here), (here, far)] {
+                            links.wait_uncut(a, b).await;
+                            tokio::time::sleep_until(links.arrival(a, b, 1)).await;
+                        }
+                        let _ = conn.set_zero_linger();
                         return;
                     };
                     let _ = (conn.set_nodelay(true), node.set_nodelay(true));
-                    let far = links.office_of(from.ip());
-                    let here = Some(office_ip(id));
                     let (cr, cw) = conn.into_split();
                     let (nr, nw) = node.into_split();
                     tokio::join!(

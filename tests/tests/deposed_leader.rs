@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use rekap_client::proto as pb;
+use rekap_tests::http::{get, sample};
 use rekap_tests::workload::submission;
 use rekap_tests::{CONTEST, KABUPATEN, start_with_a_result, wait_until};
 
@@ -54,6 +55,19 @@ async fn a_woken_deposed_leader_never_serves_a_stale_linearizable_read() {
         },
     )
     .await;
+    // Frozen is not dead: its port still takes connections (the kernel
+    // answers), so no one took it for gone (`node::dead_leader`), and the
+    // election waited out its lease.
+    for id in &others {
+        let (_, text) = get(&cluster.pki.ca_dir(), &cluster.http_addr(*id), "/metrics")
+            .await
+            .expect("metrics");
+        assert_eq!(
+            sample(&text, "rekap_server_dead_leaders_found_total"),
+            Some(0.0),
+            "node {id} took the frozen leader {old} for dead"
+        );
+    }
     let o = cluster
         .client_for(new)
         .submit(submission(&tps[1], 1))

@@ -3,7 +3,8 @@
 //! shows who leads, the Raft indexes as they move, the leader's view of its
 //! peers, fsyncs and applies, and each decided submission by outcome and
 //! rule. After a kill -9 of the leader the survivors report the new leader
-//! and count the change. Plain HTTP to the HTTPS port gets no answer.
+//! and count the change, and count the leader as found dead (its port
+//! refused them). Plain HTTP to the HTTPS port gets no answer.
 
 use std::time::Duration;
 
@@ -197,10 +198,16 @@ async fn every_node_reports_leader_indexes_and_submissions() {
     );
 
     // The leader dies: the survivors report a new one and count the change.
+    // Its port refuses connections at once, so they need not wait out its
+    // lease (`node::dead_leader`): they count it as found dead.
     let seen_before = value(
         &scrape(&cluster, followers[0]).await,
         "rekap_server_leader_changes_seen_total",
     );
+    let dead = "rekap_server_dead_leaders_found_total";
+    for f in &followers {
+        assert_eq!(value(&scrape(&cluster, *f).await, dead), 0.0);
+    }
     cluster.kill(leader);
     let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     for f in &followers {
@@ -219,4 +226,12 @@ async fn every_node_reports_leader_indexes_and_submissions() {
             assert!(value(&t, "rekap_server_leader_changes_seen_total") > seen_before);
         }
     }
+    let mut found = 0.0;
+    for f in &followers {
+        found += value(&scrape(&cluster, *f).await, dead);
+    }
+    assert!(
+        found >= 1.0,
+        "no survivor found the killed leader's port refusing connections"
+    );
 }

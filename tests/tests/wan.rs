@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rekap_client::proto as pb;
+use rekap_tests::http::{get, sample};
 use rekap_tests::wan::{self, SATELLITE};
 use rekap_tests::workload::{History, Workload, check_all, submission};
 use rekap_tests::{
@@ -103,6 +104,16 @@ async fn failover_on_the_wan_and_back_to_the_preferred_office() {
     let killed_at = Instant::now();
     let next = leader_seen_by_others(&c, 1).await;
     let elected = killed_at.elapsed();
+    // Node 1's office still answers (its host is up): the reset a round
+    // trip away tells the others its process is gone.
+    let mut found = 0.0;
+    for id in [2, 3] {
+        let (_, text) = get(&c.pki.ca_dir(), &c.http_addr(id), "/metrics")
+            .await
+            .expect("metrics");
+        found += sample(&text, "rekap_server_dead_leaders_found_total").unwrap_or(0.0);
+    }
+    assert!(found >= 1.0, "no survivor found node 1's process gone");
     load.wait_acked(200, Duration::from_secs(60)).await;
 
     c.restart(1);

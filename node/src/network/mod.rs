@@ -30,6 +30,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 mod append;
 pub mod health;
+mod probe;
 mod snapshot;
 
 pub use health::PeerHealth;

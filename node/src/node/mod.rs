@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+pub mod dead_leader;
 pub mod peer_timing;
 mod peers;
 pub mod placement;
