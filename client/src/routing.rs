@@ -225,7 +225,9 @@ impl Client {
                         return Err(status);
                     }
                     // Follow a hint once; if it fails too, go round the list.
-                    hint = leader.filter(|l| *l != addr && hint.as_deref() != Some(l));
+                    // A node that names itself (it won an election while it
+                    // held this call for the old leader) is asked again.
+                    hint = leader.filter(|l| hint.as_deref() != Some(l));
                     tracing::debug!(%addr, code = ?status.code(), msg = status.message(), ?hint, "retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.opts.backoff_max);

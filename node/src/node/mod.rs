@@ -273,7 +273,13 @@ impl Node {
                     tracing::debug!(from = id, to = next.0, "leader changed while forwarding");
                     leader = next;
                 }
-                _ => return Err(failed),
+                // The answer names this node as the leader: the client asks
+                // here again at once.
+                Some(_) => {
+                    return Err(Unavailable::LeadershipMoved
+                        .status("this node was elected while it held the call; retry here"));
+                }
+                None => return Err(failed),
             }
         }
         unreachable!("the last attempt returns")
