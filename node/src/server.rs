@@ -98,6 +98,7 @@ pub async fn serve(
             watches: crate::watch::Hub::new(sm.clone()),
             handover: Default::default(),
             heard_leader: std::sync::Mutex::new(std::time::Instant::now()),
+            peer_priorities: Default::default(),
         });
 
         let (reporter, health) = tonic_health::server::health_reporter();

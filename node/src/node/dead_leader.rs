@@ -23,8 +23,7 @@
 //! of voters would break it for up to one lease. `--probe-dead-leader
 //! false` turns this off.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
@@ -33,20 +32,8 @@ use openraft::raft::TransferLeaderRequest;
 use super::Node;
 use crate::raft::NodeId;
 
-/// How often the leaders' priorities are asked for (they change only when
-/// a node restarts with another `--leader-priority`).
-const PRIORITIES_EVERY: Duration = Duration::from_secs(30);
-
 /// Runs for as long as the node does.
 pub async fn run(node: Arc<Node>) {
-    let priorities = Mutex::new(HashMap::new());
-    tokio::join!(
-        watch_priorities(&node, &priorities),
-        watch_leader(&node, &priorities)
-    );
-}
-
-async fn watch_leader(node: &Node, priorities: &Mutex<HashMap<NodeId, u32>>) {
     let h = node.timing.heartbeat();
     // One heartbeat is late; at least 50 ms late, so a busy loopback's
     // jitter is no cause.
@@ -100,8 +87,8 @@ async fn watch_leader(node: &Node, priorities: &Mutex<HashMap<NodeId, u32>>) {
             tracing::warn!(error = %e, "could not drop the dead leader's lease");
             continue;
         }
-        let turn = turn(node, leader, &priorities.lock().expect("priorities lock"));
-        stand_in_turn(node, leader, turn).await;
+        let turn = turn(&node, leader);
+        stand_in_turn(&node, leader, turn).await;
     }
 }
 
@@ -128,7 +115,8 @@ async fn stand_in_turn(node: &Node, dead: NodeId, turn: u32) {
 }
 
 /// How many of the other surviving voters are better placed than this one.
-fn turn(node: &Node, dead: NodeId, priorities: &HashMap<NodeId, u32>) -> u32 {
+fn turn(node: &Node, dead: NodeId) -> u32 {
+    let priorities = node.peer_priorities.lock().expect("priorities lock");
     let mine = (node.leader_priority, node.id);
     let better = node
         .other_members(true)
@@ -146,23 +134,6 @@ fn turn(node: &Node, dead: NodeId, priorities: &HashMap<NodeId, u32>) -> u32 {
 /// then the lower id.
 fn before(a: (u32, NodeId), b: (u32, NodeId)) -> bool {
     a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
-}
-
-/// Keeps the voters' priorities, asked every `PRIORITIES_EVERY`.
-async fn watch_priorities(node: &Node, priorities: &Mutex<HashMap<NodeId, u32>>) {
-    loop {
-        for (id, addr) in node.other_members(true) {
-            if let Some(s) = node.peer_status(&addr, node.timing.lease()).await
-                && s.node_id == id
-            {
-                priorities
-                    .lock()
-                    .expect("priorities lock")
-                    .insert(id, s.leader_priority);
-            }
-        }
-        tokio::time::sleep(PRIORITIES_EVERY).await;
-    }
 }
 
 #[cfg(test)]

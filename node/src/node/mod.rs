@@ -62,6 +62,9 @@ pub struct Node {
     /// start, until then): how stale its local reads may be
     /// (`out_of_touch`).
     pub heard_leader: std::sync::Mutex<Instant>,
+    /// The other members' `--leader-priority`, as `peer_timing` last
+    /// heard them.
+    pub peer_priorities: std::sync::Mutex<std::collections::HashMap<NodeId, u32>>,
 }
 
 /// A voter whose log trails the leader's by more than this is not counted

@@ -1,6 +1,7 @@
 //! Warns when a peer runs other timing than this node: a leader's lease is
 //! only safe while every voter keeps the same one (`crate::timing`), and a
-//! rolling change of the flags is easy to leave half done.
+//! rolling change of the flags is easy to leave half done. Keeps the
+//! peers' leader priorities on the way (`Node::peer_priorities`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +20,21 @@ pub async fn watch(node: Arc<Node>) {
     let mine = node.timing.to_pb();
     let mut told: HashMap<NodeId, pb::Timing> = HashMap::new();
     loop {
-        tokio::time::sleep(EVERY).await;
         let ask = node.timing.lease() * 2 + Duration::from_secs(1);
         for (id, addr) in node.other_members(false) {
-            let Some(theirs) = node.peer_status(&addr, ask).await.and_then(|s| s.timing) else {
+            let Some(status) = node
+                .peer_status(&addr, ask)
+                .await
+                .filter(|s| s.node_id == id)
+            else {
+                continue;
+            };
+            // Kept for `dead_leader`, which picks who stands first by it.
+            node.peer_priorities
+                .lock()
+                .expect("priorities lock")
+                .insert(id, status.leader_priority);
+            let Some(theirs) = status.timing else {
                 continue;
             };
             if theirs == mine {
@@ -39,6 +51,7 @@ pub async fn watch(node: Arc<Node>) {
                 told.insert(id, theirs);
             }
         }
+        tokio::time::sleep(EVERY).await;
     }
 }
 
