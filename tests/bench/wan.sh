@@ -115,7 +115,7 @@ echo; echo "## A satellite voter (node 3 at 300 ms one way, 60 ms jitter), 16 wr
 # or of the growing state weighs on all alike: node 3 regional; node 3 a
 # voter on satellite; and without node 3 (its link cut: the two others must
 # commit alone, as they would if it had never been there). One run of the
-# same setting differs from the next by up to a fifth here, so the table
+# same setting differs from the next by up to a third here, so the table
 # gives every run beside the means.
 satellite() { printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\nshape 3 300 60 0 0\n' >"$CONTROL"; }
 without() { printf 'shape 1 5 5 1 0\nshape 2 15 15 1 0\ncut 3\n' >"$CONTROL"; }
