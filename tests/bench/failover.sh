@@ -33,14 +33,8 @@ for run in $(seq 1 "$RUNS"); do
   T=$(now)
   kill -9 "$(cat "$DIR/fo-$L.pid")"
   wait "$B" || { cat "$DIR/bench.err" >&2; exit 1; }
-  # Acknowledgements already on the wire still arrive just after the kill:
-  # the outage is the longest silence after it, and ends at its first ack.
-  GAPS+=("$(python3 -c "
-ts=sorted(float(l) for l in open('$DIR/timeline') if l.strip())
-assert ts[0] < $T, 'the writer had not started before the kill'
-pairs=[(a, b) for a, b in zip(ts, ts[1:]) if b > $T]
-a, b = max(pairs, key=lambda p: p[1] - p[0])
-print('%.3f' % (b - $T))")")
+  out=$(gap "$DIR/timeline" "$T"); read -r g _ <<<"$out"
+  GAPS+=("$g")
   start_node fo 7440 "$L"
   for _ in $(seq 1 500); do all_caught_up && break; sleep 0.1; done
 done

@@ -99,3 +99,18 @@ t() {
 }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.2f' % ($(now) - $1))"; }
+# gap TIMELINE T: "OUTAGE LATER" for a writer's acknowledgement times
+# around a kill at T. OUTAGE runs from T to the first acknowledgement after
+# the silence the kill began: answers already on the wire at T still arrive
+# after it (up to a one-way delay and a stall), so that silence is the
+# longest one starting within a second of T. LATER is the longest silence
+# after it, which is not this failover (a planned handover, say).
+gap() {
+  python3 -c "
+ts=sorted(float(l) for l in open('$1') if l.strip())
+assert ts and ts[0] < $2, 'the writer had not started before the kill'
+pairs=[(a, b) for a, b in zip(ts, ts[1:]) if b > $2]
+a, b = max((p for p in pairs if p[0] < $2 + 1.0), key=lambda p: p[1] - p[0])
+rest=[q[1] - q[0] for q in pairs if q[0] >= b]
+print('%.3f %.3f' % (b - $2, max(rest, default=0.0)))"
+}

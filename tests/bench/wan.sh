@@ -159,20 +159,9 @@ printf "\n| system | writes | leader changes |\n|---|---|---|\n| etcd | %s | %s 
 fi
 if phase failover; then
 echo; echo "## Failover: kill -9 of the leader under one writer, $KILLS times each"
-# gap TIMELINE T: from the kill at T to the first acknowledgement after the
-# silence it began. Answers already on the wire at T still arrive after it
-# (up to a one-way delay and a stall), so the silence is the longest one
-# that starts within a second of T. A later one is not this failover: when
-# Kotabaru wins (its log was ahead of Banjarmasin's), writes resume under
-# it and placement then hands the leadership on; `later` lists those.
-gap() {
-  python3 -c "
-ts=sorted(float(l) for l in open('$1') if l.strip())
-pairs=[(a, b) for a, b in zip(ts, ts[1:]) if b > $2]
-a, b = max((p for p in pairs if p[0] < $2 + 1.0), key=lambda p: p[1] - p[0])
-rest=[q[1] - q[0] for q in pairs if q[0] >= b]
-print('%.3f %.3f' % (b - $2, max(rest, default=0.0)))"
-}
+# `gap` (lib.sh) takes the silence the kill began. When Kotabaru wins (its
+# log was ahead of Banjarmasin's), writes resume under it and placement
+# then hands the leadership on: that later pause is listed apart.
 RGAPS=(); RLATER=(); BACK=()
 for run in $(seq 1 "$KILLS"); do
   L=$(current rekap_leader)
@@ -182,7 +171,7 @@ for run in $(seq 1 "$KILLS"); do
   sleep 3  # the writer registers its TPS first
   T=$(now); kill -9 "$(cat "$DIR/wan-$L.pid")"
   wait "$B" || { cat "$DIR/bench.err" >&2; exit 1; }
-  read -r g later < <(gap "$DIR/timeline" "$T")
+  out=$(gap "$DIR/timeline" "$T"); read -r g later <<<"$out"
   RGAPS+=("$g"); RLATER+=("$later")
   start_wan_node "$L"
   # Back at the preferred office (node 1) once it is healthy again.
@@ -203,7 +192,7 @@ for run in $(seq 1 "$KILLS"); do
   sleep 2
   T=$(now); kill -9 "$(cat "$DIR/etcd-$L.pid")"
   wait "$B" || { cat "$DIR/ebench.err" >&2; exit 1; }
-  read -r g _ < <(gap "$DIR/etimeline" "$T")
+  out=$(gap "$DIR/etimeline" "$T"); read -r g _ <<<"$out"
   EGAPS+=("$g")
   start_wan_etcd "$L" existing
   wait_for 60 sh -c "curl -fs http://127.0.0.1:$((7510+L))/health | grep -q true"
