@@ -72,6 +72,8 @@ pub struct Metrics {
     is_leader: Gauge,
     leader_changes: Counter,
     dead_leaders: Counter,
+    /// Followers' hints this node took as leader (`network::hint`).
+    pub hints_taken: Counter,
     term: Gauge,
     last_log: Gauge,
     committed: Gauge,
@@ -102,6 +104,7 @@ impl Metrics {
             is_leader: Gauge::default(),
             leader_changes: Counter::default(),
             dead_leaders: Counter::default(),
+            hints_taken: Counter::default(),
             term: Gauge::default(),
             last_log: Gauge::default(),
             committed: Gauge::default(),
@@ -137,6 +140,11 @@ impl Metrics {
             "rekap_server_dead_leaders_found",
             "Leaders this node found gone (silent, and their address refused connections) and stopped waiting for",
             m.dead_leaders.clone(),
+        );
+        r.register(
+            "rekap_raft_follower_hints_taken",
+            "Followers' answers whose named durable log id this node, as leader, took as where their log matches, skipping openraft's search",
+            m.hints_taken.clone(),
         );
         r.register("rekap_raft_term", "The current Raft term", m.term.clone());
         r.register(

@@ -65,12 +65,17 @@ pub async fn serve(
             }
         };
         let pool = ChannelPool::new(tls.clone(), crate::network::Links::new(cfg.source_address, cfg.snapshot_rate, cfg.timing));
+        let metrics = Arc::new(crate::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds(), tls.clone()));
         let network = NetworkFactory {
             node_id: cfg.id,
             pool: pool.clone(),
+            own_log: Some(crate::network::hint::Own {
+                log: log.log_ids(),
+                taken: metrics.hints_taken.clone(),
+            }),
         };
         let appended = log.appended();
-        let metrics = Arc::new(crate::metrics::Metrics::new(log.fsync_seconds(), sm.apply_seconds(), tls.clone()));
+        let durable = log.durable();
         let raft = raft::Raft::new(cfg.id, raft::config(cfg.snapshot_every, cfg.timing)?, network, log, sm.clone()).await?;
         let node = Arc::new(Node {
             id: cfg.id,
@@ -79,6 +84,7 @@ pub async fn serve(
             addr: cfg.advertise.clone(),
             raft: raft.clone(),
             sm: sm.clone(),
+            durable,
             peers: pool,
             // Users would shut out every unauthenticated caller: an
             // insecure cluster has none.

@@ -11,7 +11,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
 use openraft::base::{BoxFuture, BoxStream};
@@ -30,6 +29,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 mod append;
 pub mod health;
+pub mod hint;
 mod probe;
 mod snapshot;
 
@@ -201,6 +201,8 @@ pub fn endpoint(addr: &str, tls: Option<&Tls>) -> Result<Endpoint, tonic::transp
 pub struct NetworkFactory {
     pub node_id: NodeId,
     pub pool: ChannelPool,
+    /// This node's own log, to check a follower's hint against (`hint`).
+    pub own_log: Option<hint::Own>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -227,6 +229,7 @@ impl NetworkFactory {
             addr: node.addr.clone(),
             purpose,
             pool: self.pool.clone(),
+            own_log: self.own_log.clone(),
         }
     }
 }
@@ -238,6 +241,7 @@ pub struct PeerConnection {
     addr: String,
     purpose: Purpose,
     pool: ChannelPool,
+    own_log: Option<hint::Own>,
 }
 
 type RpcErr = RPCError<TypeConfig>;
@@ -372,8 +376,11 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
             let setup = option.hard_ttl().max(Duration::from_secs(1));
             let sent = Arc::new(AtomicU64::new(0));
             let counter = sent.clone();
+            let term = Arc::new(AtomicU64::new(0));
+            let term_seen = term.clone();
             let reqs = input.map(move |r| {
                 counter.fetch_add(1, Ordering::Relaxed);
+                term_seen.store(r.vote.leader_id.term, Ordering::Relaxed);
                 cv::append_request_out(&r)
             });
             let resp = match tokio::time::timeout(setup, append::stream_append(channel, reqs)).await
@@ -388,10 +395,15 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 }
                 Ok(Ok(r)) => r,
             };
-            let watch = Unanswered {
+            let watch = append::Unanswered {
                 peer: (self.target, self.addr.clone(), self.pool.health.clone()),
                 stream: resp.into_inner(),
                 sent,
+                hints: self
+                    .own_log
+                    .clone()
+                    .filter(|_| hint::TAKEN)
+                    .map(|log| (log, term)),
                 received: 0,
                 waiting_since: None,
                 timeout: self.timeout_err(RPCTypes::AppendEntries, STREAM_IDLE),
@@ -505,51 +517,5 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 
     fn backoff(&self) -> Option<Backoff> {
         Some(Backoff::new(std::iter::repeat(Duration::from_millis(200))))
-    }
-}
-
-/// The response side of a replication stream. A live connection to a stuck
-/// process (frozen, or its disk hung) would otherwise stall replication to
-/// it forever; keepalive only catches dead connections. The deadline runs
-/// only while a request is unanswered, so an idle stream stays open.
-struct Unanswered {
-    peer: (NodeId, String, Arc<PeerHealth>),
-    stream: tonic::Streaming<pb::StreamAppendResponse>,
-    sent: Arc<AtomicU64>,
-    received: u64,
-    waiting_since: Option<Instant>,
-    timeout: RpcErr,
-}
-
-impl Unanswered {
-    async fn next(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
-        let item = self.next_unrecorded().await;
-        if let Some(r) = &item {
-            let (id, addr, health) = &self.peer;
-            health.note(*id, addr, r);
-        }
-        item
-    }
-
-    async fn next_unrecorded(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
-        loop {
-            tokio::select! {
-                item = self.stream.next() => {
-                    self.received += 1;
-                    self.waiting_since = None;
-                    return match item? {
-                        Err(status) => Some(Err(status_to_rpc_err(status))),
-                        Ok(r) => Some(cv::stream_result_from_pb(r).map_err(malformed)),
-                    };
-                }
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                    if self.sent.load(Ordering::Relaxed) <= self.received {
-                        self.waiting_since = None;
-                    } else if self.waiting_since.get_or_insert_with(Instant::now).elapsed() > STREAM_IDLE {
-                        return Some(Err(self.timeout.clone()));
-                    }
-                }
-            }
-        }
     }
 }

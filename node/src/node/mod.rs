@@ -44,6 +44,9 @@ pub struct Node {
     pub addr: String,
     pub raft: Raft,
     pub sm: StateMachineStore,
+    /// The newest log id this node's log holds on disk: a follower's answer
+    /// to a new leader names it (`network::hint`).
+    pub durable: crate::store::Durable,
     /// Channels to other nodes' public services, for forwarding.
     pub peers: ChannelPool,
     /// Who becomes the first admin when this node leads a cluster that has

@@ -286,6 +286,7 @@ pub fn stream_result_to_pb(r: &StreamAppendResult<TypeConfig>) -> pb::StreamAppe
     };
     pb::StreamAppendResponse {
         result: Some(result),
+        durable: None,
     }
 }
 

@@ -169,7 +169,11 @@ impl pb::raft_server::Raft for RaftService {
                 if res.is_ok() {
                     node.heard_from_leader();
                 }
-                Ok(cv::stream_result_to_pb(&res))
+                let mut out = cv::stream_result_to_pb(&res);
+                if let Ok(acked) = &res {
+                    out.durable = crate::network::hint::beyond(*acked, node.durable.get());
+                }
+                Ok(out)
             }
             Err(f) => Err(fatal(f)),
         });

@@ -14,7 +14,12 @@ use openraft::storage::IOFlushed;
 use prometheus_client::metrics::histogram::Histogram;
 use rocksdb::DB;
 
-use crate::raft::types::TypeConfig;
+use super::held::Durable;
+use crate::raft::types::{LogId, TypeConfig};
+
+/// An append's callback, and what its fsync makes durable: the append's
+/// last log id and the truncation generation it was written in.
+type Waiting = (IOFlushed<TypeConfig>, Option<(LogId, u64)>);
 
 #[derive(Clone)]
 pub struct Flusher {
@@ -22,17 +27,18 @@ pub struct Flusher {
 }
 
 struct Inner {
-    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    tx: Option<mpsc::Sender<Waiting>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Flusher {
-    /// Starts the fsync thread; each fsync's duration goes to `fsyncs`.
-    pub fn start(db: Arc<DB>, fsyncs: Histogram) -> Self {
-        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
+    /// Starts the fsync thread; each fsync's duration goes to `fsyncs`, and
+    /// what it made durable to `durable`.
+    pub fn start(db: Arc<DB>, fsyncs: Histogram, durable: Durable) -> Self {
+        let (tx, rx) = mpsc::channel::<Waiting>();
         let thread = std::thread::Builder::new()
             .name("rekap-log-fsync".into())
-            .spawn(move || run(db, rx, fsyncs))
+            .spawn(move || run(db, rx, fsyncs, durable))
             .expect("spawn fsync thread");
         Flusher {
             inner: Arc::new(Inner {
@@ -42,11 +48,12 @@ impl Flusher {
         }
     }
 
-    /// Completes `cb` once everything written to the WAL so far is on disk.
-    pub fn flush(&self, cb: IOFlushed<TypeConfig>) {
+    /// Completes `cb` once everything written to the WAL so far is on disk;
+    /// `upto` (log id, generation) is then marked durable first.
+    pub fn flush(&self, cb: IOFlushed<TypeConfig>, upto: Option<(LogId, u64)>) {
         match &self.inner.tx {
             Some(tx) => {
-                if let Err(mpsc::SendError(cb)) = tx.send(cb) {
+                if let Err(mpsc::SendError((cb, _))) = tx.send((cb, upto)) {
                     cb.io_completed(Err(std::io::Error::other("fsync thread stopped")));
                 }
             }
@@ -55,7 +62,7 @@ impl Flusher {
     }
 }
 
-fn run(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>, fsyncs: Histogram) {
+fn run(db: Arc<DB>, rx: mpsc::Receiver<Waiting>, fsyncs: Histogram, durable: Durable) {
     // `recv` fails only once every sender is gone and the queue is empty, so
     // every queued callback is answered before the thread ends.
     while let Ok(first) = rx.recv() {
@@ -64,7 +71,12 @@ fn run(db: Arc<DB>, rx: mpsc::Receiver<IOFlushed<TypeConfig>>, fsyncs: Histogram
         let started = std::time::Instant::now();
         let res = db.flush_wal(true);
         fsyncs.observe(started.elapsed().as_secs_f64());
-        for cb in waiting {
+        for (cb, upto) in waiting {
+            // Marked before the callback: an answer the follower sends after
+            // it never names less than what is on disk.
+            if let (Ok(()), Some((id, generation))) = (&res, upto) {
+                durable.flushed(id, generation);
+            }
             cb.io_completed(
                 res.as_ref()
                     .map(|_| ())

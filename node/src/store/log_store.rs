@@ -14,6 +14,7 @@ use rekap_proto::pb;
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 
 use super::flusher::Flusher;
+use super::held::{Durable, LogIds};
 use super::log_cache::LogCache;
 use super::{CF_LOGS, CF_RAFT_META, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, cf, io_err};
 use crate::raft::convert::{
@@ -44,6 +45,7 @@ pub struct LogStore {
     cache: LogCache,
     /// How long each WAL fsync took (shared by clones, read by `/metrics`).
     fsyncs: Histogram,
+    durable: Durable,
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -59,14 +61,26 @@ fn sync_opts() -> WriteOptions {
 impl LogStore {
     pub fn new(db: Arc<DB>) -> Self {
         let fsyncs = Histogram::new(crate::store::DISK_BUCKETS);
-        let flusher = Flusher::start(db.clone(), fsyncs.clone());
+        let durable = Durable::default();
+        let flusher = Flusher::start(db.clone(), fsyncs.clone(), durable.clone());
         LogStore {
             db,
             flusher,
             appended: Appended::default(),
             cache: LogCache::default(),
             fsyncs,
+            durable,
         }
+    }
+
+    /// The newest log id this log holds on disk (see `held`).
+    pub fn durable(&self) -> Durable {
+        self.durable.clone()
+    }
+
+    /// Reads log ids of this log without keeping the database open.
+    pub fn log_ids(&self) -> LogIds {
+        LogIds::new(&self.db, self.cache.clone())
     }
 
     /// The durations of the log's fsyncs, in seconds.
@@ -215,7 +229,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut b = WriteBatch::default();
         let mut buf = Vec::new();
         let mut kept = Vec::new();
+        let generation = self.durable.generation();
+        let mut last = None;
         for e in entries {
+            last = Some(e.log_id);
             buf.clear();
             encode_entry(&e, &mut buf);
             b.put_cf(logs, index_key(e.log_id.index), &buf);
@@ -224,12 +241,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.appended.add(b.size_in_bytes() as u64);
         self.db.write(b).map_err(io_err)?;
         self.cache.appended(kept);
-        self.flusher.flush(callback);
+        self.flusher.flush(callback, last.map(|l| (l, generation)));
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         self.cache.truncated_after(last_log_id.map(|l| l.index));
+        self.durable.truncated(last_log_id);
         let from = last_log_id.map_or(0, |l| l.index + 1);
         let mut b = WriteBatch::default();
         b.delete_range_cf(cf(&self.db, CF_LOGS), index_key(from), index_key(u64::MAX));

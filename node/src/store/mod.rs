@@ -12,6 +12,7 @@ mod backup;
 pub mod checks;
 mod export;
 mod flusher;
+mod held;
 mod install;
 mod log_cache;
 mod log_store;
@@ -28,6 +29,7 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMo
 
 pub use backup::Cut;
 pub use checks::Owner;
+pub use held::{Durable, LogIds};
 pub use log_store::{Appended, LogStore};
 pub use snapshot::SnapshotFile;
 pub use state_machine::{Installing, SmState, SmView, StateMachineStore};
