@@ -6,11 +6,11 @@
 //! hints applied (`hint`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use openraft::raft::StreamAppendResult;
+use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
 use rekap_proto::pb;
 use tonic::codec::Streaming;
 use tonic::codegen::http::uri::PathAndQuery;
@@ -42,6 +42,47 @@ where
     grpc.streaming(Request::new(requests), path, codec).await
 }
 
+/// What the leader has put on one stream, for reading its answers.
+#[derive(Clone, Default)]
+pub(super) struct Sent {
+    count: Arc<AtomicU64>,
+    /// The term of the requests sent (0 before the first).
+    term: Arc<AtomicU64>,
+    /// Whether the requests have ended. openraft's probe sends one request
+    /// and ends; a pipelined session never ends its requests.
+    ended: Arc<AtomicBool>,
+}
+
+impl Sent {
+    /// `input` as sent on the wire, counted.
+    pub(super) fn requests<S>(&self, input: S) -> impl Stream<Item = pb::AppendRequestOut> + use<S>
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>>,
+    {
+        let (count, term, ended) = (self.count.clone(), self.term.clone(), self.ended.clone());
+        input
+            .map(move |r| {
+                count.fetch_add(1, Ordering::SeqCst);
+                term.store(r.vote.leader_id.term, Ordering::SeqCst);
+                Some(cv::append_request_out(&r))
+            })
+            .chain(futures::stream::once(async move {
+                ended.store(true, Ordering::SeqCst);
+                None
+            }))
+            .filter_map(futures::future::ready)
+    }
+
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// One request, and no more to come: a probe.
+    fn a_probe(&self) -> bool {
+        self.ended.load(Ordering::SeqCst) && self.count() == 1
+    }
+}
+
 /// The response side of a replication stream. A live connection to a stuck
 /// process (frozen, or its disk hung) would otherwise stall replication to
 /// it forever; keepalive only catches dead connections. The deadline runs
@@ -49,10 +90,9 @@ where
 pub(super) struct Unanswered {
     pub(super) peer: (NodeId, String, Arc<PeerHealth>),
     pub(super) stream: tonic::Streaming<pb::StreamAppendResponse>,
-    pub(super) sent: Arc<AtomicU64>,
-    /// The leader's own log and the term of the requests sent, when
-    /// followers' hints are taken (`hint`).
-    pub(super) hints: Option<(hint::Own, Arc<AtomicU64>)>,
+    pub(super) sent: Sent,
+    /// The leader's own log, when followers' hints are taken (`hint`).
+    pub(super) hints: Option<hint::Own>,
     pub(super) received: u64,
     pub(super) waiting_since: Option<Instant>,
     pub(super) timeout: RpcErr,
@@ -63,24 +103,25 @@ impl Unanswered {
         &self,
         r: pb::StreamAppendResponse,
     ) -> Result<StreamAppendResult<TypeConfig>, RpcErr> {
-        let durable = r
-            .durable
-            .map(cv::log_id_from_pb)
-            .transpose()
-            .map_err(malformed)?;
+        let durable = r.durable;
         let res = cv::stream_result_from_pb(r).map_err(malformed)?;
-        Ok(match (res, &self.hints) {
-            (Ok(acked), Some((own, term))) => {
-                let term = term.load(Ordering::Relaxed);
-                let took = hint::take(acked, durable, term, |i| own.log.at(i));
-                if took != acked {
-                    own.taken.inc();
-                    tracing::debug!(peer = self.peer.0, ?acked, ?took, "follower's hint taken");
-                }
-                Ok(took)
-            }
-            (res, _) => res,
-        })
+        // Only a probe's answer. In a pipelined session openraft takes an
+        // acknowledgement as covering what the session has sent, and one
+        // beyond that would let a purge take entries it has still to send.
+        let (Ok(acked), Some(own), Some(durable)) = (&res, &self.hints, durable) else {
+            return Ok(res);
+        };
+        if !self.sent.a_probe() {
+            return Ok(res);
+        }
+        let durable = cv::log_id_from_pb(durable).map_err(malformed)?;
+        let term = self.sent.term.load(Ordering::SeqCst);
+        let took = hint::take(*acked, Some(durable), term, |i| own.log.at(i));
+        if took != *acked {
+            own.taken.inc();
+            tracing::debug!(peer = self.peer.0, ?acked, ?took, "follower's hint taken");
+        }
+        Ok(Ok(took))
     }
 
     pub(super) async fn next(&mut self) -> Option<Result<StreamAppendResult<TypeConfig>, RpcErr>> {
@@ -104,7 +145,7 @@ impl Unanswered {
                     };
                 }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                    if self.sent.load(Ordering::Relaxed) <= self.received {
+                    if self.sent.count() <= self.received {
                         self.waiting_since = None;
                     } else if self.waiting_since.get_or_insert_with(Instant::now).elapsed() > STREAM_IDLE {
                         return Some(Err(self.timeout.clone()));

@@ -8,9 +8,10 @@
 //!
 //! So each success a follower sends on a replication stream also names the
 //! newest log id it holds on disk (`store::Durable`) when that is beyond
-//! the id acknowledged. The leader reports that id to openraft as the
-//! acknowledgement when its own log holds the same id and the id's term is
-//! older than the leader's:
+//! the id acknowledged. On the answer to a probe (one request, then the
+//! stream ends: `network::append::Sent`), the leader reports that id to
+//! openraft as the acknowledgement when its own log holds the same id and
+//! the id's term is older than the leader's:
 //! - By Raft's Log Matching property, two logs holding an entry of the same
 //!   index and term hold the same entries up to it, so the follower's log
 //!   does match the leader's up to there.
@@ -21,8 +22,11 @@
 //!   commits only entries of the leader's own term, which the follower
 //!   acknowledges the usual way, after its own fsync.
 //!
-//! openraft then moves the follower's matching point to that id, exactly as
-//! for a pipelined acknowledgement, and replicates from there. Its debug
+//! openraft then moves the follower's matching point to that id, ends the
+//! probe, and replicates from there. Not on a pipelined session: openraft
+//! takes its acknowledgements as covering what the session has sent, and
+//! one beyond that could let a purge remove entries the session has still
+//! to send. Not on heartbeats, which move no matching point. Its debug
 //! builds assert that a probe's acknowledgement lies within the probe, so
 //! only release builds (every test, benchmark and image here) take hints; a
 //! debug build searches as openraft does.

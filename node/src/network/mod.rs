@@ -8,11 +8,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use openraft::base::{BoxFuture, BoxStream};
 use openraft::errors::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
@@ -374,15 +373,8 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         async move {
             let channel = self.channel().inspect_err(|e| self.failed(e))?;
             let setup = option.hard_ttl().max(Duration::from_secs(1));
-            let sent = Arc::new(AtomicU64::new(0));
-            let counter = sent.clone();
-            let term = Arc::new(AtomicU64::new(0));
-            let term_seen = term.clone();
-            let reqs = input.map(move |r| {
-                counter.fetch_add(1, Ordering::Relaxed);
-                term_seen.store(r.vote.leader_id.term, Ordering::Relaxed);
-                cv::append_request_out(&r)
-            });
+            let sent = append::Sent::default();
+            let reqs = sent.requests(input);
             let resp = match tokio::time::timeout(setup, append::stream_append(channel, reqs)).await
             {
                 Err(_) => return self.note(Err(self.timeout_err(RPCTypes::AppendEntries, setup))),
@@ -399,11 +391,11 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 peer: (self.target, self.addr.clone(), self.pool.health.clone()),
                 stream: resp.into_inner(),
                 sent,
+                // Heartbeats carry no entries and move no one's matching point.
                 hints: self
                     .own_log
                     .clone()
-                    .filter(|_| hint::TAKEN)
-                    .map(|log| (log, term)),
+                    .filter(|_| hint::TAKEN && self.purpose == Purpose::Replication),
                 received: 0,
                 waiting_since: None,
                 timeout: self.timeout_err(RPCTypes::AppendEntries, STREAM_IDLE),
