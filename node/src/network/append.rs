@@ -62,24 +62,24 @@ impl Sent {
         let (count, term, ended) = (self.count.clone(), self.term.clone(), self.ended.clone());
         input
             .map(move |r| {
-                count.fetch_add(1, Ordering::SeqCst);
-                term.store(r.vote.leader_id.term, Ordering::SeqCst);
+                count.fetch_add(1, Ordering::Release);
+                term.store(r.vote.leader_id.term, Ordering::Release);
                 Some(cv::append_request_out(&r))
             })
             .chain(futures::stream::once(async move {
-                ended.store(true, Ordering::SeqCst);
+                ended.store(true, Ordering::Release);
                 None
             }))
             .filter_map(futures::future::ready)
     }
 
     fn count(&self) -> u64 {
-        self.count.load(Ordering::SeqCst)
+        self.count.load(Ordering::Acquire)
     }
 
     /// One request, and no more to come: a probe.
     fn a_probe(&self) -> bool {
-        self.ended.load(Ordering::SeqCst) && self.count() == 1
+        self.ended.load(Ordering::Acquire) && self.count() == 1
     }
 }
 
@@ -115,8 +115,8 @@ impl Unanswered {
             return Ok(res);
         }
         let durable = cv::log_id_from_pb(durable).map_err(malformed)?;
-        let term = self.sent.term.load(Ordering::SeqCst);
-        let took = hint::take(*acked, Some(durable), term, |i| own.log.at(i));
+        let term = self.sent.term.load(Ordering::Acquire);
+        let took = hint::take(*acked, durable, term, |i| own.log.at(i));
         if took != *acked {
             own.taken.inc();
             tracing::debug!(peer = self.peer.0, ?acked, ?took, "follower's hint taken");
