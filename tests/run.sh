@@ -21,6 +21,13 @@ if ! command -v chromium >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
+# The caching front's scenario runs Debian's nginx with deploy/nginx.
+if ! command -v nginx >/dev/null; then
+  echo "installing nginx (the caching front's test)" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null
+fi
 # The Kotabaru night draws its chart with DejaVu Sans.
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -26,6 +26,9 @@ pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 pub const NODE_CERT: &str = "node.crt";
 pub const NODE_KEY: &str = "node.key";
+/// The caching front's (nginx's) certificate and key.
+pub const WEB_CERT: &str = "web.crt";
+pub const WEB_KEY: &str = "web.key";
 
 pub fn user_cert_file(name: &str) -> String {
     format!("client.{name}.crt")
@@ -172,20 +175,46 @@ pub fn issue_node(
     p.subject_alt_names
         .push(SanType::URI(identity::node_uri(id).try_into()?));
     for h in hosts {
-        p.subject_alt_names.push(match h.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(
-                h.clone()
-                    .try_into()
-                    .with_context(|| format!("bad host name {h:?}"))?,
-            ),
-        });
+        p.subject_alt_names.push(san(h)?);
     }
     p.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     sign(ca_dir, out, p, (NODE_CERT, NODE_KEY))
+}
+
+/// A certificate for the dashboard's caching front (nginx) at `hosts`, into
+/// `out/web.crt` and `out/web.key`. It names no node and no user and is
+/// good for serving only, so it opens nothing on a node's gRPC port. A
+/// public dashboard would present a certificate browsers trust instead;
+/// this one is for a front that only the office's own machines read.
+pub fn issue_web(
+    ca_dir: &Path,
+    out: &Path,
+    hosts: &[String],
+    validity: Validity,
+) -> anyhow::Result<PathBuf> {
+    if hosts.is_empty() {
+        bail!("a web certificate needs at least one --host its readers reach it by");
+    }
+    let mut p = base("rekap-web", validity);
+    for h in hosts {
+        p.subject_alt_names.push(san(h)?);
+    }
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    sign(ca_dir, out, p, (WEB_CERT, WEB_KEY))
+}
+
+fn san(h: &str) -> anyhow::Result<SanType> {
+    Ok(match h.parse::<IpAddr>() {
+        Ok(ip) => SanType::IpAddress(ip),
+        Err(_) => SanType::DnsName(
+            h.to_string()
+                .try_into()
+                .with_context(|| format!("bad host name {h:?}"))?,
+        ),
+    })
 }
 
 /// A user certificate for `name` into `out/client.<name>.crt` and `.key`.
@@ -215,11 +244,13 @@ pub fn issue_user(
 /// Everything a new cluster needs, made once: a CA in `out/ca`, each node's
 /// folder `out/node-<id>` and each user's `out/<user>`. What exists already
 /// is kept, so this can run on every start (a compose or Kubernetes init
-/// step). Returns the folders it created.
+/// step). With `web` hosts, also the caching front's folder `out/web`.
+/// Returns the folders it created.
 pub fn ensure_cluster(
     out: &Path,
     nodes: &[(u64, Vec<String>)],
     users: &[String],
+    web: &[String],
     days: i64,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let ca = out.join("ca");
@@ -241,6 +272,11 @@ pub fn ensure_cluster(
             issue_user(&ca, &dir, u, Validity::days(days))?;
             made.push(dir);
         }
+    }
+    let dir = out.join("web");
+    if !web.is_empty() && !dir.join(WEB_CERT).exists() {
+        issue_web(&ca, &dir, web, Validity::days(days))?;
+        made.push(dir);
     }
     Ok(made)
 }

@@ -28,6 +28,19 @@ pub struct Args {
     /// and public); plain HTTP only with --insecure. Off when not given.
     #[arg(long, env = "REKAP_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// How long browsers and caches (nginx, a CDN) may reuse a dashboard
+    /// answer without asking again, in seconds (default 2).
+    #[arg(long, env = "REKAP_HTTP_MAX_AGE")]
+    pub http_max_age: Option<u32>,
+    /// How long after that a cache may still serve the answer while it
+    /// asks for a newer one, in seconds (default 10).
+    #[arg(long, env = "REKAP_HTTP_STALE_WHILE_REVALIDATE")]
+    pub http_stale_while_revalidate: Option<u32>,
+    /// The most live event streams (the dashboard's live pages) this node
+    /// holds open (default 20,000); one more is refused with 503 and
+    /// Retry-After, which a balancer in front takes to another node.
+    #[arg(long, env = "REKAP_HTTP_MAX_STREAMS")]
+    pub http_max_streams: Option<usize>,
     /// Address other nodes and clients use to reach this node (default: --listen).
     #[arg(long, env = "REKAP_ADVERTISE")]
     pub advertise: Option<String>,
@@ -107,6 +120,9 @@ struct FileConfig {
     id: Option<NodeId>,
     listen: Option<String>,
     http_listen: Option<String>,
+    http_max_age: Option<u32>,
+    http_stale_while_revalidate: Option<u32>,
+    http_max_streams: Option<usize>,
     advertise: Option<String>,
     data_dir: Option<PathBuf>,
     initial_cluster: Option<String>,
@@ -130,6 +146,9 @@ pub struct Config {
     pub id: NodeId,
     pub listen: String,
     pub http_listen: Option<String>,
+    /// `Cache-Control` of the dashboard's answers.
+    pub http_cache: crate::http::cache::Policy,
+    pub http_max_streams: usize,
     pub advertise: String,
     pub data_dir: PathBuf,
     pub initial_cluster: BTreeMap<NodeId, String>,
@@ -169,6 +188,17 @@ impl Config {
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:7000".into());
         let http_listen = args.http_listen.or(file.http_listen);
+        let default_cache = crate::http::cache::Policy::default();
+        let http_cache = crate::http::cache::Policy {
+            max_age: args
+                .http_max_age
+                .or(file.http_max_age)
+                .unwrap_or(default_cache.max_age),
+            stale_while_revalidate: args
+                .http_stale_while_revalidate
+                .or(file.http_stale_while_revalidate)
+                .unwrap_or(default_cache.stale_while_revalidate),
+        };
         let advertise = args
             .advertise
             .or(file.advertise)
@@ -246,6 +276,11 @@ impl Config {
             id,
             listen,
             http_listen,
+            http_cache,
+            http_max_streams: args
+                .http_max_streams
+                .or(file.http_max_streams)
+                .unwrap_or(20_000),
             advertise,
             data_dir,
             initial_cluster,

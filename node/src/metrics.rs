@@ -42,6 +42,13 @@ struct RefusalLabels {
     rule: String,
 }
 
+/// How the dashboard answered: `rendered` (a new render), `kept` (an
+/// answer rendered before, or one not kept), `not_modified` (304).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerLabels {
+    pub answer: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KabupatenLabels {
     contest: String,
@@ -74,6 +81,8 @@ pub struct Metrics {
     dead_leaders: Counter,
     /// Followers' hints this node took as leader (`network::hint`).
     pub hints_taken: Counter,
+    /// The dashboard's answers (`http::cache`).
+    pub dashboard: Family<AnswerLabels, Counter>,
     term: Gauge,
     last_log: Gauge,
     committed: Gauge,
@@ -105,6 +114,7 @@ impl Metrics {
             leader_changes: Counter::default(),
             dead_leaders: Counter::default(),
             hints_taken: Counter::default(),
+            dashboard: Family::default(),
             term: Gauge::default(),
             last_log: Gauge::default(),
             committed: Gauge::default(),
@@ -207,6 +217,11 @@ impl Metrics {
                 m.cert_expiry.clone(),
             );
         }
+        r.register(
+            "rekap_http_dashboard_answers",
+            "The dashboard's answers: rendered anew, kept (rendered before), or not_modified (304)",
+            m.dashboard.clone(),
+        );
         r.register(
             "rekap_tps_reported",
             "TPS with a result, per kabupaten and contest",

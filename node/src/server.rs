@@ -132,7 +132,7 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("binding the HTTP listener (--http-listen {addr})"))?;
             tracing::info!(http_listen = %addr, tls = tls.is_some(), "serving /metrics");
-            let served = crate::http::serve(listener, tls.clone(), crate::http::router(node.clone()));
+            let served = crate::http::serve(listener, tls.clone(), crate::http::router(node.clone(), cfg.http_cache, cfg.http_max_streams));
             tasks.push(tokio::spawn(
                 async move {
                     if let Err(e) = served.await {

@@ -38,6 +38,9 @@ pub struct View {
     pub changed_index: u64,
     pub totals: pb::RegionTotals,
     pub children: Vec<pb::RegionTotals>,
+    /// The view as JSON (the dashboard's), made once however many event
+    /// streams send it.
+    pub json: std::sync::OnceLock<String>,
 }
 
 /// Regions whose figures a view of `totals` and `children` shows.
@@ -67,6 +70,7 @@ impl View {
             changed_index,
             totals,
             children,
+            json: std::sync::OnceLock::new(),
         })
     }
 

@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# The public dashboard under load: reads of the national totals (the JSON
-# API, and the HTML page) from one follower's HTTPS listener, with wrk,
-# alone and while 64 writers submit; and the writers' rate alone and
-# beside the readers. 3 nodes on loopback, TLS, as deployed.
+# The public dashboard under load, on the national state: reads of the
+# national totals (the JSON API, and the HTML page) with wrk from one
+# follower's HTTPS listener, as browsers ask (Accept-Encoding: gzip, br),
+# with and without revalidation (If-None-Match with the newest ETag the
+# reader saw); the same page through the shipped nginx front
+# (deploy/nginx) in front of all three nodes, with the requests that reach
+# the nodes; 64 writers' rate beside each against their rate alone; and
+# live event streams held open on one node (STREAMS, default 10,000): the
+# memory each costs, and the writers beside them. 3 nodes on loopback,
+# TLS, as deployed.
 #
 #   bash tests/bench/dashboard.sh [SECONDS]     (default 10 per measure)
 #
-# With NATIONAL=1 the pages read are those of the national synthetic
-# registry (820,000 TPS, 34 provinsi; loading it takes a few minutes), as
-# election night's busiest page would be; otherwise the bench's own.
+# The national synthetic registry (820,000 TPS, 34 provinsi, 30% of the
+# PPWP results in) takes a few minutes to load; NATIONAL=0 reads the
+# bench's own small registry instead.
 source "$(dirname "$0")/lib.sh"
 SECS="${1:-10}"
-if ! command -v wrk >/dev/null; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
-fi
+STREAMS="${STREAMS:-10000}"
+ulimit -n 65536 2>/dev/null || true
+for pkg in wrk nginx; do
+  if ! command -v "$pkg" >/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
+  fi
+done
 for id in 1 2 3; do start_node dash 7460 "$id" --http-listen "127.0.0.1:$((7560 + id))"; done
 read -ra A <<<"$(rekap_args 7460 tls)"
 wait_rekap "${A[@]}"
 CONTEST=$("$CTL" "${A[@]}" --json bench -c 16 -n 2000 --operator-certs-dir "$DIR/certs/bench-op" 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["contest"])')
-if [ "${NATIONAL:-0}" = 1 ]; then
+if [ "${NATIONAL:-1}" = 1 ]; then
   "$CTL" registry generate "$DIR/nat" --national --demo-results 0.3 >/dev/null
   "$CTL" "${A[@]}" --timeout 600 registry load "$DIR/nat" >/dev/null
   read -ra OP <<<"$(operator_args 7460 PPWP)"
@@ -30,10 +40,27 @@ fi
 LEADER=$(leader_addr "${A[@]}")
 for id in 1 2 3; do [ "127.0.0.1:$((7460 + id))" != "$LEADER" ] && { READ_ID=$id; break; }; done
 BASE="https://127.0.0.1:$((7560 + READ_ID))"
+NODE_PID=$(cat "$DIR/dash-$READ_ID.pid")
 writes() { "$CTL" "${A[@]}" --json bench -c 64 -n "$1" --operator-certs-dir "$DIR/certs/bench-op" 2>/dev/null | summary; }
-# wrk URL: "reads/s p50 p99" (latencies in ms).
+
+# A reader that revalidates: it sends the newest ETag it was given.
+cat >"$DIR/etag.lua" <<'EOF'
+local etag = nil
+request = function()
+  if etag then wrk.headers["If-None-Match"] = etag end
+  return wrk.format()
+end
+response = function(status, headers, body)
+  local t = headers["etag"] or headers["ETag"]
+  if t then etag = t end
+end
+EOF
+# reads URL [revalidate]: "reads/s p50 p99 304s" (latencies in ms; 304s:
+# the share of answers that were 304).
 reads() {
-  wrk -t 2 -c 32 -d "${SECS}s" --latency "$1" | python3 -c '
+  local script=()
+  [ "${2:-}" = revalidate ] && script=(-s "$DIR/etag.lua")
+  wrk -t 2 -c 32 -d "${SECS}s" --latency -H "Accept-Encoding: gzip, br" "${script[@]}" "$1" | python3 -c '
 import re, sys
 t = sys.stdin.read()
 unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -42,31 +69,106 @@ def lat(p):
     return float(m.group(1)) * unit[m.group(2)]
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 assert not errors, t
+assert not re.search(r"Socket errors", t), t
 print("%.0f %.2f %.2f" % (float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)), lat(50), lat(99)))'
 }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
 API="$BASE/api/v1/wilayah/ID?pemilihan=$CONTEST"
 PAGE="$BASE/wilayah/ID?pemilihan=$CONTEST"
 curl -sfk "$API" >/dev/null || { echo "the API does not answer at $API" >&2; exit 1; }
-echo "national page: $(curl -sfk "$PAGE" | wc -c) bytes, JSON: $(curl -sfk "$API" | wc -c) bytes, $(curl -sfk "$API" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["children"]), "provinsi,", d["totals"]["tps_total"], "TPS")')"
+echo "national page: $(curl -sfk "$PAGE" | wc -c) bytes ($(curl -sfk -H 'Accept-Encoding: br' "$PAGE" | wc -c) as sent to a browser), JSON: $(curl -sfk "$API" | wc -c) bytes, $(curl -sfk "$API" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["children"]), "provinsi,", d["totals"]["tps_total"], "TPS")')"
+echo "headers: $(curl -sfk -D - -o /dev/null "$PAGE" | grep -iE '^(etag|cache-control):' | tr -d '\r' | paste -sd' ')"
 
-printf "| national totals from a follower, 32 connections | reads/s | p50 ms | p99 ms |\n|---|---|---|---|\n"
-read -r r p50 p99 < <(reads "$API"); printf "| JSON API, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"
-read -r r p50 p99 < <(reads "$PAGE"); printf "| HTML page, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"
+# The nginx front over all three nodes. Requests it sends to a node (cache
+# misses, revalidations, background updates) are logged, and only those.
+# This build's rekapctl: REKAP_BENCH_BIN's may be older than `certs web`.
+"$TARGET/release/rekapctl" certs web --host 127.0.0.1 --ca-dir "$DIR/certs/ca" --out "$DIR/certs/web" >/dev/null
+mkdir -p "$DIR/nginx" && chmod 755 "$DIR" "$DIR/nginx"
+bash deploy/nginx/render.sh --listen 127.0.0.1:7580 \
+  --node 127.0.0.1:7561 --node 127.0.0.1:7562 --node 127.0.0.1:7563 \
+  --ca "$DIR/certs/web/ca.crt" --node-name 127.0.0.1 \
+  --cert "$DIR/certs/web/web.crt" --key "$DIR/certs/web/web.key" \
+  | sed "s|    access_log off;|    log_format upstream '\$upstream_addr';\n    map \$upstream_addr \$went_up { \"\" 0; default 1; }\n    log_subrequest on;\n    access_log $DIR/nginx/upstream.log upstream if=\$went_up;|" \
+  >"$DIR/nginx/nginx.conf"
+nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -g "daemon off;" 2>"$DIR/nginx/error.log" &
+FRONT="https://127.0.0.1:7580/wilayah/ID?pemilihan=$CONTEST"
+for _ in $(seq 1 100); do curl -sfk "$FRONT" >/dev/null && break; sleep 0.1; done
+curl -sfk "$FRONT" >/dev/null || { echo "nginx does not answer: $(cat "$DIR/nginx/error.log")" >&2; exit 1; }
+upstream_lines() { wc -l <"$DIR/nginx/upstream.log" 2>/dev/null || echo 0; }
+
+printf "\n| national totals, 32 connections | reads/s | p50 ms | p99 ms |\n|---|---|---|---|\n"
+read -r r p50 p99 < <(reads "$API"); printf "| JSON API, one follower, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"
+read -r r p50 p99 < <(reads "$API" revalidate); printf "| JSON API revalidated, one follower, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"
+read -r r p50 p99 < <(reads "$PAGE"); printf "| HTML page, one follower, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"
+read -r r p50 p99 < <(reads "$PAGE" revalidate); printf "| HTML page revalidated, one follower, idle | %s | %s | %s |\n" "$r" "$p50" "$p99"
+
 N=$((SECS * 4000))
 read -r w0 wp50 wp99 < <(writes "$N")
-beside() { # URL: reads while the writers run, then the writers' figures
+beside() { # URL [revalidate]: reads while the writers run, then the writers' figures
   writes "$N" >"$DIR/w.out" & W=$!
   sleep 1
-  read -r r p50 p99 < <(reads "$1")
+  read -r r p50 p99 < <(reads "$@")
   wait "$W"
   read -r w wq50 wq99 <"$DIR/w.out"
   echo "$r $p50 $p99 $w $wq50 $wq99"
 }
-read -r r1 a50 a99 w1 b50 b99 < <(beside "$API")
-read -r r2 c50 c99 w2 d50 d99 < <(beside "$PAGE")
-printf "| JSON API, 64 writers running | %s | %s | %s |\n" "$r1" "$a50" "$a99"
-printf "| HTML page, 64 writers running | %s | %s | %s |\n" "$r2" "$c50" "$c99"
+declare -A R
+for what in "JSON API|$API|" "JSON API revalidated|$API|revalidate" "HTML page|$PAGE|" "HTML page revalidated|$PAGE|revalidate"; do
+  IFS='|' read -r name url mode <<<"$what"
+  R[$name]="$(beside "$url" $mode)"
+done
+up0=$(upstream_lines)
+R[nginx]="$(beside "$FRONT")"
+up1=$(upstream_lines)
+for name in "JSON API" "JSON API revalidated" "HTML page" "HTML page revalidated"; do
+  read -r r p50 p99 _ <<<"${R[$name]}"
+  printf "| %s, one follower, 64 writers running | %s | %s | %s |\n" "$name" "$r" "$p50" "$p99"
+done
+read -r r p50 p99 _ <<<"${R[nginx]}"
+printf "| HTML page through nginx (3 nodes), 64 writers running | %s | %s | %s |\n" "$r" "$p50" "$p99"
+sed -n "$((up0 + 1)),${up1}p" "$DIR/nginx/upstream.log" | grep -o '127.0.0.1:756[1-3]' | sort | uniq -c \
+  | awk -v s="$SECS" '{printf "%s%s %.1f/s", (NR>1?", ":""), $2, $1/s} END {print ""}' >"$DIR/per-node"
+echo
+echo "requests nginx sent to the nodes while it served that page: $((up1 - up0)) in all; per node: $(cat "$DIR/per-node")"
+
 printf "\n| 64 writers | writes/s | p50 ms | p99 ms | against alone |\n|---|---|---|---|---|\n"
 printf "| alone | %s | %s | %s | 1.00 |\n" "$w0" "$wp50" "$wp99"
-printf "| beside JSON API readers | %s | %s | %s | %s |\n" "$w1" "$b50" "$b99" "$(ratio "$w1" "$w0")"
-printf "| beside HTML page readers | %s | %s | %s | %s |\n" "$w2" "$d50" "$d99" "$(ratio "$w2" "$w0")"
+for name in "JSON API" "JSON API revalidated" "HTML page" "HTML page revalidated" nginx; do
+  read -r _ _ _ w b50 b99 <<<"${R[$name]}"
+  label="beside $name readers"; [ "$name" = nginx ] && label="beside readers through nginx"
+  printf "| %s | %s | %s | %s | %s |\n" "$label" "$w" "$b50" "$b99" "$(ratio "$w" "$w0")"
+done
+
+# Live pages: STREAMS event streams on the follower, over the national
+# page and every provinsi's.
+PATHS=(--path "/api/v1/events/ID?pemilihan=$CONTEST")
+for code in $(curl -sfk "$API" | python3 -c 'import json,sys; print(" ".join(c["code"] for c in json.load(sys.stdin)["children"]))'); do
+  PATHS+=(--path "/api/v1/events/$code?pemilihan=$CONTEST")
+done
+rss0=$(rss_kib "$NODE_PID")
+"$TARGET/release/rekap-sse-crowd" --addr "127.0.0.1:$((7560 + READ_ID))" --ca-dir "$DIR/certs/ca" \
+  --streams "$STREAMS" "${PATHS[@]}" >"$DIR/crowd.out" 2>&1 & CROWD=$!
+for _ in $(seq 1 600); do
+  open=$(tail -n 1 "$DIR/crowd.out" 2>/dev/null | python3 -c 'import json,sys; d=json.loads(sys.stdin.read() or "{}"); print(d.get("open",0)+d.get("refused",0)+d.get("failed",0))' 2>/dev/null || echo 0)
+  [ "$open" -ge "$STREAMS" ] && break
+  sleep 0.5
+done
+sleep 2
+rss1=$(rss_kib "$NODE_PID")
+v0=$(tail -n 1 "$DIR/crowd.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["views"])')
+read -r ws s50 s99 < <(writes "$N")
+last=$(tail -n 1 "$DIR/crowd.out")
+kill "$CROWD" 2>/dev/null || true
+python3 - "$last" "$v0" "$rss0" "$rss1" "$STREAMS" <<'EOF'
+import json, sys
+d = json.loads(sys.argv[1]); v0, rss0, rss1, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print("\n| live event streams on one follower | |\n|---|---|")
+print("| asked for | %d |" % n)
+print("| open | %d (refused %d, failed %d) |" % (d["open"], d["refused"], d["failed"]))
+print("| node RSS before, with them open | %.0f MiB, %.0f MiB |" % (rss0 / 1024, rss1 / 1024))
+print("| memory per open stream | %.1f KiB |" % ((rss1 - rss0) / max(d["open"], 1)))
+print("| views received while the writers ran | %d |" % (d["views"] - v0))
+EOF
+printf "\n| 64 writers | writes/s | p50 ms | p99 ms | against alone |\n|---|---|---|---|---|\n"
+printf "| beside %s open event streams | %s | %s | %s | %s |\n" "$STREAMS" "$ws" "$s50" "$s99" "$(ratio "$ws" "$w0")"

@@ -12,8 +12,70 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
+/// An answer in full: status, headers and the body as sent (compressed
+/// when the server chose so).
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
 /// GETs `path` from `addr` over HTTPS: the status code and the body.
 pub async fn get(ca_dir: &Path, addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let a = get_with(ca_dir, addr, path, &[]).await?;
+    Ok((a.status, String::from_utf8(a.body.to_vec())?))
+}
+
+/// Opens a server-sent event stream at `path` over HTTPS: the status, and
+/// each event's data as it arrives (the channel closes with the stream).
+pub async fn events(
+    ca_dir: &Path,
+    addr: &str,
+    path: &str,
+) -> anyhow::Result<(u16, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+    let tls = connect(ca_dir, addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri(path)
+        .header(hyper::header::HOST, addr)
+        .header(hyper::header::ACCEPT, "text/event-stream")
+        .body(Full::new(Bytes::new()))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut body = resp.into_body();
+    tokio::spawn(async move {
+        let mut pending = String::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.push_str(&String::from_utf8_lossy(&data));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                if let Some(d) = line.trim_end().strip_prefix("data:")
+                    && tx.send(d.trim_start().to_string()).is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    Ok((status, rx))
+}
+
+async fn connect(
+    ca_dir: &Path,
+    addr: &str,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_dir.join(rekap_client::certs::CA_CERT))? {
         roots.add(cert?)?;
@@ -25,10 +87,20 @@ pub async fn get(ca_dir: &Path, addr: &str, path: &str) -> anyhow::Result<(u16, 
         .with_no_client_auth();
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
     let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let tls = TlsConnector::from(Arc::new(cfg))
+    Ok(TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from(host)?, tcp)
-        .await?;
-    request(tls, addr, hyper::Method::GET, path, String::new()).await
+        .await?)
+}
+
+/// GETs `path` from `addr` over HTTPS with more request `headers`.
+pub async fn get_with(
+    ca_dir: &Path,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Answer> {
+    let tls = connect(ca_dir, addr).await?;
+    send(tls, addr, hyper::Method::GET, path, String::new(), headers).await
 }
 
 /// GETs `path` from `addr` over plain HTTP (a server the test started on
@@ -55,21 +127,45 @@ async fn request<IO>(
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    let a = send(io, addr, method, path, form, &[]).await?;
+    Ok((a.status, String::from_utf8(a.body.to_vec())?))
+}
+
+async fn send<IO>(
+    io: IO,
+    addr: &str,
+    method: hyper::Method,
+    path: &str,
+    form: String,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Answer>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(conn);
-    let req = hyper::Request::builder()
+    let mut req = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header(hyper::header::HOST, addr)
         .header(
             hyper::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
-        )
-        .body(Full::new(Bytes::from(form)))?;
-    let resp = send.send_request(req).await?;
+        );
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(form)))?)
+        .await?;
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8(body.to_vec())?))
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// The value of sample `name` (labels included, as written) in `text`.

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod docker;
 pub mod http;
+pub mod nginx;
 pub mod night;
 pub mod night_report;
 pub mod night_stations;
@@ -566,6 +567,20 @@ impl Cluster {
     /// Waits until the given nodes have applied at least `index`.
     pub async fn wait_applied(&self, ids: &[u64], index: u64, timeout: Duration) {
         wait_applied(self, ids, index, timeout).await
+    }
+
+    /// Waits for a leader, then for every running node to apply what the
+    /// leader had applied (a follower answers from its own state: the
+    /// setup must be there first). Returns the leader.
+    pub async fn settle(&self, timeout: Duration) -> u64 {
+        let leader = self.wait_for_leader(timeout).await;
+        let index = self
+            .status(leader)
+            .await
+            .and_then(|s| s.applied_index)
+            .unwrap_or(0);
+        self.wait_applied(&self.running(), index, timeout).await;
+        leader
     }
 
     /// A plain tonic channel to `addr` as `user`: no retries, no routing,

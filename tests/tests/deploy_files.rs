@@ -129,7 +129,11 @@ fn kubernetes_manifests_have_the_required_fields() {
 fn compose_file_defines_three_healthy_persistent_nodes() {
     let doc = &load("deploy/docker-compose.yml")[0];
     let services = get(doc, &["services"]).as_hash().expect("services");
-    assert_eq!(services.len(), 4, "a certs step and three nodes");
+    assert_eq!(
+        services.len(),
+        5,
+        "a certs step, three nodes and the caching front"
+    );
     let certs = &doc["services"]["certs"];
     let entry: Vec<&str> = get(certs, &["entrypoint"])
         .as_vec()
@@ -139,7 +143,24 @@ fn compose_file_defines_three_healthy_persistent_nodes() {
         .collect();
     assert_eq!(&entry[1..3], &["certs", "cluster"]);
     let volumes = get(doc, &["volumes"]).as_hash().expect("named volumes");
-    for (name, svc) in services.iter().filter(|(n, _)| n.as_str() != Some("certs")) {
+    let web = &doc["services"]["web"];
+    assert_eq!(
+        s(web, &["depends_on", "certs", "condition"]),
+        "service_completed_successfully"
+    );
+    assert!(entry.contains(&"--web"), "the front gets its certificate");
+    let front_mounts = get(web, &["volumes"]).as_vec().expect("web volumes");
+    assert!(
+        front_mounts[0]
+            .as_str()
+            .unwrap()
+            .ends_with("/web:/certs:ro"),
+        "the front mounts its certificate read-only"
+    );
+    for (name, svc) in services
+        .iter()
+        .filter(|(n, _)| n.as_str().is_some_and(|n| n.starts_with("rekap")))
+    {
         let name = name.as_str().unwrap();
         assert_eq!(
             s(svc, &["depends_on", "certs", "condition"]),
@@ -161,8 +182,8 @@ fn compose_file_defines_three_healthy_persistent_nodes() {
         s(env, &["REKAP_INITIAL_ADMIN"]);
         let n = name.trim_start_matches("rekap");
         assert!(
-            entry.contains(&format!("{n}={name},127.0.0.1,localhost").as_str()),
-            "{name}'s certificate names its service and loopback (the health check)"
+            entry.contains(&format!("{n}={name},rekap,127.0.0.1,localhost").as_str()),
+            "{name}'s certificate names its service, the name the front checks, and loopback (the health check)"
         );
         let mounts = get(svc, &["volumes"]).as_vec().unwrap();
         assert!(

@@ -1,28 +1,25 @@
-//! The public dashboard's routes: pages from nasional down to one TPS, a
-//! JSON API of the same views, and server-sent events that keep a region's
-//! page live. Everything is read from this node's applied state with no
+//! The public dashboard's pages, from nasional down to one TPS (the JSON
+//! API and the live events are in `api`). Region pages are kept rendered
+//! (`cache`); every page carries validators and answers `If-None-Match`
+//! before rendering. Everything is read from this node's applied state with no
 //! leader involved, so the pages keep answering through an election; each
 //! says which log index it shows. Read-only: nothing here can change the
 //! count.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use futures::Stream;
 use rekap_proto::pb;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::Pick;
+use super::api::{kept, out_of_touch_since_ms};
+use super::cache::{Pages, Rendered, Version};
 use super::lists::{self, ListPage, TpsPage};
 use super::pages::{self, RegionPage, Source};
 use crate::node::{Node, now_ms};
 use crate::store::SmState;
-use crate::watch::{Refusal, View};
 use rekap_proto::zones::Zone;
 
 const CSS: &str = include_str!("assets/rekap.css");
@@ -30,13 +27,7 @@ const JS: &str = include_str!("assets/rekap.js");
 /// TPS per page of a list.
 const PAGE: usize = 100;
 
-#[derive(Deserialize)]
-pub struct Pick {
-    pemilihan: Option<String>,
-    halaman: Option<String>,
-}
-
-type Page = Result<Html<String>, Refused>;
+const HTML: &str = "text/html; charset=utf-8";
 
 /// A page that cannot be shown, and why, in the page's words.
 pub struct Refused {
@@ -60,8 +51,8 @@ fn source(node: &Node, st: &SmState, lineage: &[pb::Region]) -> Source {
         node_id: node.id,
         applied_index: st.applied_index(),
         at: zone.show(now_ms()),
+        out_of_touch: out_of_touch_since_ms(node).map(|ms| zone.show(ms)),
         zone,
-        out_of_touch: node.out_of_touch(),
     }
 }
 
@@ -74,7 +65,7 @@ fn refused(node: &Node, status: StatusCode, message: &str) -> Refused {
             applied_index: node.sm.applied_index(),
             at: Zone::Wib.show(now_ms()),
             zone: Zone::Wib,
-            out_of_touch: node.out_of_touch(),
+            out_of_touch: out_of_touch_since_ms(node).map(|ms| Zone::Wib.show(ms)),
         },
     }
 }
@@ -120,27 +111,37 @@ pub async fn home() -> Redirect {
 
 pub async fn region(
     State(node): State<Arc<Node>>,
+    State(pages): State<Arc<Pages>>,
     Path(code): Path<String>,
     Query(q): Query<Pick>,
-) -> Page {
-    let st = state(&node)?;
-    let (contests, contest) = pick_contest(&node, &st, &code, q.pemilihan)?;
-    let lineage = st.tally.lineage(&code).map_err(|r| not_found(&node, r))?;
+    req: HeaderMap,
+) -> Response {
+    let render = |node: &Node, code: &str, asked| {
+        render_region(node, code, asked).map_err(|r| Box::new(r.into_response()))
+    };
+    kept(&pages, &node, "region", &code, q.pemilihan, &req, render).await
+}
+
+fn render_region(node: &Node, code: &str, asked: Option<String>) -> Result<Rendered, Refused> {
+    let st = state(node)?;
+    let (contests, contest) = pick_contest(node, &st, code, asked)?;
+    let lineage = st.tally.lineage(code).map_err(|r| not_found(node, r))?;
     let (totals, children) = st
         .tally
-        .children_totals(&code, &contest)
-        .map_err(|r| not_found(&node, r))?;
+        .children_totals(code, &contest)
+        .map_err(|r| not_found(node, r))?;
     let is_desa = lineage
         .last()
         .is_some_and(|r| r.level == pb::RegionLevel::Desa as i32);
     let tps = if is_desa {
         st.tally
-            .desa_tps(&code, &contest)
-            .map_err(|r| not_found(&node, r))?
+            .desa_tps(code, &contest)
+            .map_err(|r| not_found(node, r))?
     } else {
         Vec::new()
     };
-    let src = source(&node, &st, &lineage);
+    let src = source(node, &st, &lineage);
+    let version = Version::of(&st, code, &contest, src.out_of_touch.is_some());
     drop(st);
     let page = RegionPage {
         lineage,
@@ -150,14 +151,17 @@ pub async fn region(
         children,
         tps,
     };
-    Ok(Html(pages::region(&page, &src).into_string()))
+    let html = pages::region(&page, &src).into_string();
+    Ok(Rendered::new(version, page.contest, HTML, html))
 }
 
 pub async fn tps(
     State(node): State<Arc<Node>>,
+    State(pages): State<Arc<Pages>>,
     Path(id): Path<String>,
     Query(q): Query<Pick>,
-) -> Page {
+    req: HeaderMap,
+) -> Result<Response, Refused> {
     let st = state(&node)?;
     let tps = st.tally.tps_info(&id).map_err(|r| not_found(&node, r))?;
     let (contests, contest) = pick_contest(&node, &st, &tps.desa_code, q.pemilihan)?;
@@ -174,19 +178,28 @@ pub async fn tps(
             "Pemilihan ini tidak ada di TPS ini.",
         ));
     };
-    let revisions = st
-        .tally
-        .tps_history(&id, &contest.contest_id)
-        .unwrap_or_default();
     let src = source(&node, &st, &lineage);
-    drop(st);
-    let page = TpsPage {
-        lineage,
-        tps,
-        contest,
-        revisions,
-    };
-    Ok(Html(lists::tps(&page, &src).into_string()))
+    // Every revision of a TPS's result changes its desa's sums.
+    let version = Version::of(
+        &st,
+        &tps.desa_code,
+        &contest.contest_id,
+        src.out_of_touch.is_some(),
+    );
+    Ok(pages.conditional(&req, version, move || {
+        let revisions = st
+            .tally
+            .tps_history(&id, &contest.contest_id)
+            .unwrap_or_default();
+        drop(st);
+        let page = TpsPage {
+            lineage,
+            tps,
+            contest,
+            revisions,
+        };
+        Html(lists::tps(&page, &src).into_string()).into_response()
+    }))
 }
 
 fn list_page(
@@ -224,151 +237,52 @@ fn next_link(code: &str, kind: &str, contest: &str, token: String) -> Option<Str
 
 pub async fn missing(
     State(node): State<Arc<Node>>,
+    State(pages): State<Arc<Pages>>,
     Path(code): Path<String>,
     Query(q): Query<Pick>,
-) -> Page {
+    req: HeaderMap,
+) -> Result<Response, Refused> {
     let st = state(&node)?;
     let token = q.halaman.clone().unwrap_or_default();
     let (mut page, src) = list_page(&node, &st, &code, q)?;
-    let m = st
-        .tally
-        .missing(&code, &page.contest, PAGE, &token)
-        .map_err(|r| not_found(&node, r))?;
-    drop(st);
-    page.total = m.total_missing;
-    page.missing = m.tps;
-    page.next = next_link(&code, "belum-masuk", &page.contest, m.next_page_token);
-    Ok(Html(lists::missing(&page, &src).into_string()))
+    let version = Version::of(&st, &code, &page.contest, src.out_of_touch.is_some());
+    let n: &Node = &node;
+    Ok(pages.conditional(&req, version, move || {
+        let m = match st.tally.missing(&code, &page.contest, PAGE, &token) {
+            Ok(m) => m,
+            Err(r) => return not_found(n, r).into_response(),
+        };
+        drop(st);
+        page.total = m.total_missing;
+        page.missing = m.tps;
+        page.next = next_link(&code, "belum-masuk", &page.contest, m.next_page_token);
+        Html(lists::missing(&page, &src).into_string()).into_response()
+    }))
 }
 
 pub async fn janggal(
     State(node): State<Arc<Node>>,
+    State(pages): State<Arc<Pages>>,
     Path(code): Path<String>,
     Query(q): Query<Pick>,
-) -> Page {
+    req: HeaderMap,
+) -> Result<Response, Refused> {
     let st = state(&node)?;
     let token = q.halaman.clone().unwrap_or_default();
     let (mut page, src) = list_page(&node, &st, &code, q)?;
-    let j = st
-        .tally
-        .janggal_queue(&code, &page.contest, PAGE, &token)
-        .map_err(|r| not_found(&node, r))?;
-    drop(st);
-    page.total = j.total_janggal;
-    page.janggal = j.items;
-    page.next = next_link(&code, "janggal", &page.contest, j.next_page_token);
-    Ok(Html(lists::janggal(&page, &src).into_string()))
-}
-
-fn totals_json(t: &pb::RegionTotals) -> Value {
-    let r = t.region.clone().unwrap_or_default();
-    json!({
-        "code": r.code, "name": r.name, "level": pages::level_name(r.level),
-        "candidates": t.candidates.iter().map(|c| json!({
-            "candidate_id": c.candidate_id, "number": c.number, "name": c.name, "votes": c.votes,
-        })).collect::<Vec<_>>(),
-        "sah": t.sah, "tidak_sah": t.tidak_sah, "total": t.total,
-        "tps_reported": t.tps_reported, "tps_total": t.tps_total, "tps_janggal": t.tps_janggal,
-    })
-}
-
-/// `out_of_touch_ms`: how long the serving node has not heard from a
-/// leader, when over a lease (its numbers may lag by that much); null
-/// while it is in touch.
-pub fn view_json(v: &View, node: &Node) -> Value {
-    let node_id = node.id;
-    json!({
-        "out_of_touch_ms": node.out_of_touch().map(|d| d.as_millis() as u64),
-        "applied_index": v.applied_index,
-        "changed_index": v.changed_index,
-        "node_id": node_id,
-        "totals": totals_json(&v.totals),
-        "children": v.children.iter().map(totals_json).collect::<Vec<_>>(),
-    })
-}
-
-fn api_error(status: StatusCode, rule: &str, message: &str) -> Response {
-    (status, Json(json!({"rule": rule, "message": message}))).into_response()
-}
-
-/// A region's totals and its children's, as JSON.
-pub async fn api_region(
-    State(node): State<Arc<Node>>,
-    Path(code): Path<String>,
-    Query(q): Query<Pick>,
-) -> Response {
-    let Ok(st) = node.sm.try_view() else {
-        return api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "installing_snapshot",
-            "this node is installing a snapshot",
-        );
-    };
-    let contest = q
-        .pemilihan
-        .or_else(|| {
-            st.tally
-                .contests_in(&code)
-                .first()
-                .map(|c| c.contest_id.clone())
-        })
-        .unwrap_or_default();
-    match View::compute(&st, &code, &contest) {
-        Ok(v) => Json(view_json(&v, &node)).into_response(),
-        Err(rej) => api_error(StatusCode::NOT_FOUND, &rej.rule, &rej.message),
-    }
-}
-
-/// Server-sent events: the region's view now, then each change (at most
-/// one per tick), from the watch hub. A browser that reads slowly skips
-/// to the newest view.
-pub async fn events(
-    State(node): State<Arc<Node>>,
-    Path(code): Path<String>,
-    Query(q): Query<Pick>,
-) -> Response {
-    let contest = q.pemilihan.unwrap_or_default();
-    let sub = match node.watches.subscribe(&code, &contest) {
-        Ok(sub) => sub,
-        Err(Refusal::Rejected(rej)) => {
-            return api_error(StatusCode::NOT_FOUND, &rej.rule, &rej.message);
-        }
-        Err(Refusal::Installing(_)) => {
-            return api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "installing_snapshot",
-                "this node is installing a snapshot",
-            );
-        }
-        Err(Refusal::Busy(what)) => {
-            return api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "watchers",
-                &format!("this node serves as many watched {what} as it takes"),
-            );
-        }
-    };
-    let stream = futures::stream::unfold((sub, true), move |(mut sub, first)| {
-        let node = node.clone();
-        async move {
-            if !first && !sub.changed().await {
-                return None;
-            }
-            let view = sub.rx.borrow_and_update().clone();
-            let event = Event::default()
-                .event("view")
-                .id(view.applied_index.to_string())
-                .data(view_json(&view, &node).to_string());
-            Some((Ok::<_, Infallible>(event), (sub, false)))
-        }
-    });
-    sse(stream)
-}
-
-fn sse(stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    let version = Version::of(&st, &code, &page.contest, src.out_of_touch.is_some());
+    let n: &Node = &node;
+    Ok(pages.conditional(&req, version, move || {
+        let j = match st.tally.janggal_queue(&code, &page.contest, PAGE, &token) {
+            Ok(j) => j,
+            Err(r) => return not_found(n, r).into_response(),
+        };
+        drop(st);
+        page.total = j.total_janggal;
+        page.janggal = j.items;
+        page.next = next_link(&code, "janggal", &page.contest, j.next_page_token);
+        Html(lists::janggal(&page, &src).into_string()).into_response()
+    }))
 }
 
 pub async fn css() -> Response {

@@ -6,6 +6,8 @@
 //! `--insecure` node. Each connection (HTTP/1.1 or HTTP/2) is served on its
 //! own task, its TLS handshake included, so a slow client holds up no one.
 
+mod api;
+pub mod cache;
 pub mod dashboard;
 mod lists;
 pub mod metrics;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +27,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 
+use api::Streams;
+use cache::{Pages, Policy};
+use tower_http::compression::CompressionLayer;
+
 use crate::node::Node;
 use crate::security::Tls;
 use crate::security::acceptor::{self, Conn};
@@ -33,8 +39,53 @@ use crate::security::acceptor::{self, Conn};
 /// acceptor bounds the TLS handshake).
 const SLOW_CLIENT: Duration = Duration::from_secs(10);
 
-/// The routes, over `node`'s state.
-pub fn router(node: Arc<Node>) -> Router {
+/// The query of a dashboard page: the contest (`pemilihan`) and, for a
+/// list, the page token (`halaman`).
+#[derive(serde::Deserialize)]
+pub struct Pick {
+    pemilihan: Option<String>,
+    halaman: Option<String>,
+}
+
+/// Rendered answers kept per node, at most this many bytes.
+const KEPT_BYTES: u64 = 64 << 20;
+
+/// What the routes read: the node, and its kept answers.
+#[derive(Clone)]
+struct Web {
+    node: Arc<Node>,
+    pages: Arc<Pages>,
+    streams: Arc<Streams>,
+}
+
+impl FromRef<Web> for Arc<Streams> {
+    fn from_ref(w: &Web) -> Self {
+        w.streams.clone()
+    }
+}
+
+impl FromRef<Web> for Arc<Node> {
+    fn from_ref(w: &Web) -> Self {
+        w.node.clone()
+    }
+}
+
+impl FromRef<Web> for Arc<Pages> {
+    fn from_ref(w: &Web) -> Self {
+        w.pages.clone()
+    }
+}
+
+/// The routes, over `node`'s state, with `policy` for caches and at most
+/// `max_streams` event streams. Answers not kept compressed are compressed
+/// as they go (not the event streams).
+pub fn router(node: Arc<Node>, policy: Policy, max_streams: usize) -> Router {
+    let streams = Arc::new(Streams::new(max_streams));
+    let pages = Arc::new(Pages::new(
+        policy,
+        KEPT_BYTES,
+        node.metrics.dashboard.clone(),
+    ));
     Router::new()
         .route("/metrics", get(scrape))
         .route("/", get(dashboard::home))
@@ -42,11 +93,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/wilayah/{code}/belum-masuk", get(dashboard::missing))
         .route("/wilayah/{code}/janggal", get(dashboard::janggal))
         .route("/tps/{id}", get(dashboard::tps))
-        .route("/api/v1/wilayah/{code}", get(dashboard::api_region))
-        .route("/api/v1/events/{code}", get(dashboard::events))
+        .route("/api/v1/wilayah/{code}", get(api::region))
+        .route("/api/v1/events/{code}", get(api::events))
         .route("/static/rekap.css", get(dashboard::css))
         .route("/static/rekap.js", get(dashboard::js))
-        .with_state(node)
+        .with_state(Web {
+            node,
+            pages,
+            streams,
+        })
+        .layer(CompressionLayer::new())
 }
 
 /// OpenMetrics to a client that asks for it (Prometheus does), the

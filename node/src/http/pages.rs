@@ -18,9 +18,9 @@ pub struct Source {
     pub at: String,
     /// The zone of the page's region: its times are shown in it.
     pub zone: Zone,
-    /// How long the node has not heard from a leader, when over a lease:
-    /// the page may lag the count by that much.
-    pub out_of_touch: Option<std::time::Duration>,
+    /// When the node last heard from a leader (in `zone`), if longer ago
+    /// than a lease: the page may lag the count since then.
+    pub out_of_touch: Option<String>,
 }
 
 /// A region's page: its totals, its children, and for a desa its TPS.
@@ -108,9 +108,9 @@ pub fn layout(title: &str, src: &Source, live: Option<String>, body: Markup) -> 
                     " · " span data-f="at" data-tz=(src.zone.offset_minutes()) data-zone=(src.zone.name()) { (src.at) }
                     " · dilayani node " (src.node_id)
                 }
-                @if let Some(d) = src.out_of_touch {
+                @if let Some(since) = &src.out_of_touch {
                     p.stale role="alert" data-f="stale" {
-                        "Node ini tidak terhubung ke pemimpin klaster sejak " (d.as_secs()) " detik lalu: "
+                        "Node ini tidak terhubung ke pemimpin klaster sejak " (since) ": "
                         "angka di halaman ini mungkin tertinggal. Buka node lain untuk data terbaru."
                     }
                 }

@@ -47,6 +47,24 @@ pub enum CertsCmd {
         /// A user certificate to make, e.g. the first admin; repeatable.
         #[arg(long = "user")]
         users: Vec<String>,
+        /// Hosts of the dashboard's caching front (deploy/nginx), for a
+        /// certificate in OUT/web; repeatable.
+        #[arg(long = "web")]
+        web: Vec<String>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// A certificate for the dashboard's caching front (deploy/nginx):
+    /// web.crt, web.key and ca.crt in --out. Good for serving only: it
+    /// names no node or user.
+    Web {
+        /// Every host name or IP address readers reach the front by.
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "certs/ca")]
+        ca_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
         #[arg(long, default_value_t = 365)]
         days: i64,
     },
@@ -73,13 +91,14 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<()> {
             out,
             nodes,
             users,
+            web,
             days,
         } => {
             let nodes = nodes
                 .iter()
                 .map(|n| parse_node(n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            for dir in certs::ensure_cluster(&out, &nodes, &users, days)? {
+            for dir in certs::ensure_cluster(&out, &nodes, &users, &web, days)? {
                 println!("made {}", dir.display());
             }
             return Ok(());
@@ -100,6 +119,12 @@ pub fn run(cmd: CertsCmd) -> anyhow::Result<()> {
             out,
             days,
         } => certs::issue_user(&ca_dir, &out, &name, Validity::days(days))?,
+        CertsCmd::Web {
+            hosts,
+            ca_dir,
+            out,
+            days,
+        } => certs::issue_web(&ca_dir, &out, &hosts, Validity::days(days))?,
     };
     println!("wrote {}", path.display());
     Ok(())

@@ -47,6 +47,21 @@
     bar(scope, "progress_bar", t.tps_reported, t.tps_total);
     return changed;
   }
+  // The page as the node has it now (asking past the browser's cache). A
+  // node keeps a rendered page for up to a tick, so one that does not yet
+  // show the view's count is asked for again.
+  function refreshList(list, reported, tries) {
+    fetch(location.href, { cache: "no-cache" }).then(function (r) { return r.text(); }).then(function (html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var fresh = doc.getElementById("tps-list");
+      var count = doc.querySelector('main [data-f="tps_reported"]');
+      if (count && count.textContent !== reported && tries > 1) {
+        setTimeout(function () { refreshList(list, reported, tries - 1); }, 300);
+        return;
+      }
+      if (fresh) list.innerHTML = fresh.innerHTML;
+    });
+  }
   var lastReported = null;
   var lastIndex = 0;
   function apply(v) {
@@ -75,16 +90,25 @@
     // the list in, when its count of reported TPS moved.
     var list = document.getElementById("tps-list");
     if (list && lastReported !== null && lastReported !== t.tps_reported) {
-      fetch(location.href).then(function (r) { return r.text(); }).then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("tps-list");
-        if (fresh) list.innerHTML = fresh.innerHTML;
-      });
+      refreshList(list, fmt.format(t.tps_reported), 3);
     }
     lastReported = t.tps_reported;
     document.body.dataset.views = String(Number(document.body.dataset.views || 0) + 1);
   }
-  var es = new EventSource(url);
-  es.addEventListener("view", function (e) { apply(JSON.parse(e.data)); });
-  es.onopen = function () { document.body.classList.add("connected"); };
-  es.onerror = function () { document.body.classList.remove("connected"); };
+  // A node that is full or down answers the stream with an error status,
+  // and the browser then gives up on it: open it again a little later
+  // (through a balancer, on another node), at a random moment so a
+  // crowd does not come back all at once.
+  function connect() {
+    var es = new EventSource(url);
+    es.addEventListener("view", function (e) { apply(JSON.parse(e.data)); });
+    es.onopen = function () { document.body.classList.add("connected"); };
+    es.onerror = function () {
+      document.body.classList.remove("connected");
+      if (es.readyState === EventSource.CLOSED) {
+        setTimeout(connect, 3000 + Math.random() * 4000);
+      }
+    };
+  }
+  connect();
 })();
