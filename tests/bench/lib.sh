@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 "$CTL" certs cluster --out "$DIR/certs" --user admin --user bench-op \
-  --node 1=127.0.0.1 --node 2=127.0.0.1 --node 3=127.0.0.1 --node 4=127.0.0.1 >/dev/null
+  --node 1=127.0.0.1,localhost --node 2=127.0.0.1,localhost --node 3=127.0.0.1,localhost \
+  --node 4=127.0.0.1,localhost >/dev/null
 
 # start_node NAME BASE-PORT ID [node flags...]: one node on BASE+ID, a
 # member of the 3-node cluster NAME; its pid is in $DIR/NAME-ID.pid.
