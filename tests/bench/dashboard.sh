@@ -75,6 +75,18 @@ errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in sock.groups())
 print("%.0f %.2f %.2f %d" % (float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)), lat(50), lat(99), errors))'
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# cpu_s PID: the CPU seconds (user and system) the process has used.
+cpu_s() { python3 -c "import os; f=open('/proc/$1/stat').read().rsplit(')', 1)[1].split(); print((int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK'))"; }
+# idle NAME URL [revalidate]: a row of reads with no writers, with the
+# serving node's CPU per read.
+idle() {
+  local name="$1"; shift
+  local c0 c1; c0=$(cpu_s "$NODE_PID")
+  read -r r p50 p99 e < <(reads "$@")
+  c1=$(cpu_s "$NODE_PID")
+  printf "| %s, one follower, idle | %s | %s | %s | %s | %s |\n" "$name" "$r" "$p50" "$p99" "$e" \
+    "$(python3 -c "print('%.1f' % (($c1 - $c0) * 1e6 / max($r * $SECS, 1)))")"
+}
 
 API="$BASE/api/v1/wilayah/ID?pemilihan=$CONTEST"
 PAGE="$BASE/wilayah/ID?pemilihan=$CONTEST"
@@ -99,11 +111,11 @@ for _ in $(seq 1 100); do curl -sfk "$FRONT" >/dev/null && break; sleep 0.1; don
 curl -sfk "$FRONT" >/dev/null || { echo "nginx does not answer: $(tail -n 5 "$DIR/nginx/error.log")" >&2; exit 1; }
 upstream_lines() { wc -l <"$DIR/nginx/upstream.log" 2>/dev/null || echo 0; }
 
-printf "\n| national totals, 32 connections | reads/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|\n"
-read -r r p50 p99 e < <(reads "$API"); printf "| JSON API, one follower, idle | %s | %s | %s | %s |\n" "$r" "$p50" "$p99" "$e"
-read -r r p50 p99 e < <(reads "$API" revalidate); printf "| JSON API revalidated, one follower, idle | %s | %s | %s | %s |\n" "$r" "$p50" "$p99" "$e"
-read -r r p50 p99 e < <(reads "$PAGE"); printf "| HTML page, one follower, idle | %s | %s | %s | %s |\n" "$r" "$p50" "$p99" "$e"
-read -r r p50 p99 e < <(reads "$PAGE" revalidate); printf "| HTML page revalidated, one follower, idle | %s | %s | %s | %s |\n" "$r" "$p50" "$p99" "$e"
+printf "\n| national totals, 32 connections | reads/s | p50 ms | p99 ms | errors | node CPU per read, us |\n|---|---|---|---|---|---|\n"
+idle "JSON API" "$API"
+idle "JSON API revalidated" "$API" revalidate
+idle "HTML page" "$PAGE"
+idle "HTML page revalidated" "$PAGE" revalidate
 
 # Enough writes to outlast the reads beside them (about 7,000 w/s here).
 N=$((SECS * 9000))
@@ -142,10 +154,10 @@ R[nginx]="$(beside "$FRONT")"
 up1=$(upstream_lines)
 for name in "${NAMES[@]}"; do
   read -r r p50 p99 e _ <<<"${R[$name]}"
-  printf "| %s, one follower, 64 writers running | %s | %s | %s | %s |\n" "$name" "$r" "$p50" "$p99" "$e"
+  printf "| %s, one follower, 64 writers running | %s | %s | %s | %s | |\n" "$name" "$r" "$p50" "$p99" "$e"
 done
 read -r r p50 p99 e _ <<<"${R[nginx]}"
-printf "| HTML page through nginx (3 nodes), 64 writers running | %s | %s | %s | %s |\n" "$r" "$p50" "$p99" "$e"
+printf "| HTML page through nginx (3 nodes), 64 writers running | %s | %s | %s | %s | |\n" "$r" "$p50" "$p99" "$e"
 sed -n "$((up0 + 1)),${up1}p" "$DIR/nginx/upstream.log" | grep -o '127.0.0.1:756[1-3]' | sort | uniq -c \
   | awk -v s="$SECS" '{printf "%s%s %.1f/s", (NR>1?", ":""), $2, $1/s} END {print ""}' >"$DIR/per-node"
 echo
