@@ -43,7 +43,8 @@ struct RefusalLabels {
 }
 
 /// How the dashboard answered: `rendered` (a new render), `kept` (an
-/// answer rendered before, or one not kept), `not_modified` (304).
+/// answer rendered before), `not_modified` (304), `refused` (an error
+/// answer: an unknown region, or a state being installed).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AnswerLabels {
     pub answer: &'static str,
@@ -219,7 +220,7 @@ impl Metrics {
         }
         r.register(
             "rekap_http_dashboard_answers",
-            "The dashboard's answers: rendered anew, kept (rendered before), or not_modified (304)",
+            "The dashboard's answers: rendered anew, kept (rendered before), not_modified (304), or refused (an error answer)",
             m.dashboard.clone(),
         );
         r.register(

@@ -5,10 +5,13 @@
 # with and without revalidation (If-None-Match with the newest ETag the
 # reader saw); the same page through the shipped nginx front
 # (deploy/nginx) in front of all three nodes, with the requests that reach
-# the nodes; 64 writers' rate beside each against their rate alone; and
-# live event streams held open on one node (STREAMS, default 10,000): the
-# memory each costs, and the writers beside them. 3 nodes on loopback,
-# TLS, as deployed.
+# the nodes; 64 writers' rate beside each against their rate alone; the
+# same readers at the targets' paces (an open loop: 20,000 JSON and 10,000
+# page reads a second on one follower, 30,000 through nginx) with their
+# latencies; and live event streams held open on one node (STREAMS,
+# default 10,000): the memory each costs, and the writers beside them,
+# also with the streams on the contest being written. 3 nodes on
+# loopback, TLS, as deployed.
 #
 #   bash tests/bench/dashboard.sh [SECONDS]     (default 10 per measure)
 #
@@ -171,6 +174,32 @@ for name in "${NAMES[@]}" nginx; do
   printf "| %s | %s | %s | %s | %s |\n" "$label" "$w" "$b50" "$b99" "$(ratio "$w" "$w0")"
 done
 
+# Readers at a set pace (an open loop, as a crowd is; wrk above sends as
+# fast as answers come back): the targets' rates, 64 writers running.
+# Latency counts from each request's due time (rekap-http-load).
+paced() { # ADDR PATH RATE [revalidate]: "answered/s p50 p99 p999 errors 304s"
+  "$TARGET/release/rekap-http-load" --addr "$1" --ca-dir "$DIR/certs/ca" --path "$2" \
+    --rate "$3" --secs "$SECS" ${4:+--revalidate}
+}
+beside_paced() { # ADDR PATH RATE [revalidate]: the readers' figures, then the writers'
+  writes "$((SECS * 12000))" >"$DIR/w.out" & W=$!
+  sleep 1
+  local r; r="$(paced "$@")"
+  wait "$W"
+  echo "$r $(cat "$DIR/w.out")"
+}
+NODE_ADDR="127.0.0.1:$((7560 + READ_ID))"
+printf "\n| paced readers, 64 writers running | asked/s | answered/s | p50 ms | p99 ms | p99.9 ms | errors | writers against alone |\n|---|---|---|---|---|---|---|---|\n"
+for what in "national JSON API, one follower|$NODE_ADDR|/api/v1/wilayah/ID?pemilihan=$CONTEST|20000|" \
+    "national JSON API revalidated, one follower|$NODE_ADDR|/api/v1/wilayah/ID?pemilihan=$CONTEST|20000|revalidate" \
+    "national HTML page, one follower|$NODE_ADDR|/wilayah/ID?pemilihan=$CONTEST|10000|" \
+    "national HTML page revalidated, one follower|$NODE_ADDR|/wilayah/ID?pemilihan=$CONTEST|10000|revalidate" \
+    "national HTML page through nginx (3 nodes)|127.0.0.1:7580|/wilayah/ID?pemilihan=$CONTEST|30000|"; do
+  IFS='|' read -r name addr path rate mode <<<"$what"
+  read -r r p50 p99 p999 e _ w _ _ < <(beside_paced "$addr" "$path" "$rate" $mode)
+  printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n" "$name" "$rate" "$r" "$p50" "$p99" "$p999" "$e" "$(ratio "$w" "$w0")"
+done
+
 # Live pages: STREAMS event streams on the follower, over the national
 # page and every provinsi's.
 PATHS=(--path "/api/v1/events/ID?pemilihan=$CONTEST")
@@ -203,3 +232,47 @@ print("| views received while the writers ran | %d |" % (d["views"] - v0))
 EOF
 printf "\n| 64 writers | writes/s | p50 ms | p99 ms | against alone |\n|---|---|---|---|---|\n"
 printf "| beside %s open event streams | %s | %s | %s | %s |\n" "$STREAMS" "$ws" "$s50" "$s99" "$(ratio "$ws" "$w0")"
+
+# Event streams on the contest being written: STREAMS browsers on the
+# national page of the writers' own contest, each sent a view a second.
+# One long run of writes (its acknowledgement times kept): the writers'
+# rate while the streams are open, against the same run's rate after
+# they close.
+rm -f "$DIR/w.err"
+"$CTL" "${A[@]}" --json bench -c 64 -n "$((SECS * 40000))" --timeline "$DIR/acks" \
+  --operator-certs-dir "$DIR/certs/bench-op" 2>"$DIR/w.err" >"$DIR/w.out" & W=$!
+id=""
+for _ in $(seq 1 300); do
+  id=$(grep -o 'prefix B[0-9]*-' "$DIR/w.err" 2>/dev/null | grep -o '[0-9]*' || true)
+  [ -n "$id" ] && curl -sfk "$BASE/api/v1/wilayah/ID?pemilihan=BENCH-$id" >/dev/null && break
+  sleep 0.1
+done
+"$TARGET/release/rekap-sse-crowd" --addr "127.0.0.1:$((7560 + READ_ID))" --ca-dir "$DIR/certs/ca" \
+  --streams "$STREAMS" --path "/api/v1/events/ID?pemilihan=BENCH-$id" >"$DIR/crowd2.out" 2>&1 & CROWD=$!
+for _ in $(seq 1 600); do
+  open=$(tail -n 1 "$DIR/crowd2.out" 2>/dev/null | python3 -c 'import json,sys; d=json.loads(sys.stdin.read() or "{}"); print(d.get("open",0)+d.get("refused",0)+d.get("failed",0))' 2>/dev/null || echo 0)
+  [ "$open" -ge "$STREAMS" ] && break
+  sleep 0.5
+done
+t1=$(now); v1=$(tail -n 1 "$DIR/crowd2.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["views"])')
+sleep "$SECS"
+t2=$(now); last=$(tail -n 1 "$DIR/crowd2.out")
+kill "$CROWD" 2>/dev/null || true
+t3=$(now)
+wait "$W"
+python3 - "$DIR/acks" "$t1" "$t2" "$t3" "$last" "$v1" "$STREAMS" <<'EOF'
+import json, sys
+acks = sorted(float(l) for l in open(sys.argv[1]) if l.strip())
+t1, t2, t3 = (float(x) for x in sys.argv[2:5])
+d = json.loads(sys.argv[5]); v1 = int(sys.argv[6]); n = int(sys.argv[7])
+def rate(a, b):
+    return sum(1 for t in acks if a <= t < b) / max(b - a, 1e-9)
+after0 = t3 + 1.0
+after1 = min(acks[-1], after0 + (t2 - t1))
+w_open, w_after = rate(t1, t2), rate(after0, after1)
+print("\n| %d event streams on the contest being written | |\n|---|---|" % n)
+print("| open | %d (refused %d, failed %d) |" % (d["open"], d["refused"], d["failed"]))
+print("| views received per second | %.0f |" % ((d["views"] - v1) / (t2 - t1)))
+print("| writes/s with them open, after they closed (%.0f s each) | %.0f, %.0f |" % (t2 - t1, w_open, w_after))
+print("| writers with the streams open, against after | %.2f |" % (w_open / max(w_after, 1)))
+EOF

@@ -72,7 +72,8 @@ pub async fn events(
     Ok((status, rx))
 }
 
-async fn connect(
+/// A TLS connection to `addr`, trusting only the cluster CA in `ca_dir`.
+pub async fn connect(
     ca_dir: &Path,
     addr: &str,
 ) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
@@ -174,4 +175,18 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
         let (n, v) = l.rsplit_once(' ')?;
         if n == name { v.parse().ok() } else { None }
     })
+}
+
+/// How many answers of kind `answer` (rendered, kept, not_modified,
+/// refused) the dashboard of the node at `addr` has given, by its metrics.
+pub async fn dashboard_answers(ca_dir: &Path, addr: &str, answer: &str) -> f64 {
+    let a = get_with(ca_dir, addr, "/metrics", &[])
+        .await
+        .expect("metrics");
+    let text = String::from_utf8(a.body.to_vec()).expect("text");
+    sample(
+        &text,
+        &format!("rekap_http_dashboard_answers_total{{answer=\"{answer}\"}}"),
+    )
+    .unwrap_or(0.0)
 }

@@ -9,19 +9,9 @@
 use std::io::Read;
 use std::time::Duration;
 
-use rekap_tests::http::{Answer, get_with, sample};
+use rekap_tests::http::{Answer, dashboard_answers, get_with};
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until, workload};
-
-async fn answers(ca: &std::path::Path, addr: &str, answer: &str) -> f64 {
-    let a = get_with(ca, addr, "/metrics", &[]).await.expect("metrics");
-    let text = String::from_utf8(a.body.to_vec()).expect("text");
-    sample(
-        &text,
-        &format!("rekap_http_dashboard_answers_total{{answer=\"{answer}\"}}"),
-    )
-    .unwrap_or(0.0)
-}
 
 fn etag(a: &Answer) -> String {
     a.header("etag").expect("an ETag").to_string()
@@ -88,8 +78,8 @@ async fn pages_carry_validators_and_a_crowd_costs_one_render_per_change() {
 
     // A client holding the tag: 304, no body, nothing rendered. A crowd
     // with nothing changing: no render at all.
-    let rendered = answers(&ca, &n1, "rendered").await;
-    let not_modified = answers(&ca, &n1, "not_modified").await;
+    let rendered = dashboard_answers(&ca, &n1, "rendered").await;
+    let not_modified = dashboard_answers(&ca, &n1, "not_modified").await;
     for _ in 0..40 {
         let a = get_with(&ca, &n1, &page, &[("if-none-match", tag.as_str())])
             .await
@@ -101,11 +91,14 @@ async fn pages_carry_validators_and_a_crowd_costs_one_render_per_change() {
         assert_eq!((a.status, etag(&a)), (200, tag.clone()));
     }
     assert_eq!(
-        answers(&ca, &n1, "rendered").await,
+        dashboard_answers(&ca, &n1, "rendered").await,
         rendered,
         "no render while nothing changed"
     );
-    assert_eq!(answers(&ca, &n1, "not_modified").await, not_modified + 40.0);
+    assert_eq!(
+        dashboard_answers(&ca, &n1, "not_modified").await,
+        not_modified + 40.0
+    );
 
     // The JSON answer too, and the kecamatan pages below.
     let j = get_with(&ca, &n1, &api, &[]).await.expect("JSON");
@@ -176,7 +169,7 @@ async fn pages_carry_validators_and_a_crowd_costs_one_render_per_change() {
         1,
         "exactly the kecamatan with the result changed: {moved:?}"
     );
-    let rendered = answers(&ca, &n1, "rendered").await;
+    let rendered = dashboard_answers(&ca, &n1, "rendered").await;
     let (k, t) = kec
         .iter()
         .zip(&kec_tags)
@@ -190,7 +183,7 @@ async fn pages_carry_validators_and_a_crowd_costs_one_render_per_change() {
         .expect("the other kecamatan");
     assert_eq!(a.status, 304, "the other kecamatan's page did not change");
     assert_eq!(
-        answers(&ca, &n1, "rendered").await,
+        dashboard_answers(&ca, &n1, "rendered").await,
         rendered,
         "and was not rendered again"
     );

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rekap_tests::http::{events, get_with};
+use rekap_tests::http::{dashboard_answers, events, get_with};
 use rekap_tests::nginx::Front;
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until, workload};
@@ -122,6 +122,8 @@ async fn nginx_caches_the_dashboard_and_rides_over_a_dead_node() {
     })
     .await;
     let before_kill = ok.load(Ordering::Relaxed);
+    let survivors = [cluster.http_addr(2), cluster.http_addr(3)];
+    let answered_before = answered(&ca, &survivors).await;
     cluster.kill(1);
     let killed = Instant::now();
     // Long enough for every reader to go past the cache to the nodes many
@@ -151,4 +153,25 @@ async fn nginx_caches_the_dashboard_and_rides_over_a_dead_node() {
         "a killed node cost readers errors\n{}",
         front.log()
     );
+    // The pages no cache holds (every `r` is new) were answered by the
+    // nodes left.
+    let answered_after = answered(&ca, &survivors).await;
+    println!(
+        "nodes 2 and 3 answered {answered_before} requests before the kill, {answered_after} after"
+    );
+    assert!(
+        answered_after >= answered_before + 100.0,
+        "the readers' answers after the kill came from nodes 2 and 3"
+    );
+}
+
+/// Dashboard answers the nodes at `addrs` gave, in all.
+async fn answered(ca: &std::path::Path, addrs: &[String]) -> f64 {
+    let mut sum = 0.0;
+    for a in addrs {
+        for kind in ["rendered", "kept", "not_modified"] {
+            sum += dashboard_answers(ca, a, kind).await;
+        }
+    }
+    sum
 }

@@ -3,6 +3,7 @@
 //! live stream of views from the watch hub. Read from this node's applied
 //! state with no leader involved.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,25 +88,36 @@ fn totals_json(t: &pb::RegionTotals) -> Value {
     })
 }
 
+/// How a view's JSON begins on a node in touch with its leader.
+const IN_TOUCH: &str = r#"{"out_of_touch_since_ms":null,"#;
+
 /// The view as the API and the event streams send it.
 /// `out_of_touch_since_ms`: when the serving node last heard from a leader
 /// (Unix ms), while that is longer ago than a lease (its numbers may lag
 /// by that much); null while it is in touch. A time, not a duration, so an
-/// answer kept or cached stays true. The rest is made once per view.
-pub fn view_json(v: &View, node: &Node) -> String {
-    let figures = v.json.get_or_init(|| {
-        json!({
+/// answer kept or cached stays true. The view's JSON, as a node in touch
+/// sends it, is made once for every stream and answer; only a node out of
+/// touch writes its own.
+pub fn view_json<'v>(v: &'v View, node: &Node) -> Cow<'v, str> {
+    let in_touch = v.json.get_or_init(|| {
+        let figures = json!({
             "applied_index": v.applied_index,
             "changed_index": v.changed_index,
             "node_id": node.id,
             "totals": totals_json(&v.totals),
             "children": v.children.iter().map(totals_json).collect::<Vec<_>>(),
         })
-        .to_string()
+        .to_string();
+        // `figures` is an object: "{...}".
+        format!("{IN_TOUCH}{}", &figures[1..])
     });
-    let since = out_of_touch_since_ms(node).map_or_else(|| "null".to_string(), |ms| ms.to_string());
-    // `figures` is an object: "{...}".
-    format!("{{\"out_of_touch_since_ms\":{since},{}", &figures[1..])
+    match out_of_touch_since_ms(node) {
+        None => Cow::Borrowed(in_touch),
+        Some(ms) => {
+            let rest = &in_touch[IN_TOUCH.len()..];
+            Cow::Owned(format!(r#"{{"out_of_touch_since_ms":{ms},{rest}"#))
+        }
+    }
 }
 
 /// When this node last heard from a leader, if longer ago than a lease.
@@ -190,7 +202,7 @@ fn render(node: &Node, code: &str, asked: Option<String>) -> Made {
     let out_of_touch = node.out_of_touch().is_some();
     let version = Version::of(&st, code, &contest, out_of_touch);
     drop(st);
-    let body = view_json(&v, node);
+    let body = view_json(&v, node).into_owned();
     Ok(Rendered::new(version, contest, "application/json", body))
 }
 

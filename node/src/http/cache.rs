@@ -262,7 +262,9 @@ struct Weight;
 
 impl quick_cache::Weighter<Key, Arc<Rendered>> for Weight {
     fn weight(&self, _: &Key, v: &Arc<Rendered>) -> u64 {
-        // The compressed bodies come to well under half of the plain one.
+        // Weighed when kept, before any compressed body is made (they are
+        // made when first asked for): room for both is reserved, each a
+        // quarter of the plain body at most (these pages compress 5-10x).
         (v.identity.len() * 3 / 2) as u64 + 256
     }
 }
@@ -309,10 +311,12 @@ impl Pages {
             self.count("not_modified");
             return not_modified(&etag, &self.policy);
         }
-        self.count("rendered");
         let mut r = render();
         if r.status().is_success() {
+            self.count("rendered");
             validators(r.headers_mut(), &etag, &self.policy);
+        } else {
+            self.count("refused");
         }
         r
     }
@@ -387,7 +391,7 @@ impl Pages {
     }
 
     fn made(&self, m: Made) -> Result<Arc<Rendered>, Box<Response>> {
-        let r = m?;
+        let r = m.inspect_err(|_| self.count("refused"))?;
         self.count("rendered");
         r.checked_ms.store(self.now_ms(), Ordering::Release);
         Ok(Arc::new(r))

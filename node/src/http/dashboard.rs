@@ -202,25 +202,73 @@ pub async fn tps(
     }))
 }
 
-fn list_page(
+/// The two lists a region has: TPS with no result yet, and the janggal
+/// queue. One page each, behind the same validator as the region's sums.
+#[derive(Clone, Copy)]
+enum List {
+    Missing,
+    Janggal,
+}
+
+fn list(
     node: &Node,
-    st: &SmState,
+    pages: &Pages,
     code: &str,
     q: Pick,
-) -> Result<(ListPage, Source), Refused> {
-    let (_, contest) = pick_contest(node, st, code, q.pemilihan)?;
+    req: &HeaderMap,
+    kind: List,
+) -> Result<Response, Refused> {
+    let st = state(node)?;
+    let token = q.halaman.clone().unwrap_or_default();
+    let (_, contest) = pick_contest(node, &st, code, q.pemilihan)?;
     let mut lineage = st.tally.lineage(code).map_err(|r| not_found(node, r))?;
-    let src = source(node, st, &lineage);
-    let region = lineage.pop().unwrap_or_default();
-    let page = ListPage {
-        region,
+    let src = source(node, &st, &lineage);
+    let version = Version::of(&st, code, &contest, src.out_of_touch.is_some());
+    let mut page = ListPage {
+        region: lineage.pop().unwrap_or_default(),
         contest,
         total: 0,
         missing: Vec::new(),
         janggal: Vec::new(),
         next: None,
     };
-    Ok((page, src))
+    Ok(pages.conditional(req, version, move || {
+        let found = match kind {
+            List::Missing => st
+                .tally
+                .missing(code, &page.contest, PAGE, &token)
+                .map(|m| {
+                    page.total = m.total_missing;
+                    page.missing = m.tps;
+                    m.next_page_token
+                }),
+            List::Janggal => st
+                .tally
+                .janggal_queue(code, &page.contest, PAGE, &token)
+                .map(|j| {
+                    page.total = j.total_janggal;
+                    page.janggal = j.items;
+                    j.next_page_token
+                }),
+        };
+        drop(st);
+        let next = match found {
+            Ok(next) => next,
+            Err(r) => return not_found(node, r).into_response(),
+        };
+        let (slug, html) = match kind {
+            List::Missing => (
+                "belum-masuk",
+                lists::missing as fn(&ListPage, &Source) -> maud::Markup,
+            ),
+            List::Janggal => (
+                "janggal",
+                lists::janggal as fn(&ListPage, &Source) -> maud::Markup,
+            ),
+        };
+        page.next = next_link(code, slug, &page.contest, next);
+        Html(html(&page, &src).into_string()).into_response()
+    }))
 }
 
 fn next_link(code: &str, kind: &str, contest: &str, token: String) -> Option<String> {
@@ -242,22 +290,7 @@ pub async fn missing(
     Query(q): Query<Pick>,
     req: HeaderMap,
 ) -> Result<Response, Refused> {
-    let st = state(&node)?;
-    let token = q.halaman.clone().unwrap_or_default();
-    let (mut page, src) = list_page(&node, &st, &code, q)?;
-    let version = Version::of(&st, &code, &page.contest, src.out_of_touch.is_some());
-    let n: &Node = &node;
-    Ok(pages.conditional(&req, version, move || {
-        let m = match st.tally.missing(&code, &page.contest, PAGE, &token) {
-            Ok(m) => m,
-            Err(r) => return not_found(n, r).into_response(),
-        };
-        drop(st);
-        page.total = m.total_missing;
-        page.missing = m.tps;
-        page.next = next_link(&code, "belum-masuk", &page.contest, m.next_page_token);
-        Html(lists::missing(&page, &src).into_string()).into_response()
-    }))
+    list(&node, &pages, &code, q, &req, List::Missing)
 }
 
 pub async fn janggal(
@@ -267,22 +300,7 @@ pub async fn janggal(
     Query(q): Query<Pick>,
     req: HeaderMap,
 ) -> Result<Response, Refused> {
-    let st = state(&node)?;
-    let token = q.halaman.clone().unwrap_or_default();
-    let (mut page, src) = list_page(&node, &st, &code, q)?;
-    let version = Version::of(&st, &code, &page.contest, src.out_of_touch.is_some());
-    let n: &Node = &node;
-    Ok(pages.conditional(&req, version, move || {
-        let j = match st.tally.janggal_queue(&code, &page.contest, PAGE, &token) {
-            Ok(j) => j,
-            Err(r) => return not_found(n, r).into_response(),
-        };
-        drop(st);
-        page.total = j.total_janggal;
-        page.janggal = j.items;
-        page.next = next_link(&code, "janggal", &page.contest, j.next_page_token);
-        Html(lists::janggal(&page, &src).into_string()).into_response()
-    }))
+    list(&node, &pages, &code, q, &req, List::Janggal)
 }
 
 pub async fn css() -> Response {
