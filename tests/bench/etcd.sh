@@ -11,7 +11,8 @@ PROTOC="$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -path '*protoc-bin-ven
 PROTOC="$PROTOC" cargo build --release --locked --manifest-path tests/bench/etcd-load/Cargo.toml >/dev/null
 ETCD_LOAD="$TARGET/release/etcd-load"
 
-# start_etcd BASE-PORT: clients on BASE+1..3, peers on BASE+11..13.
+# start_etcd BASE-PORT: clients on BASE+1..3, peers on BASE+11..13;
+# ETCD_FLAGS adds flags to every member.
 start_etcd() {
   local base="$1" cluster="" id
   for id in 1 2 3; do cluster+="${cluster:+,}e$id=http://127.0.0.1:$((base+10+id))"; done
@@ -20,7 +21,7 @@ start_etcd() {
       --listen-client-urls "http://127.0.0.1:$((base+id))" --advertise-client-urls "http://127.0.0.1:$((base+id))" \
       --listen-peer-urls "http://127.0.0.1:$((base+10+id))" --initial-advertise-peer-urls "http://127.0.0.1:$((base+10+id))" \
       --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "$DIR" \
-      >"$DIR/etcd-$id.log" 2>&1 &
+      ${ETCD_FLAGS:-} >"$DIR/etcd-$id.log" 2>&1 &
   done
   ETCD_EPS="http://127.0.0.1:$((base+1)),http://127.0.0.1:$((base+2)),http://127.0.0.1:$((base+3))"
   for _ in $(seq 1 300); do

@@ -10,8 +10,8 @@ use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::submission;
 use rekap_tests::{Cluster, ClusterOptions, load_registry, synthetic_registry};
 
-/// A one-node cluster holding `n` results and at least one snapshot,
-/// stopped cleanly (so its memtables are in table files).
+/// A one-node cluster holding `n` results, stopped cleanly (so its
+/// memtables are in table files).
 async fn stopped_node_with_data(n: usize) -> Cluster {
     let opts = ClusterOptions {
         nodes: 1,
@@ -100,32 +100,6 @@ async fn damaged_or_foreign_data_directories_refuse_to_start() {
         "IDENTITY",
     )
     .await;
-
-    // A truncated snapshot file.
-    let snaps = files(&data.join("snapshots"), ".bin");
-    let snap = snaps.last().expect("a snapshot was built").clone();
-    let whole = std::fs::read(&snap).unwrap();
-    std::fs::write(&snap, &whole[..whole.len() / 2]).unwrap();
-    refuses(
-        &cluster,
-        "truncated snapshot",
-        |_| {},
-        snap.file_name().unwrap().to_str().unwrap(),
-    )
-    .await;
-    // One flipped byte in it instead.
-    let mut flipped = whole.clone();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0x5a;
-    std::fs::write(&snap, &flipped).unwrap();
-    refuses(
-        &cluster,
-        "flipped byte in a snapshot",
-        |_| {},
-        snap.file_name().unwrap().to_str().unwrap(),
-    )
-    .await;
-    std::fs::write(&snap, &whole).unwrap();
 
     // One flipped byte in a RocksDB table file (checksums are verified at
     // start, for every block).

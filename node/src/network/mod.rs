@@ -37,7 +37,7 @@ pub use health::PeerHealth;
 use crate::raft::convert as cv;
 use crate::raft::{NodeId, TypeConfig, Vote};
 use crate::security::Tls;
-use crate::store::SnapshotFile;
+use crate::store::SnapshotData;
 
 /// Largest message either side of the Raft service accepts.
 /// A full append batch: `max_payload_entries` commands of up to
@@ -339,7 +339,7 @@ fn malformed(e: cv::Malformed) -> RpcErr {
 }
 
 impl RaftNetworkV2<TypeConfig> for PeerConnection {
-    type SnapshotData = SnapshotFile;
+    type SnapshotData = SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -437,13 +437,13 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         cv::vote_response_from_pb(resp).map_err(malformed)
     }
 
-    /// Streams the snapshot file in chunks. `soft_ttl` bounds each step
+    /// Streams the snapshot's file in chunks. `soft_ttl` bounds each step
     /// (setup, each chunk), not the whole transfer, so a big snapshot on a
     /// slow link still completes.
     async fn full_snapshot(
         &mut self,
         vote: Vote,
-        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotData>,
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
@@ -452,9 +452,14 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 e,
             )))
         };
-        let file = tokio::fs::File::open(&snapshot.snapshot.path)
-            .await
-            .map_err(io)?;
+        // Written now if it was not yet (`store::on_demand`): seconds for a
+        // big state, so the wait is not one of the transfer's steps.
+        let mut cancel = std::pin::pin!(cancel);
+        let path = tokio::select! {
+            closed = &mut cancel => return Err(StreamingError::Closed(closed)),
+            path = snapshot.snapshot.file() => path.map_err(io)?,
+        };
+        let file = tokio::fs::File::open(&path).await.map_err(io)?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         let step = option.soft_ttl().max(Duration::from_secs(2));
         let transfer = snapshot::Transfer {

@@ -16,7 +16,7 @@ use tonic::{Status, Streaming};
 
 use crate::node::Node;
 use crate::raft::convert as cv;
-use crate::store::SnapshotFile;
+use crate::store::SnapshotData;
 
 /// A snapshot sender that goes quiet this long is given up on.
 const CHUNK_IDLE: Duration = Duration::from_secs(30);
@@ -154,7 +154,7 @@ impl Receiving {
         let meta = cv::snapshot_meta_from_pb(start.meta)?;
         let snapshot = Snapshot {
             meta,
-            snapshot: SnapshotFile { path: path.clone() },
+            snapshot: SnapshotData::File(path.clone()),
         };
         let result = node.raft.install_full_snapshot(vote, snapshot).await;
         // Installed, it was moved into place; refused or damaged, it is

@@ -1,6 +1,7 @@
 //! Start-up checks of a data directory: it belongs to this node of this
 //! cluster (the IDENTITY file written when the directory was created), every
-//! RocksDB block passes its checksum, and every snapshot file is whole. A
+//! RocksDB block passes its checksum. (A snapshot file is checked whole
+//! before it is installed; one left from before a restart is removed.) A
 //! failed check stops the node with an error naming the file: nothing is
 //! repaired or rebuilt silently. A replaced node gets an empty directory.
 
@@ -15,8 +16,6 @@ use std::thread::JoinHandle;
 
 use rocksdb::{DB, IteratorMode, ReadOptions};
 use serde::{Deserialize, Serialize};
-
-use super::snapshot;
 
 pub const IDENTITY_FILE: &str = "IDENTITY";
 
@@ -97,22 +96,6 @@ pub fn verify_db(db: &DB, cfs: &[&str], path: &Path, stop: &AtomicBool) -> anyho
     Ok(())
 }
 
-/// Every published snapshot file reads to its trailer and matches its hash.
-pub fn verify_snapshots(dir: &Path) -> anyhow::Result<()> {
-    for path in snapshot::list(dir)? {
-        match snapshot::Reader::open(&path).and_then(snapshot::Reader::verify) {
-            Ok(_) => {}
-            // A newer snapshot replaced it meanwhile: gone is not damaged.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("snapshot file {} is damaged", path.display()));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Set when the background check found damage: the process must not exit
 /// with success after the shutdown it starts.
 pub static DAMAGED: AtomicBool = AtomicBool::new(false);
@@ -129,12 +112,7 @@ pub struct Background {
 }
 
 impl Background {
-    pub fn start(
-        db: Arc<DB>,
-        cfs: &'static [&'static str],
-        db_path: PathBuf,
-        snapshots: PathBuf,
-    ) -> Self {
+    pub fn start(db: Arc<DB>, cfs: &'static [&'static str], db_path: PathBuf) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -148,14 +126,13 @@ impl Background {
                     libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
                 let t0 = std::time::Instant::now();
-                let found = verify_snapshots(&snapshots)
-                    .and_then(|()| verify_db(&db, cfs, &db_path, &flag));
+                let found = verify_db(&db, cfs, &db_path, &flag);
                 drop(db);
                 match found {
                     Ok(()) if !flag.load(Ordering::Relaxed) => {
                         tracing::info!(
                             took_ms = t0.elapsed().as_millis() as u64,
-                            "data directory checked: every block and snapshot is intact"
+                            "data directory checked: every block is intact"
                         );
                     }
                     Ok(()) => {}

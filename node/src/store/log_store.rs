@@ -110,6 +110,18 @@ impl LogStore {
     }
 }
 
+/// The index the log is purged up to (entries up to it are gone).
+pub(super) fn purged_index(db: &rocksdb::DB) -> io::Result<Option<u64>> {
+    let Some(raw) = db
+        .get_cf(cf(db, CF_RAFT_META), KEY_PURGED)
+        .map_err(io_err)?
+    else {
+        return Ok(None);
+    };
+    let id = pb::LogId::decode(raw.as_slice()).map_err(io_err)?;
+    Ok(Some(log_id_from_pb(id)?.index))
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,

@@ -6,7 +6,8 @@
 //! `sm_data` (the tally's records). Everything is encoded with our own
 //! protobuf messages. Log appends are made durable by a group-commit flusher
 //! thread before openraft is told they are; the vote is written synchronously.
-//! Snapshots live in `<data_dir>/snapshots` as files written atomically.
+//! A snapshot is the state as of an applied index, written to a file in
+//! `<data_dir>/snapshots` only when a peer needs one (`on_demand`).
 
 mod backup;
 pub mod checks;
@@ -16,6 +17,7 @@ mod held;
 mod install;
 mod log_cache;
 mod log_store;
+mod on_demand;
 mod records;
 pub mod snapshot;
 mod state_machine;
@@ -31,7 +33,7 @@ pub use backup::Cut;
 pub use checks::Owner;
 pub use held::{Durable, LogIds};
 pub use log_store::{Appended, LogStore};
-pub use snapshot::SnapshotFile;
+pub use on_demand::{Pending, SnapshotData};
 pub use state_machine::{Installing, SmState, SmView, StateMachineStore};
 
 pub(crate) const CF_LOGS: &str = "logs";
@@ -92,7 +94,7 @@ pub fn open(
             return Err(e);
         }
     };
-    let checks = (!fresh).then(|| checks::Background::start(db.clone(), &CFS, path, snapshots));
+    let checks = (!fresh).then(|| checks::Background::start(db.clone(), &CFS, path));
     let closer = Closer {
         path: data_dir.join("db"),
         db,
@@ -347,6 +349,95 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         assert!(install::prepare(&path, &meta).is_err(), "a flipped bit");
         assert_eq!(files(), before, "no table left behind");
+    }
+
+    /// Writes `records` and notes `index` as applied, as an apply does.
+    fn applied(db: &DB, index: u64, records: &[(&[u8], &[u8])]) {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in records {
+            batch.put_cf(cf(db, CF_SM_DATA), k, v);
+        }
+        let id = crate::raft::convert::log_id(3, 1, index);
+        state_machine::meta_writes(&mut batch, db, Some(&id), &Default::default());
+        db.write(batch).unwrap();
+    }
+
+    /// A snapshot is the state as of the moment it was taken, written only
+    /// when asked for, however much is applied after it.
+    #[tokio::test]
+    async fn a_pending_snapshot_writes_the_state_as_of_its_start_and_only_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, sm, closer) = open(dir.path(), &owner()).unwrap();
+        let db = closer.db.clone();
+        let snaps = sm.snapshot_dir().to_path_buf();
+        let none = Pending::start(db.clone(), snaps.clone()).await.unwrap();
+        assert_eq!(none.meta.last_log_id, None, "nothing applied");
+        applied(&db, 5, &[(b"t-a", b"1"), (b"t-b", b"2")]);
+        let unasked = Pending::start(db.clone(), snaps.clone()).await.unwrap();
+        let asked = Pending::start(db.clone(), snaps.clone()).await.unwrap();
+        applied(&db, 6, &[(b"t-a", b"changed"), (b"t-c", b"3")]);
+        drop(unasked);
+        assert_eq!(
+            snapshot::list(&snaps).unwrap().len(),
+            0,
+            "nothing written unasked"
+        );
+        let path = asked.file().await.unwrap();
+        assert_eq!(asked.file().await.unwrap(), path, "written once");
+        let r = snapshot::Reader::open(&path).unwrap();
+        assert_eq!(r.meta.last_log_id.map(|l| l.index), Some(5));
+        // Beside the layout record every state has.
+        let records: Vec<_> = r
+            .records()
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(b"t-"))
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                (b"t-a".to_vec(), b"1".to_vec()),
+                (b"t-b".to_vec(), b"2".to_vec())
+            ]
+        );
+        assert_eq!(snapshot::list(&snaps).unwrap(), vec![path]);
+    }
+
+    /// Snapshot files are written for peers: a restart removes them. One
+    /// an interrupted install needs is checked, and if damaged stops the
+    /// start with an error naming it.
+    #[test]
+    fn open_removes_snapshot_files_and_names_a_damaged_one_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
+        let (path, _) = world_snapshot(&sm, 7);
+        let snaps = sm.snapshot_dir().to_path_buf();
+        drop((log, sm));
+        closer.close(Duration::from_secs(5)).unwrap();
+        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
+        assert!(
+            snapshot::list(&snaps).unwrap().is_empty(),
+            "removed at open"
+        );
+
+        let (path2, _) = world_snapshot(&sm, 8);
+        assert_ne!(path, path2);
+        let db = closer.db.clone();
+        db.put_cf(
+            cf(&db, CF_SM_META),
+            install::KEY_INSTALLING,
+            path2.file_name().unwrap().to_string_lossy().as_bytes(),
+        )
+        .unwrap();
+        let mut bytes = std::fs::read(&path2).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&path2, &bytes).unwrap();
+        drop((db, log, sm));
+        closer.close(Duration::from_secs(5)).unwrap();
+        let err = open(dir.path(), &owner()).err().expect("refused");
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&path2.display().to_string()), "{msg}");
     }
 
     /// The export walks the tree (provinsi 11 before 63), which is not the

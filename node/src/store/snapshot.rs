@@ -18,12 +18,6 @@ use super::{invalid, io_err};
 use crate::raft::convert::{snapshot_meta_from_pb, snapshot_meta_to_pb};
 use crate::raft::types::SnapshotMeta;
 
-/// Openraft's snapshot data: a complete, fsynced file on local disk.
-#[derive(Debug, Clone)]
-pub struct SnapshotFile {
-    pub path: PathBuf,
-}
-
 /// How many snapshot files to keep: the newest may be in the middle of being
 /// streamed when the next one is finished.
 const KEEP: usize = 2;

@@ -1,8 +1,8 @@
 //! The tally state machine on RocksDB: applies committed entries to the pure
 //! `TallyState` and persists its record writes together with the applied log
-//! id in one batch, so the two never disagree. Snapshots are built from one
-//! RocksDB snapshot, reading the applied log id and the data from the same
-//! view: the snapshot's metadata always matches its content exactly.
+//! id in one batch, so the two never disagree. A snapshot is one RocksDB
+//! view, whose applied log id and data are read from the same view: its
+//! metadata always matches its content exactly (`on_demand`).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -10,17 +10,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use anyhow::Context;
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use rekap_proto::pb;
-use rocksdb::{DB, Direction, IteratorMode, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::install;
+use super::on_demand::{self, Pending, SnapshotData};
 use super::records::DbRecords;
-use super::snapshot::{self, SnapshotFile};
+use super::snapshot;
 use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
@@ -104,7 +106,7 @@ pub struct StateMachineStore {
     pub(super) inner: Arc<Inner>,
 }
 
-type SmSnapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
+type SmSnapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
 pub(super) fn read_meta(
     get: impl Fn(&[u8]) -> io::Result<Option<Vec<u8>>>,
@@ -148,11 +150,24 @@ impl StateMachineStore {
         if let Some(name) = install::interrupted(&db)? {
             let path = dir.join(name);
             tracing::warn!(path = %path.display(), "a snapshot install was interrupted; installing it again");
-            let meta = snapshot::Reader::open(&path)?.meta;
-            let prepared = install::prepare(&path, &meta)?;
-            install::install(&db, &path, prepared, |b| {
-                meta_writes(b, &db, meta.last_log_id.as_ref(), &meta.last_membership)
+            let redo = || -> io::Result<()> {
+                let meta = snapshot::Reader::open(&path)?.meta;
+                let prepared = install::prepare(&path, &meta)?;
+                install::install(&db, &path, prepared, |b| {
+                    meta_writes(b, &db, meta.last_log_id.as_ref(), &meta.last_membership)
+                })
+            };
+            redo().with_context(|| {
+                format!(
+                    "redoing the interrupted install of snapshot file {}",
+                    path.display()
+                )
             })?;
+        }
+        // Snapshot files are written for peers and kept while they may be
+        // sent again; after a restart the log behind them may be gone.
+        for old in snapshot::list(&dir)? {
+            std::fs::remove_file(old)?;
         }
         let (last_applied, membership) =
             read_meta(|k| db.get_cf(cf(&db, CF_SM_META), k).map_err(io_err))?;
@@ -321,40 +336,33 @@ impl StateMachineStore {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
-    type SnapshotData = SnapshotFile;
+    type SnapshotData = SnapshotData;
 
+    /// Copies nothing (`on_demand`): notes the applied index, and makes the
+    /// state's writes up to it durable, so the log behind it may go.
     async fn build_snapshot(&mut self) -> Result<SmSnapshot, io::Error> {
         let _guard = self.inner.snapshot_lock.lock().await;
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let db = &inner.db;
-            let view = db.snapshot();
-            let (last_log_id, last_membership) = read_meta(|k| view.get_cf(cf(db, CF_SM_META), k).map_err(io_err))?;
-            let meta = SnapshotMeta {
-                last_log_id,
-                last_membership,
-            };
-            let mut opts = ReadOptions::default();
-            opts.fill_cache(false);
-            opts.set_readahead_size(4 << 20);
-            let records = view
-                .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
-                .map(|kv| kv.map_err(io_err));
-            let path = snapshot::write(&inner.dir, &meta, records)?;
-            tracing::info!(index = ?meta.last_log_id.as_ref().map(|l| l.index), path = %path.display(), ms = started.elapsed().as_millis() as u64, "snapshot built");
-            Ok(Snapshot {
-                meta,
-                snapshot: SnapshotFile { path },
-            })
+        let started = std::time::Instant::now();
+        let pending = Pending::start(self.inner.db.clone(), self.inner.dir.clone()).await?;
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || db.flush_wal(true))
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
+        tracing::info!(
+            index = ?pending.meta.last_log_id.as_ref().map(|l| l.index),
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot built (nothing copied)"
+        );
+        Ok(Snapshot {
+            meta: pending.meta.clone(),
+            snapshot: SnapshotData::Pending(pending),
         })
-        .await
-        .map_err(io_err)?
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotData = SnapshotFile;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -440,13 +448,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    /// Replaces the whole state with the snapshot's in one synced batch
-    /// (crash-atomic), then publishes the file as the current snapshot.
+    /// Replaces the whole state with the snapshot's (`install`: redone
+    /// after a crash), then removes the file.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: SnapshotFile,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
+        let snapshot = snapshot.file().await?;
         let _guard = self.inner.snapshot_lock.lock().await;
         let inner = self.inner.clone();
         let meta = meta.clone();
@@ -456,13 +465,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             // and is moved into place; any other file is copied, so the
             // caller's copy stays intact. It is checked whole before it is
             // published: a damaged file must never replace a good snapshot.
-            let ours = snapshot.path.parent() == Some(inner.dir.as_path())
-                && snapshot.path.extension().is_some_and(|e| e == "tmp");
+            let ours = snapshot.parent() == Some(inner.dir.as_path())
+                && snapshot.extension().is_some_and(|e| e == "tmp");
             let src = if ours {
-                snapshot.path.clone()
+                snapshot.clone()
             } else {
                 let tmp = snapshot::temp_name(&inner.dir, "copy");
-                std::fs::copy(&snapshot.path, &tmp)?;
+                std::fs::copy(&snapshot, &tmp)?;
                 std::fs::File::open(&tmp)?.sync_all()?;
                 tmp
             };
@@ -504,6 +513,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             inner.publish(&state, true);
             inner.installing.store(false, Ordering::Release);
+            // In place, the state needs the file no more (`on_demand`
+            // writes one if a peer asks this node).
+            let _ = std::fs::remove_file(&path);
             Ok(meta.last_log_id.map(|l| l.index))
         })
         .await
@@ -512,16 +524,27 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
+    /// What a peer that needs a snapshot gets: the file written for an
+    /// earlier one while the log after it is all here (so a broken
+    /// transfer resumes where it broke), else the state as it is now,
+    /// written when it is sent.
     async fn get_current_snapshot(&mut self) -> Result<Option<SmSnapshot>, io::Error> {
-        let mut files = snapshot::list(&self.inner.dir)?;
-        files.sort();
-        let Some(path) = files.pop() else {
-            return Ok(None);
-        };
-        let meta = snapshot::Reader::open(&path)?.meta;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: SnapshotFile { path },
+        let dir = self.inner.dir.clone();
+        let purged = super::log_store::purged_index(&self.inner.db)?;
+        let kept = tokio::task::spawn_blocking(move || on_demand::kept(&dir, purged))
+            .await
+            .map_err(io_err)??;
+        if let Some((path, meta)) = kept {
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: SnapshotData::File(path),
+            }));
+        }
+        let p = Pending::start(self.inner.db.clone(), self.inner.dir.clone()).await?;
+        // Nothing applied yet: no snapshot.
+        Ok(p.meta.last_log_id.is_some().then(|| Snapshot {
+            meta: p.meta.clone(),
+            snapshot: SnapshotData::Pending(p),
         }))
     }
 }
