@@ -179,7 +179,7 @@ done
 # Latency counts from each request's due time (rekap-http-load).
 paced() { # ADDR PATH RATE [revalidate]: "answered/s p50 p99 p999 errors 304s"
   "$TARGET/release/rekap-http-load" --addr "$1" --ca-dir "$DIR/certs/ca" --path "$2" \
-    --rate "$3" --secs "$SECS" ${4:+--revalidate}
+    --rate "$3" --secs "$SECS" --connections 64 ${4:+--revalidate}
 }
 beside_paced() { # ADDR PATH RATE [revalidate]: the readers' figures, then the writers'
   writes "$((SECS * 12000))" >"$DIR/w.out" & W=$!

@@ -7,11 +7,13 @@
 # (snapshots built or written for a peer, and the seconds they took, from
 # the node logs); and each node's disk (RocksDB tables, write-ahead log,
 # snapshot files) and RSS. The two systems alternate run by run, so both
-# see the same noise.
+# see the same noise. Last, a new node added to the full cluster: the time
+# until it caught up.
 #
 #   bash tests/bench/growth.sh [ROWS] [PER_ROW]     (default 10 500000: 5M)
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/etcd.sh"
+source "$(dirname "$0")/state.sh"
 ROWS="${1:-10}"
 PER_ROW="${2:-500000}"
 # etcd's default 2 GiB quota would stop it short of 5M keys.
@@ -49,3 +51,5 @@ for row in $(seq 1 "$ROWS"); do
     "$ew" "$ep50" "$ep99" "$(mib "$DIR/etcd-1")" "$(ratio "$rw" "$ew")"
   s0=$s1; t0=$t1
 done
+printf "\n| %s results | |\n|---|---|\n" "$((ROWS * PER_ROW))"
+learner_row grow 7600

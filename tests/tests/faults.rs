@@ -1,6 +1,7 @@
 //! Fault injection across real hosts (containers on a network the test
 //! creates): under a continuous load, a seeded random schedule kills -9,
-//! freezes and cuts off nodes (the leader among them), changes membership
+//! freezes and cuts off nodes (the leader among them), changes membership,
+//! crashes the sender or the receiver of a new node's snapshot part-way,
 //! and restarts the whole cluster. After healing, the checker proves every
 //! acknowledged submission is present exactly once, nothing unsubmitted is
 //! present, unknown outcomes are present once or absent, totals equal the
@@ -32,6 +33,7 @@ enum Kind {
     PartitionLeader,
     PartitionFollower,
     Membership,
+    SnapshotCrash,
     FullRestart,
 }
 
@@ -62,6 +64,71 @@ async fn replace(c: &mut DockerCluster, victim: u64) -> u64 {
     ops::wait_removed(&*c, &survivors, victim, Duration::from_secs(60)).await;
     c.destroy(victim);
     new_id
+}
+
+/// Adds a node and, once it says a snapshot is coming, kills the leader
+/// sending it (`crash_sender`) or the new node receiving it, for `hold`;
+/// then the new node, caught up, takes `victim`'s place as in `replace`.
+/// Returns the node killed and when.
+async fn crash_mid_snapshot(
+    c: &mut DockerCluster,
+    leader: u64,
+    victim: u64,
+    crash_sender: bool,
+    hold: Duration,
+) -> (u64, Instant) {
+    let new_id = c.spawn_joiner();
+    let addr = c.addr(new_id);
+    let first = {
+        let admin = admin_client(c);
+        let req = rekap_proto::pb::AddLearnerRequest {
+            node: Some(rekap_proto::pb::NodeAddr {
+                node_id: new_id,
+                addr: addr.clone(),
+            }),
+            blocking: true,
+        };
+        // Its answer does not matter: the crash may cut it off.
+        tokio::spawn(async move {
+            let _ = admin
+                .admin_patient(|mut a| {
+                    let r = req.clone();
+                    async move { a.add_learner(r).await }
+                })
+                .await;
+        })
+    };
+    // A small state streams in a moment: the crash lands mid-stream or
+    // mid-install, whichever the timing gives.
+    let began = Instant::now();
+    // (Early in the run there is no snapshot yet: it replays the log.)
+    while !c.logs(new_id, 500).contains("receiving a snapshot")
+        && !first.is_finished()
+        && began.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let coming = c.logs(new_id, 500).contains("receiving a snapshot");
+    let target = if crash_sender { leader } else { new_id };
+    c.kill(target);
+    println!(
+        "  killed the snapshot's {} (node {target}) {} the new node {new_id} said it was receiving one",
+        if crash_sender { "sender" } else { "receiver" },
+        if coming { "after" } else { "before" },
+    );
+    let at = Instant::now();
+    first.abort();
+    tokio::time::sleep(hold).await;
+    c.restart(target);
+    wait_for_leader(&*c, Duration::from_secs(60)).await;
+    let admin = admin_client(c);
+    ops::add_learner(&admin, new_id, addr).await;
+    ops::promote(&admin, new_id).await;
+    ops::remove(&admin, victim).await;
+    let survivors: Vec<u64> = c.running().into_iter().filter(|id| *id != victim).collect();
+    ops::wait_removed(&*c, &survivors, victim, Duration::from_secs(60)).await;
+    c.destroy(victim);
+    (target, at)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -128,8 +195,9 @@ async fn random_faults_across_containers_lose_nothing() {
     let mut c = DockerCluster::start(3);
     wait_for_leader(&c, Duration::from_secs(60)).await;
     setup_users(&c, &admin_client(&c)).await;
-    // The writers ack about 2,000 submissions per fault: twice that spare.
-    let reg = synthetic_registry((faults * 40).max(50));
+    // The writers ack about 2,000 submissions per fault, more while a new
+    // node catches up (a snapshot crash): room to spare.
+    let reg = synthetic_registry((faults * 80).max(50));
     load_registry(&admin_client(&c), &reg).await;
     let tps: Arc<Vec<String>> = Arc::new(reg.tps.iter().map(|t| t.tps_id.clone()).collect());
     let endpoints: Vec<String> = c.running().into_iter().map(|id| c.addr(id)).collect();
@@ -143,6 +211,7 @@ async fn random_faults_across_containers_lose_nothing() {
         Kind::PartitionLeader,
         Kind::PartitionFollower,
         Kind::Membership,
+        Kind::SnapshotCrash,
         Kind::FullRestart,
     ];
     let mut injected = Vec::new();
@@ -206,6 +275,9 @@ async fn random_faults_across_containers_lose_nothing() {
                 let at = Instant::now();
                 replace(&mut c, victim).await;
                 (victim, at)
+            }
+            Kind::SnapshotCrash => {
+                crash_mid_snapshot(&mut c, leader, follower, rng.random_bool(0.5), hold).await
             }
             Kind::FullRestart => {
                 let all = c.running();

@@ -93,6 +93,11 @@ impl Receiving {
         let dir = node.sm.snapshot_dir();
         let path = partial_path(dir, &start);
         let mut file = open_at(dir, &path, start.offset).await?;
+        tracing::info!(
+            size = start.size,
+            offset = start.offset,
+            "receiving a snapshot"
+        );
         let started = std::time::Instant::now();
         let mut received = start.offset;
         loop {
