@@ -465,8 +465,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             // and is moved into place; any other file is copied, so the
             // caller's copy stays intact. It is checked whole before it is
             // published: a damaged file must never replace a good snapshot.
+            // (A transfer's file is `.part`: copying 2 GB took seconds.)
             let ours = snapshot.parent() == Some(inner.dir.as_path())
-                && snapshot.extension().is_some_and(|e| e == "tmp");
+                && snapshot
+                    .extension()
+                    .is_some_and(|e| e == "tmp" || e == "part");
             let src = if ours {
                 snapshot.clone()
             } else {
