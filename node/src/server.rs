@@ -163,6 +163,8 @@ pub async fn serve(
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .max_concurrent_streams(Some(MAX_STREAMS))
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(8 << 20))
             .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
             .layer(ObserveLayer(metrics.clone()))
             .layer(AuthLayer(Authenticator::new(tls)))

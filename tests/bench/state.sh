@@ -51,6 +51,24 @@ learner_row() {
   local t0; t0=$(now)
   "$CTL" "${A[@]}" --timeout 300 cluster add-learner --id 4 --addr "127.0.0.1:$((base+4))" >/dev/null
   printf "| new node caught up (add-learner returns) | %s s |\n" "$(since "$t0")"
+  catchup_parts "$name"
+}
+
+# catchup_parts NAME: where node 4's catch-up went, from the logs: the
+# leader writing the snapshot file (sent meanwhile, as it grows), node 4
+# receiving it, checking it into a table, ingesting it and loading the
+# state. A step that did not happen (no snapshot was needed) shows "-".
+catchup_parts() {
+  local name="$1"
+  secs() { # FILES PATTERN FIELD: the FIELD=ms of the last line matching, in s
+    cat $1 2>/dev/null | grep "$2" | tail -1 | grep -o " $3=[0-9]*" | head -1 | cut -d= -f2 \
+      | awk '{printf "%.1f", $1 / 1000} END {if (NR == 0) printf "-"}'
+  }
+  local all="$DIR/$name-[123].log" new="$DIR/$name-4.log"
+  printf "| snapshot written / received / checked into a table / ingested / loaded | %s / %s / %s / %s / %s s |\n" \
+    "$(secs "$all" "snapshot written for a peer" ms)" "$(secs "$new" "snapshot received" ms)" \
+    "$(secs "$new" "records in place" check_and_table_ms)" "$(secs "$new" "records in place" ingest_ms)" \
+    "$(secs "$new" "records in place" load_ms)"
 }
 
 # CPU time (clock ticks) the given processes have used so far.

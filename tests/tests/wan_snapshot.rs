@@ -21,17 +21,15 @@ fn kept(dir: &std::path::Path) -> Option<(PathBuf, u64)> {
         .max_by_key(|(_, n)| *n)
 }
 
-/// The size in a kept transfer's name (`partial-<log id>-<size>.part`).
-fn size_of(path: &std::path::Path) -> u64 {
-    let name = path
-        .file_stem()
-        .expect("name")
-        .to_string_lossy()
-        .to_string();
-    name.rsplit('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("size in name")
+/// The size of the snapshot file the leader (its data in `dir`) wrote for
+/// a peer, once written.
+fn written(dir: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(dir.join("snapshots"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snap-"))
+        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+        .max()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,12 +66,20 @@ async fn a_snapshot_transfer_cut_mid_way_resumes_where_it_broke() {
 
     // Cut it off once about 40% has arrived, for longer than a step of
     // the transfer may take, then heal.
-    let (path, at_cut) = wait_until("40% of the snapshot", Duration::from_secs(120), || async {
-        let (path, n) = kept(&dir)?;
-        (n * 10 >= size_of(&path) * 4).then_some((path, n))
+    // The leader writes the file at disk speed, and sends it as it goes.
+    let leader_dir = {
+        let leader = c.wait_for_leader(Duration::from_secs(10)).await;
+        c.nodes[&leader].data_dir.clone()
+    };
+    let size = wait_until("the snapshot written", Duration::from_secs(120), || async {
+        written(&leader_dir)
     })
     .await;
-    let size = size_of(&path);
+    let at_cut = wait_until("40% of the snapshot", Duration::from_secs(120), || async {
+        let (_, n) = kept(&dir)?;
+        (n * 10 >= size * 4).then_some(n)
+    })
+    .await;
     c.wan().cut(id, true);
     let cut_at = Instant::now();
     // The cut's length is the scenario, not a wait for something: longer

@@ -37,7 +37,7 @@ pub use health::PeerHealth;
 use crate::raft::convert as cv;
 use crate::raft::{NodeId, TypeConfig, Vote};
 use crate::security::Tls;
-use crate::store::SnapshotData;
+use crate::store::{SnapshotData, Source};
 
 /// Largest message either side of the Raft service accepts.
 /// A full append batch: `max_payload_entries` commands of up to
@@ -452,15 +452,10 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
                 e,
             )))
         };
-        // Written now if it was not yet (`store::on_demand`): seconds for a
-        // big state, so the wait is not one of the transfer's steps.
-        let mut cancel = std::pin::pin!(cancel);
-        let path = tokio::select! {
-            closed = &mut cancel => return Err(StreamingError::Closed(closed)),
-            path = snapshot.snapshot.file() => path.map_err(io)?,
-        };
-        let file = tokio::fs::File::open(&path).await.map_err(io)?;
-        let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        // A snapshot not written yet (`store::on_demand`) is sent as it is
+        // written: its size is unknown (0) until the end.
+        let file = Source::open(&snapshot.snapshot).await.map_err(io)?;
+        let size = file.size().await.map_err(io)?.unwrap_or(0);
         let step = option.soft_ttl().max(Duration::from_secs(2));
         let transfer = snapshot::Transfer {
             file,

@@ -2,19 +2,21 @@
 //! keeps what arrived of a broken transfer (`service::raft`), so each try
 //! first asks how much it holds and sends only the rest; and the sending
 //! is paced to `--snapshot-rate`, so a transfer leaves room for the log
-//! stream on the same link.
+//! stream on the same link. A file still being written is sent as it
+//! grows, its size unknown (0) until the end.
 
-use std::io::SeekFrom;
 use std::time::{Duration, Instant};
 
 use rekap_proto::pb;
 use rekap_proto::pb::raft_client::RaftClient;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tonic::transport::Channel;
+
+use crate::store::Source;
 
 /// What one try sends: the file, its start message, and how.
 pub struct Transfer {
-    pub file: tokio::fs::File,
+    /// Still being written when `start.size` is 0 (`store::on_demand`).
+    pub file: Source,
     pub start: pb::SnapshotStart,
     /// The longest wait for one step (a chunk accepted, the resume point).
     pub step: Duration,
@@ -37,17 +39,19 @@ pub async fn send(
     mut client: RaftClient<Channel>,
     mut t: Transfer,
 ) -> Result<pb::SnapshotReply, Failed> {
-    let offset = resume_point(&mut client, &t.start, t.step).await?;
+    // A file still being written was never sent before: nothing to resume.
+    let offset = if t.start.size == 0 {
+        0
+    } else {
+        resume_point(&mut client, &t.start, t.step).await?
+    };
     if offset > 0 {
         tracing::info!(
             offset,
             size = t.start.size,
             "resuming a snapshot transfer where the follower's copy ends"
         );
-        t.file
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(Failed::Io)?;
+        t.file.seek(offset).await.map_err(Failed::Io)?;
     }
     t.start.offset = offset;
     // A paced transfer goes in small chunks, so the link sees a steady

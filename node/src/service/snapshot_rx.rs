@@ -1,5 +1,5 @@
 //! Receiving a snapshot from the leader, resumably. The bytes go to a file
-//! named after the snapshot (its last log id and size) next to the
+//! named after the snapshot (its last log id) next to the
 //! snapshots; a transfer that breaks leaves it there, and the leader's next
 //! try asks how much it holds (`SnapshotResumePoint`) and sends only the
 //! rest. A new transfer of any snapshot cancels one still waiting on a dead
@@ -7,6 +7,7 @@
 //! damaged when installed is deleted, and the next try starts from zero.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::storage::Snapshot;
@@ -16,7 +17,7 @@ use tonic::{Status, Streaming};
 
 use crate::node::Node;
 use crate::raft::convert as cv;
-use crate::store::SnapshotData;
+use crate::store::{Received, SnapshotData, Streamed};
 
 /// A snapshot sender that goes quiet this long is given up on.
 const CHUNK_IDLE: Duration = Duration::from_secs(30);
@@ -48,7 +49,10 @@ fn partial_path(dir: &Path, start: &pb::SnapshotStart) -> PathBuf {
             format!("{term}-{node}-{}", l.index)
         })
         .unwrap_or_else(|| "none".into());
-    dir.join(format!("{PARTIAL}{id}-{}.part", start.size))
+    // Not by size: a file sent as it was written (size 0) is a prefix of
+    // the same snapshot sent whole on the next try. Were the bytes ever
+    // to differ, the file's hash refuses it and the try after starts at 0.
+    dir.join(format!("{PARTIAL}{id}.part"))
 }
 
 fn internal(e: std::io::Error) -> Status {
@@ -92,7 +96,12 @@ impl Receiving {
         let mut ended = self.generation.subscribe();
         let dir = node.sm.snapshot_dir();
         let path = partial_path(dir, &start);
+        let vote = cv::vote_from_pb(start.vote)?;
+        let meta = cv::snapshot_meta_from_pb(start.meta.clone())?;
         let mut file = open_at(dir, &path, start.offset).await?;
+        // Received in one piece, the table is built as the bytes arrive;
+        // a resumed file is read whole at install instead.
+        let mut table = (start.offset == 0).then(|| Streamed::start(dir, meta.clone()));
         tracing::info!(
             size = start.size,
             offset = start.offset,
@@ -132,7 +141,9 @@ impl Receiving {
                 ));
             };
             received += data.len() as u64;
-            if received > start.size {
+            // Size 0: sent as it was written, its size unknown; the file's
+            // own trailer and hash decide whether it is whole.
+            if start.size > 0 && received > start.size {
                 let _ = tokio::fs::remove_file(&path).await;
                 return Err(Status::data_loss(format!(
                     "snapshot longer than its {} bytes",
@@ -140,8 +151,11 @@ impl Receiving {
                 )));
             }
             file.write_all(&data).await.map_err(internal)?;
+            if let Some(t) = &mut table {
+                t.feed(data).await;
+            }
         }
-        if received != start.size {
+        if start.size > 0 && received != start.size {
             let _ = file.sync_data().await;
             return Err(Status::data_loss(format!(
                 "snapshot truncated: {received} of {} bytes",
@@ -155,11 +169,19 @@ impl Receiving {
             ms = started.elapsed().as_millis() as u64,
             "snapshot received"
         );
-        let vote = cv::vote_from_pb(start.vote)?;
-        let meta = cv::snapshot_meta_from_pb(start.meta)?;
+        let table = match table {
+            Some(t) => match t.finish().await {
+                Ok(t) => Some((meta.clone(), t)),
+                Err(e) => {
+                    tracing::info!(error = %e, "no table built as it arrived; reading the file");
+                    None
+                }
+            },
+            None => None,
+        };
         let snapshot = Snapshot {
             meta,
-            snapshot: SnapshotData::File(path.clone()),
+            snapshot: SnapshotData::Received(Arc::new(Received::new(path.clone(), table))),
         };
         let result = node.raft.install_full_snapshot(vote, snapshot).await;
         // Installed, it was moved into place; refused or damaged, it is

@@ -32,8 +32,9 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBRecoveryMo
 pub use backup::Cut;
 pub use checks::Owner;
 pub use held::{Durable, LogIds};
+pub use install::{Received, Streamed};
 pub use log_store::{Appended, LogStore};
-pub use on_demand::{Pending, SnapshotData};
+pub use on_demand::{Pending, SnapshotData, Source};
 pub use state_machine::{Installing, SmState, SmView, StateMachineStore};
 
 pub(crate) const CF_LOGS: &str = "logs";
@@ -230,13 +231,15 @@ pub(crate) fn io_err(e: impl std::error::Error + Send + Sync + 'static) -> std::
 }
 
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests {
     use prost::Message;
     use rekap_proto::pb;
 
     use super::*;
 
-    fn owner() -> Owner {
+    pub(super) fn owner() -> Owner {
         Owner {
             node_id: 1,
             cluster: "test".into(),
@@ -266,178 +269,6 @@ mod tests {
             .expect_err("handles are open");
         assert!(err.to_string().contains("4 other handle(s)"), "{err}");
         drop((log, sm));
-    }
-
-    /// A snapshot file of `fuzzing::world`'s state as of log index `index`
-    /// (term 3, leader 1), in `sm`'s folder.
-    fn world_snapshot(
-        sm: &StateMachineStore,
-        index: u64,
-    ) -> (PathBuf, crate::raft::types::SnapshotMeta) {
-        let meta = crate::raft::types::SnapshotMeta {
-            last_log_id: Some(crate::raft::convert::log_id(3, 1, index)),
-            ..Default::default()
-        };
-        let records = crate::fuzzing::world::state()
-            .records()
-            .into_iter()
-            .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
-        let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
-        (path, meta)
-    }
-
-    /// A crash in the middle of a snapshot install leaves the marker; the
-    /// next open installs the same file again before anything reads.
-    #[test]
-    fn an_interrupted_snapshot_install_is_redone_at_open() {
-        use crate::fuzzing::world;
-        let dir = tempfile::tempdir().unwrap();
-        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
-        let source = world::state();
-        let want = source.totals("ID", world::CONTEST).unwrap();
-        assert!(want.tps_total > 0);
-        let log_id = crate::raft::convert::log_id(3, 1, 7);
-        let (path, _) = world_snapshot(&sm, 7);
-        // The state as a crash would leave it: marker set, data half gone.
-        let db = closer.db.clone();
-        let mut batch = rocksdb::WriteBatch::default();
-        batch.put_cf(
-            cf(&db, CF_SM_META),
-            install::KEY_INSTALLING,
-            path.file_name().unwrap().to_string_lossy().as_bytes(),
-        );
-        batch.put_cf(cf(&db, CF_SM_DATA), b"t-half-written", b"junk");
-        db.write(batch).unwrap();
-        drop((db, log, sm));
-        closer.close(Duration::from_secs(5)).unwrap();
-
-        let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
-        let st = sm.view();
-        assert_eq!(st.last_applied, Some(log_id));
-        assert_eq!(st.tally.totals("ID", world::CONTEST).unwrap(), want);
-        assert_eq!(st.tally.records(), source.records());
-        drop(st);
-        assert_eq!(install::interrupted(&sm.inner_db()).unwrap(), None);
-    }
-
-    /// A damaged snapshot file fails in `prepare`, which runs before the
-    /// file is published or any record dropped, and leaves no table behind.
-    #[test]
-    fn a_damaged_snapshot_file_is_refused_before_anything_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
-        let (path, meta) = world_snapshot(&sm, 7);
-        let files = || {
-            let mut v: Vec<_> = std::fs::read_dir(sm.snapshot_dir())
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            v.sort();
-            v
-        };
-        let before = files();
-        assert!(install::prepare(&path, &meta).is_ok(), "the good file");
-        assert_eq!(files(), before, "an unused table is removed");
-        let other = crate::raft::types::SnapshotMeta {
-            last_log_id: Some(crate::raft::convert::log_id(3, 1, 8)),
-            ..Default::default()
-        };
-        assert!(install::prepare(&path, &other).is_err(), "other metadata");
-        let mut bytes = std::fs::read(&path).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x40;
-        std::fs::write(&path, &bytes).unwrap();
-        assert!(install::prepare(&path, &meta).is_err(), "a flipped bit");
-        assert_eq!(files(), before, "no table left behind");
-    }
-
-    /// Writes `records` and notes `index` as applied, as an apply does.
-    fn applied(db: &DB, index: u64, records: &[(&[u8], &[u8])]) {
-        let mut batch = rocksdb::WriteBatch::default();
-        for (k, v) in records {
-            batch.put_cf(cf(db, CF_SM_DATA), k, v);
-        }
-        let id = crate::raft::convert::log_id(3, 1, index);
-        state_machine::meta_writes(&mut batch, db, Some(&id), &Default::default());
-        db.write(batch).unwrap();
-    }
-
-    /// A snapshot is the state as of the moment it was taken, written only
-    /// when asked for, however much is applied after it.
-    #[tokio::test]
-    async fn a_pending_snapshot_writes_the_state_as_of_its_start_and_only_on_demand() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_log, sm, closer) = open(dir.path(), &owner()).unwrap();
-        let db = closer.db.clone();
-        let snaps = sm.snapshot_dir().to_path_buf();
-        let none = Pending::start(db.clone(), snaps.clone()).await.unwrap();
-        assert_eq!(none.meta.last_log_id, None, "nothing applied");
-        applied(&db, 5, &[(b"t-a", b"1"), (b"t-b", b"2")]);
-        let unasked = Pending::start(db.clone(), snaps.clone()).await.unwrap();
-        let asked = Pending::start(db.clone(), snaps.clone()).await.unwrap();
-        applied(&db, 6, &[(b"t-a", b"changed"), (b"t-c", b"3")]);
-        drop(unasked);
-        assert_eq!(
-            snapshot::list(&snaps).unwrap().len(),
-            0,
-            "nothing written unasked"
-        );
-        let path = asked.file().await.unwrap();
-        assert_eq!(asked.file().await.unwrap(), path, "written once");
-        let r = snapshot::Reader::open(&path).unwrap();
-        assert_eq!(r.meta.last_log_id.map(|l| l.index), Some(5));
-        // Beside the layout record every state has.
-        let records: Vec<_> = r
-            .records()
-            .unwrap()
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(b"t-"))
-            .collect();
-        assert_eq!(
-            records,
-            vec![
-                (b"t-a".to_vec(), b"1".to_vec()),
-                (b"t-b".to_vec(), b"2".to_vec())
-            ]
-        );
-        assert_eq!(snapshot::list(&snaps).unwrap(), vec![path]);
-    }
-
-    /// Snapshot files are written for peers: a restart removes them. One
-    /// an interrupted install needs is checked, and if damaged stops the
-    /// start with an error naming it.
-    #[test]
-    fn open_removes_snapshot_files_and_names_a_damaged_one_it_needs() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
-        let (path, _) = world_snapshot(&sm, 7);
-        let snaps = sm.snapshot_dir().to_path_buf();
-        drop((log, sm));
-        closer.close(Duration::from_secs(5)).unwrap();
-        let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
-        assert!(
-            snapshot::list(&snaps).unwrap().is_empty(),
-            "removed at open"
-        );
-
-        let (path2, _) = world_snapshot(&sm, 8);
-        assert_ne!(path, path2);
-        let db = closer.db.clone();
-        db.put_cf(
-            cf(&db, CF_SM_META),
-            install::KEY_INSTALLING,
-            path2.file_name().unwrap().to_string_lossy().as_bytes(),
-        )
-        .unwrap();
-        let mut bytes = std::fs::read(&path2).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0x40;
-        std::fs::write(&path2, &bytes).unwrap();
-        drop((db, log, sm));
-        closer.close(Duration::from_secs(5)).unwrap();
-        let err = open(dir.path(), &owner()).err().expect("refused");
-        let msg = format!("{err:#}");
-        assert!(msg.contains(&path2.display().to_string()), "{msg}");
     }
 
     /// The export walks the tree (provinsi 11 before 63), which is not the

@@ -8,13 +8,16 @@
 //! noted index is safe because the write-ahead log, which holds the state's
 //! writes up to it, is fsynced before the snapshot is reported.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rocksdb::{DB, IteratorMode, ReadOptions};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{oneshot, watch};
 
+use super::install::Received;
 use super::snapshot;
 use super::state_machine::read_meta;
 use super::{CF_SM_DATA, CF_SM_META, cf, io_err};
@@ -23,9 +26,12 @@ use crate::raft::types::SnapshotMeta;
 /// Openraft's snapshot data.
 #[derive(Debug, Clone)]
 pub enum SnapshotData {
-    /// A complete, checked file on local disk: one received from a
-    /// leader, or one written here for a peer.
+    /// A complete, checked file on local disk, written here for a peer:
+    /// an installer copies it, as others may still read it.
     File(PathBuf),
+    /// A file just received from a leader into this node's snapshot
+    /// folder: its installer's own, moved into place, not copied.
+    Received(Arc<Received>),
     /// The state as of one applied index, not written yet.
     Pending(Arc<Pending>),
 }
@@ -35,9 +41,19 @@ impl SnapshotData {
     pub async fn file(&self) -> io::Result<PathBuf> {
         match self {
             SnapshotData::File(p) => Ok(p.clone()),
+            SnapshotData::Received(r) => Ok(r.path.clone()),
             SnapshotData::Pending(p) => p.file().await,
         }
     }
+}
+
+/// How far the writing of a pending snapshot's file has come.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// The file being written (under its temporary name), once begun.
+    pub writing: Option<PathBuf>,
+    /// Set when it is done: the file under its final name, or the error.
+    pub done: Option<Result<PathBuf, String>>,
 }
 
 /// One RocksDB view, held by its own thread until the file is asked for
@@ -47,18 +63,62 @@ pub struct Pending {
     pub meta: SnapshotMeta,
     /// Sending on it (or dropping it) tells the thread to write (or quit).
     go: Mutex<Option<std::sync::mpsc::SyncSender<()>>>,
-    written: watch::Receiver<Option<Result<PathBuf, String>>>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// A file as it is being written: counts what reached the file, in the
+/// chunks `BufWriter` hands down.
+struct Counted<'a> {
+    file: File,
+    progress: &'a watch::Sender<Progress>,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        // Readers of the growing file wake per chunk, not per record.
+        self.progress.send_modify(|_| {});
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Writes the view's records to a file, saying where and when it is done.
+fn write_view(
+    db: &DB,
+    view: &rocksdb::SnapshotWithThreadMode<'_, DB>,
+    dir: &Path,
+    meta: &SnapshotMeta,
+    progress: &watch::Sender<Progress>,
+) -> io::Result<PathBuf> {
+    let tmp = snapshot::temp_name(dir, "build");
+    let file = File::create(&tmp)?;
+    progress.send_modify(|p| p.writing = Some(tmp.clone()));
+    let mut opts = ReadOptions::default();
+    opts.fill_cache(false);
+    opts.set_readahead_size(4 << 20);
+    let records = view
+        .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
+        .map(|kv| kv.map_err(io_err));
+    let mut w = BufWriter::with_capacity(1 << 20, Counted { file, progress });
+    snapshot::write_to(&mut w, meta, records)?;
+    let counted = w.into_inner().map_err(|e| e.into_error())?;
+    counted.file.sync_all()?;
+    snapshot::publish(dir, &tmp, meta)
 }
 
 impl Pending {
     /// Takes the view now (its metadata names no log id when nothing was
-    /// ever applied). Returns once the view is taken: run it where nothing is being applied, or
-    /// the view may be newer than the caller thinks (it is consistent
-    /// either way, being one view).
+    /// ever applied). Returns once the view is taken: run it where nothing
+    /// is being applied, or the view may be newer than the caller thinks
+    /// (it is consistent either way, being one view).
     pub async fn start(db: Arc<DB>, dir: PathBuf) -> io::Result<Arc<Pending>> {
         let (meta_tx, meta_rx) = oneshot::channel();
         let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let (written_tx, written) = watch::channel(None);
+        let (progress_tx, progress) = watch::channel(Progress::default());
         std::thread::Builder::new()
             .name("snapshot-view".into())
             .spawn(move || {
@@ -80,13 +140,7 @@ impl Pending {
                     return;
                 }
                 let started = std::time::Instant::now();
-                let mut opts = ReadOptions::default();
-                opts.fill_cache(false);
-                opts.set_readahead_size(4 << 20);
-                let records = view
-                    .iterator_cf_opt(cf(&db, CF_SM_DATA), opts, IteratorMode::Start)
-                    .map(|kv| kv.map_err(io_err));
-                let r = snapshot::write(&dir, &meta, records);
+                let r = write_view(&db, &view, &dir, &meta, &progress_tx);
                 match &r {
                     Ok(path) => tracing::info!(
                         index = ?meta.last_log_id.as_ref().map(|l| l.index),
@@ -96,7 +150,7 @@ impl Pending {
                     ),
                     Err(e) => tracing::warn!(error = %e, "writing a snapshot failed"),
                 }
-                let _ = written_tx.send(Some(r.map_err(|e| e.to_string())));
+                progress_tx.send_modify(|p| p.done = Some(r.map_err(|e| e.to_string())));
             })?;
         let meta = meta_rx
             .await
@@ -104,24 +158,124 @@ impl Pending {
         Ok(Arc::new(Pending {
             meta,
             go: Mutex::new(Some(go_tx)),
-            written,
+            progress,
         }))
+    }
+
+    fn begin(&self) {
+        if let Some(go) = self.go.lock().expect("go lock").take() {
+            let _ = go.send(());
+        }
     }
 
     /// The file, written from the view on the first call (later calls wait
     /// for that one).
     pub async fn file(&self) -> io::Result<PathBuf> {
-        if let Some(go) = self.go.lock().expect("go lock").take() {
-            let _ = go.send(());
-        }
-        let mut written = self.written.clone();
-        let done = written
-            .wait_for(Option::is_some)
+        self.begin();
+        let mut progress = self.progress.clone();
+        let p = progress
+            .wait_for(|p| p.done.is_some())
             .await
             .map_err(|_| io::Error::other("the snapshot view's thread ended"))?;
-        match done.as_ref().expect("waited for Some") {
-            Ok(p) => Ok(p.clone()),
+        match p.done.as_ref().expect("waited for it") {
+            Ok(path) => Ok(path.clone()),
             Err(e) => Err(io::Error::other(e.clone())),
+        }
+    }
+
+    /// The file opened for reading while it is still being written, so a
+    /// sender need not wait for the whole of it.
+    async fn growing(&self) -> io::Result<Source> {
+        self.begin();
+        let mut progress = self.progress.clone();
+        loop {
+            let now = progress.borrow_and_update().clone();
+            let (path, whole) = match (now.done, now.writing) {
+                (Some(Err(e)), _) => return Err(io::Error::other(e)),
+                (Some(Ok(path)), _) => (path, true),
+                (None, Some(tmp)) => (tmp, false),
+                (None, None) => {
+                    progress
+                        .changed()
+                        .await
+                        .map_err(|_| io::Error::other("the snapshot view's thread ended"))?;
+                    continue;
+                }
+            };
+            match tokio::fs::File::open(&path).await {
+                Ok(file) => {
+                    let progress = (!whole).then(|| self.progress.clone());
+                    return Ok(Source { file, progress });
+                }
+                // Renamed into place meanwhile: `done` follows at once.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    progress
+                        .changed()
+                        .await
+                        .map_err(|_| io::Error::other("the snapshot view's thread ended"))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A snapshot's bytes for a sender: a whole file, or one still being
+/// written, whose end of file is only the end once the writing is done.
+pub struct Source {
+    file: tokio::fs::File,
+    progress: Option<watch::Receiver<Progress>>,
+}
+
+impl Source {
+    /// Opens the snapshot's file, or the one being written for it.
+    pub async fn open(data: &SnapshotData) -> io::Result<Source> {
+        match data {
+            SnapshotData::File(path) => Source::whole(path).await,
+            SnapshotData::Received(r) => Source::whole(&r.path).await,
+            SnapshotData::Pending(p) => p.growing().await,
+        }
+    }
+
+    async fn whole(path: &Path) -> io::Result<Source> {
+        Ok(Source {
+            file: tokio::fs::File::open(path).await?,
+            progress: None,
+        })
+    }
+
+    /// The file's size, once it is whole.
+    pub async fn size(&self) -> io::Result<Option<u64>> {
+        match self.progress {
+            Some(_) => Ok(None),
+            None => Ok(Some(self.file.metadata().await?.len())),
+        }
+    }
+
+    pub async fn seek(&mut self, offset: u64) -> io::Result<()> {
+        self.file
+            .seek(io::SeekFrom::Start(offset))
+            .await
+            .map(|_| ())
+    }
+
+    /// Like `read`: 0 only at the end of the whole file.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.file.read(buf).await?;
+            let Some(progress) = self.progress.as_mut().filter(|_| n == 0) else {
+                return Ok(n);
+            };
+            let done = progress.borrow_and_update().done.clone();
+            match done {
+                // Read once more: what was written before it was done.
+                Some(Ok(_)) => self.progress = None,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => progress
+                    .changed()
+                    .await
+                    .map_err(|_| io::Error::other("the snapshot's writer ended"))?,
+            }
         }
     }
 }

@@ -455,21 +455,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
+        let received = match &snapshot {
+            SnapshotData::Received(r) => Some(r.clone()),
+            _ => None,
+        };
+        let ours = received.is_some();
         let snapshot = snapshot.file().await?;
         let _guard = self.inner.snapshot_lock.lock().await;
         let inner = self.inner.clone();
         let meta = meta.clone();
         let index = tokio::task::spawn_blocking(move || -> io::Result<Option<u64>> {
             let db = &inner.db;
-            // A file we received sits in our folder under a temporary name
-            // and is moved into place; any other file is copied, so the
-            // caller's copy stays intact. It is checked whole before it is
-            // published: a damaged file must never replace a good snapshot.
-            // (A transfer's file is `.part`: copying 2 GB took seconds.)
-            let ours = snapshot.parent() == Some(inner.dir.as_path())
-                && snapshot
-                    .extension()
-                    .is_some_and(|e| e == "tmp" || e == "part");
+            // A received file is moved into place (copying 2 GB took
+            // seconds); any other is copied, so the caller's copy stays
+            // intact. It is checked whole before it is published: a
+            // damaged file must never replace a good snapshot.
             let src = if ours {
                 snapshot.clone()
             } else {
@@ -479,7 +479,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 tmp
             };
             let started = std::time::Instant::now();
-            let prepared = install::prepare(&src, &meta)?;
+            // Built as it arrived, from the same bytes, or read now.
+            let prepared = match received.and_then(|r| r.take_table(&meta)) {
+                Some(p) => p,
+                None => install::prepare(&src, &meta)?,
+            };
             let checked = started.elapsed();
             let path = snapshot::publish(&inner.dir, &src, &meta)?;
             // Readers are refused (`try_view`): the records change under
