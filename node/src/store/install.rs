@@ -52,11 +52,17 @@ impl Drop for Prepared {
 /// before the file is published and before anything is dropped for it: a
 /// damaged file fails here and changes nothing.
 pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
-    let mut reader = Reader::open(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    build(Reader::open(path)?, meta, dir)
+}
+
+/// The table of a snapshot's records, in `dir`, once every record checked
+/// out against `meta`, the trailer and the hash.
+fn build<R: Read>(mut reader: Reader<R>, meta: &SnapshotMeta, dir: &Path) -> io::Result<Prepared> {
     if reader.meta != *meta {
         return Err(invalid("snapshot file does not match its metadata"));
     }
-    let table = temp_name(path.parent().unwrap_or(Path::new(".")), "ingest");
+    let table = temp_name(dir, "ingest");
     // Removes the table if writing it fails, or if it holds nothing.
     let written = Prepared {
         table: Some(table.clone()),
@@ -157,24 +163,14 @@ impl Streamed {
     /// Starts a table in `dir` for the snapshot `meta` names.
     pub fn start(dir: &Path, meta: SnapshotMeta) -> Streamed {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let table = temp_name(dir, "ingest");
+        let dir = dir.to_path_buf();
         let built = tokio::task::spawn_blocking(move || {
-            let mut reader = Reader::new(Chunks {
+            let chunks = Chunks {
                 rx,
                 chunk: Vec::new(),
                 at: 0,
-            })?;
-            if reader.meta != meta {
-                return Err(invalid("snapshot file does not match its metadata"));
-            }
-            let written = Prepared {
-                table: Some(table.clone()),
             };
-            Ok(if write_table(&table, &mut reader)? {
-                written
-            } else {
-                Prepared { table: None }
-            })
+            build(Reader::new(chunks)?, &meta, &dir)
         });
         Streamed {
             tx: Some(tx),
