@@ -3,12 +3,15 @@
 # Sourced after lib.sh. Each function prints one "| measure | value |" row.
 
 
-# rss_rows NAME: resident memory of each node, MiB.
+# rss_rows NAME: resident memory of each node, MiB: now, and the peak
+# since it started (VmHWM: the nodes start empty, so this is the import's).
 rss_rows() {
   local name="$1" id
   for id in 1 2 3; do
-    local kb; kb=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$DIR/$name-$id.pid")/status")
-    printf "| RSS of node %s | %s MiB |\n" "$id" "$((kb / 1024))"
+    local status="/proc/$(cat "$DIR/$name-$id.pid")/status" kb peak
+    kb=$(awk '/^VmRSS/ {print $2}' "$status")
+    peak=$(awk '/^VmHWM/ {print $2}' "$status")
+    printf "| RSS of node %s (peak since start) | %s MiB (%s MiB) |\n" "$id" "$((kb / 1024))" "$((peak / 1024))"
   done
 }
 

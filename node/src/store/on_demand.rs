@@ -8,8 +8,7 @@
 //! noted index is safe because the write-ahead log, which holds the state's
 //! writes up to it, is fsynced before the snapshot is reported.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -49,12 +48,25 @@ impl SnapshotData {
 
 /// How far the writing of a pending snapshot's file has come.
 #[derive(Debug, Clone, Default)]
-pub struct Progress {
+struct Progress {
     /// The file being written (under its temporary name), once begun.
-    pub writing: Option<PathBuf>,
+    writing: Option<PathBuf>,
     /// Set when it is done: the file under its final name, or the error.
-    pub done: Option<Result<PathBuf, String>>,
+    done: Option<Result<PathBuf, String>>,
 }
+
+/// Waits for the next change in a writing's progress.
+async fn changed(progress: &mut watch::Receiver<Progress>) -> io::Result<()> {
+    progress.changed().await.map_err(|_| writer_ended())
+}
+
+fn writer_ended() -> io::Error {
+    io::Error::other("the snapshot view's thread ended")
+}
+
+/// Something run after each chunk of the file is written (tests hold the
+/// writer back with it, to read a file surely still growing).
+type Hold = Box<dyn Fn() + Send>;
 
 /// One RocksDB view, held by its own thread until the file is asked for
 /// (then written) or every holder is gone (then dropped).
@@ -66,23 +78,23 @@ pub struct Pending {
     progress: watch::Receiver<Progress>,
 }
 
-/// A file as it is being written: counts what reached the file, in the
-/// chunks `BufWriter` hands down.
-struct Counted<'a> {
-    file: File,
+/// Publishes a writing's progress to the readers of the growing file.
+struct Follow<'a> {
     progress: &'a watch::Sender<Progress>,
+    hold: Option<Hold>,
 }
 
-impl Write for Counted<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        // Readers of the growing file wake per chunk, not per record.
-        self.progress.send_modify(|_| {});
-        Ok(n)
+impl snapshot::Watch for Follow<'_> {
+    fn began(&self, tmp: &Path) {
+        self.progress
+            .send_modify(|p| p.writing = Some(tmp.to_path_buf()));
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+    fn wrote(&self) {
+        self.progress.send_modify(|_| {});
+        if let Some(hold) = &self.hold {
+            hold();
+        }
     }
 }
 
@@ -92,22 +104,15 @@ fn write_view(
     view: &rocksdb::SnapshotWithThreadMode<'_, DB>,
     dir: &Path,
     meta: &SnapshotMeta,
-    progress: &watch::Sender<Progress>,
+    follow: &Follow<'_>,
 ) -> io::Result<PathBuf> {
-    let tmp = snapshot::temp_name(dir, "build");
-    let file = File::create(&tmp)?;
-    progress.send_modify(|p| p.writing = Some(tmp.clone()));
     let mut opts = ReadOptions::default();
     opts.fill_cache(false);
     opts.set_readahead_size(4 << 20);
     let records = view
         .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
         .map(|kv| kv.map_err(io_err));
-    let mut w = BufWriter::with_capacity(1 << 20, Counted { file, progress });
-    snapshot::write_to(&mut w, meta, records)?;
-    let counted = w.into_inner().map_err(|e| e.into_error())?;
-    counted.file.sync_all()?;
-    snapshot::publish(dir, &tmp, meta)
+    snapshot::write(dir, meta, records, follow)
 }
 
 impl Pending {
@@ -116,6 +121,20 @@ impl Pending {
     /// is being applied, or the view may be newer than the caller thinks
     /// (it is consistent either way, being one view).
     pub async fn start(db: Arc<DB>, dir: PathBuf) -> io::Result<Arc<Pending>> {
+        Pending::spawn(db, dir, None).await
+    }
+
+    /// Like `start`, with `hold` run after each chunk the writer writes.
+    #[cfg(test)]
+    pub(super) async fn start_held(
+        db: Arc<DB>,
+        dir: PathBuf,
+        hold: Hold,
+    ) -> io::Result<Arc<Pending>> {
+        Pending::spawn(db, dir, Some(hold)).await
+    }
+
+    async fn spawn(db: Arc<DB>, dir: PathBuf, hold: Option<Hold>) -> io::Result<Arc<Pending>> {
         let (meta_tx, meta_rx) = oneshot::channel();
         let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(1);
         let (progress_tx, progress) = watch::channel(Progress::default());
@@ -140,7 +159,11 @@ impl Pending {
                     return;
                 }
                 let started = std::time::Instant::now();
-                let r = write_view(&db, &view, &dir, &meta, &progress_tx);
+                let follow = Follow {
+                    progress: &progress_tx,
+                    hold,
+                };
+                let r = write_view(&db, &view, &dir, &meta, &follow);
                 match &r {
                     Ok(path) => tracing::info!(
                         index = ?meta.last_log_id.as_ref().map(|l| l.index),
@@ -152,9 +175,7 @@ impl Pending {
                 }
                 progress_tx.send_modify(|p| p.done = Some(r.map_err(|e| e.to_string())));
             })?;
-        let meta = meta_rx
-            .await
-            .map_err(|_| io::Error::other("the snapshot view's thread ended"))??;
+        let meta = meta_rx.await.map_err(|_| writer_ended())??;
         Ok(Arc::new(Pending {
             meta,
             go: Mutex::new(Some(go_tx)),
@@ -176,7 +197,7 @@ impl Pending {
         let p = progress
             .wait_for(|p| p.done.is_some())
             .await
-            .map_err(|_| io::Error::other("the snapshot view's thread ended"))?;
+            .map_err(|_| writer_ended())?;
         match p.done.as_ref().expect("waited for it") {
             Ok(path) => Ok(path.clone()),
             Err(e) => Err(io::Error::other(e.clone())),
@@ -195,10 +216,7 @@ impl Pending {
                 (Some(Ok(path)), _) => (path, true),
                 (None, Some(tmp)) => (tmp, false),
                 (None, None) => {
-                    progress
-                        .changed()
-                        .await
-                        .map_err(|_| io::Error::other("the snapshot view's thread ended"))?;
+                    changed(&mut progress).await?;
                     continue;
                 }
             };
@@ -208,12 +226,7 @@ impl Pending {
                     return Ok(Source { file, progress });
                 }
                 // Renamed into place meanwhile: `done` follows at once.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    progress
-                        .changed()
-                        .await
-                        .map_err(|_| io::Error::other("the snapshot view's thread ended"))?;
-                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => changed(&mut progress).await?,
                 Err(e) => return Err(e),
             }
         }
@@ -271,10 +284,7 @@ impl Source {
                 // Read once more: what was written before it was done.
                 Some(Ok(_)) => self.progress = None,
                 Some(Err(e)) => return Err(io::Error::other(e)),
-                None => progress
-                    .changed()
-                    .await
-                    .map_err(|_| io::Error::other("the snapshot's writer ended"))?,
+                None => changed(progress).await?,
             }
         }
     }

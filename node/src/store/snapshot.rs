@@ -37,17 +37,56 @@ pub fn temp_name(dir: &Path, what: &str) -> PathBuf {
     ))
 }
 
+/// Told how the writing of a snapshot file goes, so a reader can follow
+/// the file as it grows.
+pub trait Watch {
+    /// The file is begun, under its temporary name.
+    fn began(&self, _tmp: &Path) {}
+    /// More of it reached the file (once per buffered chunk, not per record).
+    fn wrote(&self) {}
+}
+
+/// Nobody follows.
+impl Watch for () {}
+
+/// A file that tells its watcher of each chunk written to it.
+struct Watched<'a, W: Watch> {
+    file: File,
+    watch: &'a W,
+}
+
+impl<W: Watch> Write for Watched<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.watch.wrote();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Writes a snapshot file from `records` (key order) and moves it into
 /// place. Returns its final path.
-pub fn write<I>(dir: &Path, meta: &SnapshotMeta, records: I) -> io::Result<PathBuf>
+pub fn write<I, K, V>(
+    dir: &Path,
+    meta: &SnapshotMeta,
+    records: I,
+    watch: &impl Watch,
+) -> io::Result<PathBuf>
 where
-    I: IntoIterator<Item = io::Result<(Box<[u8]>, Box<[u8]>)>>,
+    I: IntoIterator<Item = io::Result<(K, V)>>,
+    K: Into<Vec<u8>>,
+    V: Into<Vec<u8>>,
 {
     let tmp = temp_name(dir, "build");
-    let mut w = BufWriter::new(File::create(&tmp)?);
+    let file = File::create(&tmp)?;
+    watch.began(&tmp);
+    let mut w = BufWriter::with_capacity(1 << 20, Watched { file, watch });
     write_to(&mut w, meta, records)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    let watched = w.into_inner().map_err(|e| e.into_error())?;
+    watched.file.sync_all()?;
     publish(dir, &tmp, meta)
 }
 
@@ -324,7 +363,7 @@ mod tests {
                 vec![i as u8; 40].into_boxed_slice(),
             ))
         });
-        write(dir, &meta, recs).unwrap()
+        write(dir, &meta, recs, &()).unwrap()
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn world_snapshot(
         .records()
         .into_iter()
         .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
-    let path = snapshot::write(sm.snapshot_dir(), &meta, records).unwrap();
+    let path = snapshot::write(sm.snapshot_dir(), &meta, records, &()).unwrap();
     (path, meta)
 }
 
@@ -162,12 +162,19 @@ async fn a_snapshot_read_while_it_is_written_is_the_whole_file() {
         .map(|k| (k.as_slice(), value.as_slice()))
         .collect();
     applied(&db, 9, &records);
-    let pending = Pending::start(db.clone(), sm.snapshot_dir().to_path_buf())
+    // The writer stops after its first chunk until `release` is dropped,
+    // so the file is surely opened while it grows.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let hold = Box::new(move || {
+        let _ = held.recv();
+    });
+    let pending = Pending::start_held(db.clone(), sm.snapshot_dir().to_path_buf(), hold)
         .await
         .unwrap();
     let data = SnapshotData::Pending(pending.clone());
     let mut growing = Source::open(&data).await.unwrap();
     assert_eq!(growing.size().await.unwrap(), None, "still being written");
+    drop(release);
     let mut got = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
