@@ -19,6 +19,7 @@
 pub mod bootstrap;
 pub mod coalesce;
 pub mod config;
+pub mod crash;
 pub mod forward;
 pub mod fuzzing;
 pub mod http;

@@ -108,6 +108,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     // rustls' ring provider, chosen before anything can pick a default.
     rekap_node::security::tls::provider();
+    rekap_node::crash::setup()?;
     let cli = Cli::parse();
     if let Some(Command::Restore(args)) = cli.command {
         return rekap_node::restore::run(args);

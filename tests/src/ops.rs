@@ -14,9 +14,19 @@ fn change(c: pb::change_membership_request::Change) -> pb::ChangeMembershipReque
 
 /// Adds a learner and waits until it has caught up.
 pub async fn add_learner(admin: &Client, id: u64, addr: String) -> pb::MembershipResponse {
+    add_learner_as(admin, id, addr, true).await
+}
+
+/// Adds a learner; waits for it to catch up only if `blocking`.
+pub async fn add_learner_as(
+    admin: &Client,
+    id: u64,
+    addr: String,
+    blocking: bool,
+) -> pb::MembershipResponse {
     let req = pb::AddLearnerRequest {
         node: Some(pb::NodeAddr { node_id: id, addr }),
-        blocking: true,
+        blocking,
     };
     admin
         .admin_patient(|mut a| {

@@ -2,10 +2,11 @@
 //! its log past everything the follower had, restart it: it can only catch
 //! up by snapshot, and then holds everything acknowledged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rekap_client::proto as pb;
-use rekap_tests::workload::{Workload, check_all};
+use rekap_tests::workload::{History, Workload, check_all};
 use rekap_tests::{Cluster, ClusterOptions, ops, start_with_registry, wait_until};
 
 /// One index from the leader's status (0 when it has none).
@@ -81,17 +82,13 @@ async fn lagging_follower_catches_up_by_snapshot() {
     check_all(&cluster, &tps, &history).await;
 }
 
-/// A node added after a burst of writes (here one below the entry and byte
-/// intervals, so no snapshot exists yet) starts from a snapshot the leader
-/// builds for it, not from a replay of the whole log; then it holds
-/// everything acknowledged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_node_starts_from_a_fresh_snapshot() {
-    let (mut cluster, tps, endpoints) = start_with_registry(
+/// A cluster after a burst of 800 acknowledged writes, the load stopped:
+/// the snapshot interval is the smallest, so a new node gets a fresh
+/// snapshot (an eighth of it, 128 KiB, of log is behind the newest one).
+async fn after_a_burst() -> (Cluster, Arc<Vec<String>>, History) {
+    let (cluster, tps, endpoints) = start_with_registry(
         ClusterOptions {
             nodes: 3,
-            // The smallest interval: a new node gets a fresh snapshot once
-            // an eighth of it (128 KiB) of log is behind the newest one.
             snapshot_bytes: 1 << 20,
             ..ClusterOptions::default()
         },
@@ -101,6 +98,16 @@ async fn a_new_node_starts_from_a_fresh_snapshot() {
     let load = Workload::start(&cluster, endpoints, tps.clone(), 4);
     load.wait_acked(800, Duration::from_secs(60)).await;
     let history = load.stop().await;
+    (cluster, tps, history)
+}
+
+/// A node added after a burst of writes (here one below the entry and byte
+/// intervals, so no snapshot exists yet) starts from a snapshot the leader
+/// builds for it, not from a replay of the whole log; then it holds
+/// everything acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_starts_from_a_fresh_snapshot() {
+    let (mut cluster, tps, history) = after_a_burst().await;
 
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let before = cluster.status(leader).await.expect("leader status");
@@ -122,4 +129,62 @@ async fn a_new_node_starts_from_a_fresh_snapshot() {
         s.snapshot_index
     );
     check_all(&cluster, &tps, &history).await;
+}
+
+/// A new node killed while a snapshot reaches it, at the two steps where
+/// a crash could leave it half done: with part of the transfer kept on
+/// disk, and with its old state deleted but the new one not yet ingested
+/// (crash points, so the kill lands on that step every run). Each restart
+/// goes on from where it stopped: the transfer is made again, the install
+/// is redone at start. Then the node holds everything acknowledged, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_killed_mid_transfer_and_mid_install_loses_nothing() {
+    // Stopped, so the snapshot the new node is sent stays the same one
+    // through its crashes.
+    let (mut cluster, tps, history) = after_a_burst().await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let id = cluster.spawn_joiner_with_env(&[("FAILPOINTS", "snapshot-chunk-received=return")]);
+    // Not waiting: it cannot finish while the node keeps crashing.
+    ops::add_learner_as(&cluster.client(), id, cluster.addr(id), false).await;
+    for (point, then) in [
+        ("snapshot-chunk-received", "snapshot-install-marked=return"),
+        ("snapshot-install-marked", ""),
+    ] {
+        let status = cluster.wait_exit(id, Duration::from_secs(60)).await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "node {id} was to kill itself at {point}: {status}\n{}",
+            cluster.log_tail(id, 30)
+        );
+        let log = cluster.log(id);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("crash point reached")
+                    && l.contains(&format!("point=\"{point}\""))),
+            "node {id} ended, but not at {point}:\n{}",
+            cluster.log_tail(id, 30)
+        );
+        cluster.set_env(id, &[("FAILPOINTS", then)]);
+        cluster.restart(id);
+    }
+    let s = caught_up(&cluster, leader, id).await;
+    let log = cluster.log(id);
+    // The transfer after the first crash starts again or resumes from the
+    // bytes that reached the disk; either way it must arrive whole.
+    assert!(
+        log.contains("snapshot received"),
+        "a transfer after the first crash arrives whole:\n{log}"
+    );
+    assert!(
+        log.contains("a snapshot install was interrupted; installing it again"),
+        "the last start redoes the install the second crash cut off:\n{}",
+        cluster.log_tail(id, 30)
+    );
+    println!(
+        "new node {id} survived both crashes; it holds the snapshot at {:?}",
+        s.snapshot_index
+    );
+    let nodes = check_all(&cluster, &tps, &history).await;
+    assert_eq!(nodes.len(), 4, "the new node checked with the voters");
 }

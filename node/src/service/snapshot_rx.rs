@@ -151,6 +151,7 @@ impl Receiving {
                 )));
             }
             file.write_all(&data).await.map_err(internal)?;
+            crate::crash::point("snapshot-chunk-received");
             if let Some(t) = &mut table {
                 t.feed(data).await;
             }

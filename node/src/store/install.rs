@@ -100,6 +100,7 @@ pub fn install(
     let (lo, hi) = ([0u8].as_slice(), [0xffu8; 2].as_slice());
     start.delete_range_cf(data, lo, hi);
     db.write_opt(start, &synced).map_err(io_err)?;
+    crate::crash::point("snapshot-install-marked");
     // The old records are compacted away now, so the table goes into an
     // empty tree, at its bottom level, and stays there. Left as a tombstone
     // over them, it would land in level 0 and be rewritten by a compaction
