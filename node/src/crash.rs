@@ -20,9 +20,12 @@ pub fn point(name: &str) {
 /// Sets the points `FAILPOINTS` names, if any.
 pub fn setup() -> anyhow::Result<()> {
     let points = std::env::var("FAILPOINTS").unwrap_or_default();
+    // Unset is the normal case: no warning in the log of every real node.
     if points.trim().is_empty() {
         return Ok(());
     }
+    // A trailing or doubled `;` (easy to leave in a shell string) is not a
+    // point without an action.
     for p in points.split(';').filter(|p| !p.trim().is_empty()) {
         let (name, action) = p
             .split_once('=')
