@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use openraft::RaftSnapshotBuilder;
 use rekap_proto::pb;
-use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use rocksdb::{ReadOptions, WriteBatch};
 use sha2::{Digest, Sha256};
 
 use super::snapshot::{self, temp_name};
 use super::state_machine::{meta_writes, read_meta};
-use super::{CF_SM_DATA, CF_SM_META, StateMachineStore, cf, install, io_err};
+use super::{CF_SM_DATA, CF_SM_META, StateMachineStore, cf, install, io_err, on_demand};
 use crate::raft::types::{LogId, SnapshotMeta, StoredMembership};
 
 /// A cut of the state: its body as a snapshot file (a temporary file the
@@ -82,11 +82,6 @@ impl StateMachineStore {
             last_log_id,
             last_membership,
         };
-        let mut opts = ReadOptions::default();
-        opts.fill_cache(false);
-        let records = view
-            .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
-            .map(|kv| kv.map_err(io_err));
         // Removed with the cut, whatever becomes of it.
         let cut = Cut {
             body: temp_name(&inner.dir, "backup"),
@@ -102,7 +97,9 @@ impl StateMachineStore {
             hash: Sha256::new(),
             bytes: 0,
         };
-        snapshot::write_to(&mut w, &cut.meta, records)?;
+        snapshot::write_to(&mut w, &cut.meta, |enc| {
+            on_demand::copy_view(db, &view, ReadOptions::default(), enc)
+        })?;
         w.flush()?;
         let mut cut = cut;
         cut.body_sha256 = w.hash.finalize().into();

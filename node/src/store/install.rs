@@ -141,7 +141,7 @@ fn write_table<R: Read>(table: &Path, reader: &mut Reader<R>) -> io::Result<bool
     let mut writer = SstFileWriter::create(&opts);
     writer.open(table).map_err(io_err)?;
     let mut any = false;
-    while let Some((k, v)) = reader.next_record()? {
+    while let Some((k, v)) = reader.next_slices()? {
         writer.put(k, v).map_err(io_err)?;
         any = true;
     }

@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rocksdb::{DB, IteratorMode, ReadOptions};
+use rocksdb::{DB, ReadOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{oneshot, watch};
 
@@ -107,12 +107,28 @@ fn write_view(
     follow: &Follow<'_>,
 ) -> io::Result<PathBuf> {
     let mut opts = ReadOptions::default();
-    opts.fill_cache(false);
     opts.set_readahead_size(4 << 20);
-    let records = view
-        .iterator_cf_opt(cf(db, CF_SM_DATA), opts, IteratorMode::Start)
-        .map(|kv| kv.map_err(io_err));
-    snapshot::write(dir, meta, records, follow)
+    snapshot::write(dir, meta, follow, |enc| copy_view(db, view, opts, enc))
+}
+
+/// Every `sm_data` record of `view`, in key order, into `enc`. A raw
+/// iterator lends each key and value: the plain one copies both into
+/// boxes of their own first.
+pub(super) fn copy_view(
+    db: &DB,
+    view: &rocksdb::SnapshotWithThreadMode<'_, DB>,
+    mut opts: ReadOptions,
+    enc: &mut snapshot::Encoder<'_>,
+) -> io::Result<()> {
+    // A walk of the whole state would push out what point reads use.
+    opts.fill_cache(false);
+    let mut it = view.raw_iterator_cf_opt(cf(db, CF_SM_DATA), opts);
+    it.seek_to_first();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        enc.record(k, v)?;
+        it.next();
+    }
+    it.status().map_err(io_err)
 }
 
 impl Pending {

@@ -20,11 +20,11 @@ fn world_snapshot(
         last_log_id: Some(crate::raft::convert::log_id(3, 1, index)),
         ..Default::default()
     };
-    let records = crate::fuzzing::world::state()
-        .records()
-        .into_iter()
-        .map(|(k, v)| std::io::Result::Ok((k.into_boxed_slice(), v.into_boxed_slice())));
-    let path = snapshot::write(sm.snapshot_dir(), &meta, records, &()).unwrap();
+    let records = crate::fuzzing::world::state().records();
+    let path = snapshot::write(sm.snapshot_dir(), &meta, &(), |enc| {
+        records.iter().try_for_each(|(k, v)| enc.record(k, v))
+    })
+    .unwrap();
     (path, meta)
 }
 
