@@ -14,7 +14,8 @@
 #
 # ANCHOR=0 leaves etcd out (a quicker look at Rekap alone). PERF=DIR
 # records the leader with `perf record -g` through the first and the last
-# run, into DIR/row-N.data, to compare where a write's time goes.
+# run, into DIR/row-N.data, to compare where a write's time goes, and the
+# leader and the new node through the catch-up (DIR/catchup.data).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/state.sh"
 ROWS="${1:-10}"

@@ -3,8 +3,20 @@
 # Sourced after lib.sh. Each function prints one "| measure | value |" row.
 
 
+# peaks NAME: each node's peak RSS (VmHWM) in MiB, as "a / b / c", and
+# reset it (clear_refs 5), so the next reading covers only what follows.
+peaks() {
+  local name="$1" id out=()
+  for id in 1 2 3; do
+    local pid; pid=$(cat "$DIR/$name-$id.pid")
+    out+=("$(($(awk '/^VmHWM/ {print $2}' "/proc/$pid/status") / 1024))")
+    echo 5 >"/proc/$pid/clear_refs"
+  done
+  local IFS=/; echo "${out[*]}" | sed 's|/| / |g'
+}
+
 # rss_rows NAME: resident memory of each node, MiB: now, and the peak
-# since it started (VmHWM: the nodes start empty, so this is the import's).
+# since it started, or since `peaks` last reset it (VmHWM).
 rss_rows() {
   local name="$1" id
   for id in 1 2 3; do
@@ -51,9 +63,19 @@ learner_row() {
     --certs-dir "$DIR/certs/node-4" ${REKAP_NODE_FLAGS:-} >"$DIR/$name-4.log" 2>&1 &
   echo $! >"$DIR/$name-4.pid"
   disown
+  # PERF=DIR records the leader and the new node through the catch-up.
+  local perf=""
+  if [ -n "${PERF:-}" ]; then
+    local port; port="$(leader_addr "${A[@]}" | cut -d: -f2)"
+    mkdir -p "$PERF"
+    perf record -g -F 499 -p "$(cat "$DIR/$name-$((port - base)).pid"),$(cat "$DIR/$name-4.pid")" \
+      -o "$PERF/catchup.data" >/dev/null 2>&1 &
+    perf=$!
+  fi
   local t0; t0=$(now)
   "$CTL" "${A[@]}" --timeout 300 cluster add-learner --id 4 --addr "127.0.0.1:$((base+4))" >/dev/null
   printf "| new node caught up (add-learner returns) | %s s |\n" "$(since "$t0")"
+  [ -z "$perf" ] || { kill -INT "$perf"; wait "$perf" || true; }
   catchup_parts "$name"
 }
 
