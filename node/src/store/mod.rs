@@ -77,6 +77,11 @@ pub fn open(
     // write-ahead log stops the node instead of silently losing entries.
     opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     opts.set_max_total_wal_size(64 << 20);
+    // Memtables of all column families together: at most 24 MiB before
+    // the largest is flushed (each may otherwise hold 2 x 16 MiB). 2019
+    // import: RSS after it 279-289 MiB per node, against 292-306 MiB
+    // without the cap, for the same CPU (45 against 44-45 CPU-seconds).
+    opts.set_db_write_buffer_size(24 << 20);
     let cfs = CFS
         .into_iter()
         .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)));
