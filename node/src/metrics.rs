@@ -84,6 +84,8 @@ pub struct Metrics {
     pub hints_taken: Counter,
     /// The dashboard's answers (`http::cache`).
     pub dashboard: Family<AnswerLabels, Counter>,
+    /// Kept dashboard answers found current when checked after their tick.
+    pub dashboard_checks: Counter,
     term: Gauge,
     last_log: Gauge,
     committed: Gauge,
@@ -116,6 +118,7 @@ impl Metrics {
             dead_leaders: Counter::default(),
             hints_taken: Counter::default(),
             dashboard: Family::default(),
+            dashboard_checks: Counter::default(),
             term: Gauge::default(),
             last_log: Gauge::default(),
             committed: Gauge::default(),
@@ -222,6 +225,11 @@ impl Metrics {
             "rekap_http_dashboard_answers",
             "The dashboard's answers: rendered anew, kept (rendered before), not_modified (304), or refused (an error answer)",
             m.dashboard.clone(),
+        );
+        r.register(
+            "rekap_http_dashboard_checks",
+            "Kept dashboard answers checked against the state once their tick passed, and found current",
+            m.dashboard_checks.clone(),
         );
         r.register(
             "rekap_tps_reported",

@@ -180,13 +180,25 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
 /// How many answers of kind `answer` (rendered, kept, not_modified,
 /// refused) the dashboard of the node at `addr` has given, by its metrics.
 pub async fn dashboard_answers(ca_dir: &Path, addr: &str, answer: &str) -> f64 {
+    scraped(
+        ca_dir,
+        addr,
+        &format!("rekap_http_dashboard_answers_total{{answer=\"{answer}\"}}"),
+    )
+    .await
+}
+
+/// How many kept dashboard answers the node at `addr` has checked against
+/// the state once their tick passed, and kept on.
+pub async fn dashboard_checks(ca_dir: &Path, addr: &str) -> f64 {
+    scraped(ca_dir, addr, "rekap_http_dashboard_checks_total").await
+}
+
+/// One sample of the node's `/metrics` (0 when absent).
+async fn scraped(ca_dir: &Path, addr: &str, series: &str) -> f64 {
     let a = get_with(ca_dir, addr, "/metrics", &[])
         .await
         .expect("metrics");
     let text = String::from_utf8(a.body.to_vec()).expect("text");
-    sample(
-        &text,
-        &format!("rekap_http_dashboard_answers_total{{answer=\"{answer}\"}}"),
-    )
-    .unwrap_or(0.0)
+    sample(&text, series).unwrap_or(0.0)
 }

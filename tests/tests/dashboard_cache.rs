@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use rekap_tests::http::{Answer, dashboard_answers, get_with};
+use rekap_tests::http::{Answer, dashboard_answers, dashboard_checks, get_with};
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::{CONTEST, ClusterOptions, KABUPATEN, start_with_registry, wait_until, workload};
 
@@ -177,10 +177,23 @@ async fn pages_carry_validators_and_a_crowd_costs_one_render_per_change() {
         .find(|(_, m)| !**m)
         .map(|(kt, _)| kt)
         .expect("an unchanged kecamatan");
-    tokio::time::sleep(Duration::from_millis(300)).await; // past a tick: it is checked, not kept blindly
-    let a = get_with(&ca, &n1, &kec_page(k), &[("if-none-match", t.as_str())])
-        .await
-        .expect("the other kecamatan");
+    // Once its tick has passed, the kept page is checked against the
+    // state (not kept blindly), found current, and kept on.
+    let checks = dashboard_checks(&ca, &n1).await;
+    let a = wait_until(
+        "the other kecamatan's kept page to be checked",
+        Duration::from_secs(5),
+        || {
+            let (ca, n1, page, t) = (&ca, &n1, kec_page(k), t.as_str());
+            async move {
+                let a = get_with(ca, n1, &page, &[("if-none-match", t)])
+                    .await
+                    .ok()?;
+                (dashboard_checks(ca, n1).await > checks).then_some(a)
+            }
+        },
+    )
+    .await;
     assert_eq!(a.status, 304, "the other kecamatan's page did not change");
     assert_eq!(
         dashboard_answers(&ca, &n1, "rendered").await,

@@ -275,6 +275,7 @@ pub struct Pages {
     pub policy: Policy,
     epoch: Instant,
     answers: Family<AnswerLabels, Counter>,
+    checks: Counter,
 }
 
 /// What a render produced: an answer to keep, or one (an error) to send
@@ -283,13 +284,20 @@ pub type Made = Result<Rendered, Box<Response>>;
 
 impl Pages {
     /// Keeps up to `bytes` of rendered answers; counts every answer in
-    /// `answers`.
-    pub fn new(policy: Policy, bytes: u64, answers: Family<AnswerLabels, Counter>) -> Self {
+    /// `answers`, and in `checks` each kept one found current when asked
+    /// again after its tick.
+    pub fn new(
+        policy: Policy,
+        bytes: u64,
+        answers: Family<AnswerLabels, Counter>,
+        checks: Counter,
+    ) -> Self {
         Pages {
             kept: quick_cache::sync::Cache::with_weighter(4096, bytes, Weight),
             policy,
             epoch: Instant::now(),
             answers,
+            checks,
         }
     }
 
@@ -362,6 +370,7 @@ impl Pages {
                     return self.send(&kept, req);
                 }
                 Some(v) if v == kept.version => {
+                    self.checks.inc();
                     kept.checked_ms.store(self.now_ms(), Ordering::Release);
                     kept.checking.store(false, Ordering::Release);
                     return self.send(&kept, req);

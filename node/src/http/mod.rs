@@ -85,6 +85,7 @@ pub fn router(node: Arc<Node>, policy: Policy, max_streams: usize) -> Router {
         policy,
         KEPT_BYTES,
         node.metrics.dashboard.clone(),
+        node.metrics.dashboard_checks.clone(),
     ));
     Router::new()
         .route("/metrics", get(scrape))
