@@ -242,7 +242,6 @@ pub fn clean_temp(dir: &Path) -> io::Result<()> {
 /// with its history), far below what a damaged length prefix could claim.
 pub const MAX_RECORD: usize = 64 * 1024 * 1024;
 
-/// A snapshot file opened for reading.
 /// SHA-256 of what a reader has read, fed in pieces (as `Encoder` does).
 #[derive(Default)]
 struct Hashed {
@@ -265,6 +264,7 @@ impl Hashed {
     }
 }
 
+/// A snapshot file opened for reading.
 pub struct Reader<R: Read = BufReader<File>> {
     r: R,
     hash: Hashed,
