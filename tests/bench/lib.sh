@@ -72,6 +72,18 @@ summary() {
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
+# CPU time (clock ticks) the given processes have used so far.
+ticks() {
+  local sum=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] && sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$sum"
+}
+
+# cpu_per_1k TICKS WRITES: CPU-milliseconds per 1,000 writes.
+cpu_per_1k() { python3 -c "print('%.0f' % ($1 * 1000 / $(getconf CLK_TCK) * 1000 / $2))"; }
+
 # leader_addr ARGS...: the address of the cluster's current leader.
 leader_addr() {
   "$CTL" "$@" --json cluster status | python3 -c 'import json,sys; print([s["addr"] for s in json.load(sys.stdin) if s.get("state")=="leader"][0])'

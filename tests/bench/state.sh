@@ -96,15 +96,6 @@ catchup_parts() {
     "$(secs "$new" "records in place" load_ms)"
 }
 
-# CPU time (clock ticks) the given processes have used so far.
-ticks() {
-  local sum=0 p
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] && sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$sum"
-}
-
 # wait_idle NAME: waits until cluster NAME's nodes each use under 5% of a
 # core for two seconds in a row (start-up checks and snapshot builds done;
 # heartbeats alone cost an idle TLS node about 2%), at most 180 s.
