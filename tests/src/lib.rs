@@ -122,7 +122,22 @@ pub async fn wait_applied(nodes: &impl Nodes, ids: &[u64], index: u64, timeout: 
 }
 
 /// Polls `f` until it returns `Some`, failing the test after `timeout`.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_explained(what, timeout, f, String::new).await
+}
+
+/// `wait_until`, whose failure also says what `explain` tells of the
+/// scenario at that moment (what the calls got so far, say).
+pub async fn wait_explained<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut f: F,
+    explain: impl Fn() -> String,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -134,7 +149,8 @@ where
         }
         assert!(
             start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}{}",
+            explain()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

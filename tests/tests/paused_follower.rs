@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use rekap_client::proto as pb;
 use rekap_tests::pki::OPERATOR;
 use rekap_tests::workload::{History, check_all, next_raw_submit};
-use rekap_tests::{ClusterOptions, start_with_registry, wait_until};
+use rekap_tests::{ClusterOptions, start_with_registry, wait_explained, wait_until};
 
 const CALLERS: usize = 120;
 /// Each call's deadline; the client cancels a call that runs past it.
@@ -32,6 +32,17 @@ enum Outcome {
     /// The call's deadline passed and the client cancelled it.
     CancelledByClient,
     Failed(tonic::Status),
+}
+
+impl Outcome {
+    /// What the call got, for the scenario's account; none if acknowledged.
+    fn kind(&self) -> Option<String> {
+        match self {
+            Outcome::Acked => None,
+            Outcome::CancelledByClient => Some("cancelled by the client".into()),
+            Outcome::Failed(s) => Some(format!("{:?}: {}", s.code(), s.message())),
+        }
+    }
 }
 
 struct Call {
@@ -68,18 +79,18 @@ async fn a_follower_resumed_after_a_pause_serves_its_backlog() {
     let acked = Arc::new(AtomicUsize::new(0));
     // What calls got other than an acknowledgement, by kind, so a scenario
     // that never gets going says why.
-    let refused = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+    let others = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
         String,
         usize,
     >::new()));
     let callers: Vec<_> = (0..CALLERS)
         .map(|_| {
-            let (stop, next, in_flight, acked, refused, tps, ch) = (
+            let (stop, next, in_flight, acked, others, tps, ch) = (
                 stop.clone(),
                 next.clone(),
                 in_flight.clone(),
                 acked.clone(),
-                refused.clone(),
+                others.clone(),
                 tps.clone(),
                 ch.clone(),
             );
@@ -103,13 +114,8 @@ async fn a_follower_resumed_after_a_pause_serves_its_backlog() {
                         Ok(Err(s)) if expired(&s, started.elapsed()) => Outcome::CancelledByClient,
                         Ok(Err(s)) => Outcome::Failed(s),
                     };
-                    let kind = match &outcome {
-                        Outcome::Acked => None,
-                        Outcome::CancelledByClient => Some("cancelled by the client".to_string()),
-                        Outcome::Failed(s) => Some(format!("{:?}: {}", s.code(), s.message())),
-                    };
-                    if let Some(k) = kind {
-                        *refused.lock().expect("refused").entry(k).or_default() += 1;
+                    if let Some(k) = outcome.kind() {
+                        *others.lock().expect("others").entry(k).or_default() += 1;
                     }
                     calls.push(Call {
                         tps: t,
@@ -123,17 +129,19 @@ async fn a_follower_resumed_after_a_pause_serves_its_backlog() {
         })
         .collect();
 
-    let start = Instant::now();
-    while acked.load(Ordering::Relaxed) < 2 * CALLERS {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the follower forwarded no {} submissions within 30 s: {} acknowledged; the others got {:?}",
-            2 * CALLERS,
-            acked.load(Ordering::Relaxed),
-            refused.lock().expect("refused")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_explained(
+        "the follower forwards submissions",
+        Duration::from_secs(30),
+        || async { (acked.load(Ordering::Relaxed) >= 2 * CALLERS).then_some(()) },
+        || {
+            format!(
+                ": {} acknowledged; the others got {:?}",
+                acked.load(Ordering::Relaxed),
+                others.lock().expect("others")
+            )
+        },
+    )
+    .await;
     cluster.signal(follower, Signal::SIGSTOP);
     let held = wait_until(
         "at least 100 calls in flight through the frozen follower",
@@ -164,7 +172,7 @@ async fn a_follower_resumed_after_a_pause_serves_its_backlog() {
     let failed: Vec<String> = after
         .iter()
         .filter_map(|c| match &c.outcome {
-            Outcome::Failed(s) => Some(format!("{:?}: {}", s.code(), s.message())),
+            Outcome::Failed(_) => c.outcome.kind(),
             _ => None,
         })
         .collect();
