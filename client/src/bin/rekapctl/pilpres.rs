@@ -18,18 +18,15 @@ pub struct PilpresArgs {
 }
 
 pub async fn run(_ctx: &Ctx, a: PilpresArgs) -> anyhow::Result<()> {
-    let rows = pilpres2019::read_rows(&a.input)?;
-    let reg = pilpres2019::registry(&rows);
-    reg.write_dir(&a.out)?;
-    pilpres2019::write_results(&rows, &a.out.join("results.csv"))?;
-    let incomplete = rows.iter().filter(|r| r.figures().is_none()).count();
+    let results = a.out.join("results.csv");
+    let done = pilpres2019::convert(&a.input, &a.out)?;
     println!(
         "{} rows: registry of {} regions and {} TPS, results in {} ({} incomplete rows kept for the import to count)",
-        rows.len(),
-        reg.regions.len(),
-        reg.tps.len(),
-        a.out.join("results.csv").display(),
-        incomplete
+        done.rows,
+        done.registry.regions.len(),
+        done.registry.tps.len(),
+        results.display(),
+        done.incomplete
     );
     Ok(())
 }
