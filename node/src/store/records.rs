@@ -23,6 +23,18 @@ impl Records for DbRecords {
             .map_err(|e| ReadError(e.to_string()))
     }
 
+    fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ReadError> {
+        // `keys` come sorted (`Overlay::prefetch`), which RocksDB can use.
+        self.db
+            .batched_multi_get_cf(cf(&self.db, CF_SM_DATA), keys, true)
+            .into_iter()
+            .map(|r| {
+                r.map(|v| v.map(|v| v.to_vec()))
+                    .map_err(|e| ReadError(e.to_string()))
+            })
+            .collect()
+    }
+
     fn scan(
         &self,
         prefix: &[u8],

@@ -3,8 +3,8 @@
 
 use rekap_proto::pb;
 
-use super::TallyState;
 use super::rules::{self, code, invalid, reject};
+use super::{TallyState, keys};
 
 impl TallyState {
     /// Each item is decided in order, so two items for the same TPS in one
@@ -19,6 +19,18 @@ impl TallyState {
             let items = batch.iter().map(|_| rejection_item(rej.clone())).collect();
             return pb::SubmitBatchResponse { items };
         }
+        // Each item reads its request id and its result: read them together.
+        self.records.prefetch(
+            batch
+                .iter()
+                .flat_map(|s| {
+                    [
+                        keys::request(&s.submission_id),
+                        keys::result(&s.tps_id, &s.contest_id),
+                    ]
+                })
+                .collect(),
+        );
         let items = batch
             .iter()
             .map(|s| {

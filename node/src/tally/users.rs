@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use rustc_hash::FxHashSet;
+
 use prost::Message;
 use rekap_proto::identity::valid_user_name;
 use rekap_proto::pb::{self, Role};
@@ -17,19 +19,22 @@ use super::{NASIONAL, TallyState, Write, keys};
 #[derive(Debug, Clone)]
 pub struct UserEntry {
     pub user: pb::User,
-    scopes: HashMap<i32, BTreeSet<String>>,
+    /// FxHash sets: an operator may hold every kecamatan of the country,
+    /// and each submission asks for a few codes (a `BTreeSet` of 7,000
+    /// codes cost a twentieth of a follower's apply in the 2019 import).
+    scopes: HashMap<i32, FxHashSet<String>>,
 }
 
 impl UserEntry {
     pub fn new(user: pb::User) -> Self {
-        let mut scopes: HashMap<i32, BTreeSet<String>> = HashMap::new();
+        let mut scopes: HashMap<i32, FxHashSet<String>> = HashMap::new();
         for g in &user.grants {
             scopes.entry(g.role).or_default().insert(g.scope.clone());
         }
         UserEntry { user, scopes }
     }
 
-    pub fn scopes(&self, role: Role) -> Option<&BTreeSet<String>> {
+    pub fn scopes(&self, role: Role) -> Option<&FxHashSet<String>> {
         self.scopes.get(&(role as i32))
     }
 }
