@@ -2,11 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use indexmap::IndexMap;
 use prost::Message;
 use rekap_proto::pb;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::rules::{check_id, code, invalid, reject};
-use super::{NASIONAL, TallyState, keys, scope_of};
+use super::{Fast, NASIONAL, TallyState, keys, scope_of};
 
 type Level = pb::RegionLevel;
 
@@ -24,7 +26,7 @@ impl TallyState {
             ..Default::default()
         };
         let regions = self.check_regions(&req.regions)?;
-        let levels: HashMap<&str, i32> =
+        let levels: FxHashMap<&str, i32> =
             regions.iter().map(|r| (r.code.as_str(), r.level)).collect();
         self.check_tps(&req.tps, &levels)?;
         self.check_contests(&req.contests, &levels)?;
@@ -41,6 +43,11 @@ impl TallyState {
                 self.insert_region(r);
             }
         }
+        // New TPS are counted per desa, after the loop: a chunk lists a
+        // desa's TPS together, and each count walks the desa's ancestors
+        // and the contests covering them. Before the contests below, which
+        // count the TPS already placed themselves.
+        let mut new_in_desa: IndexMap<&str, i64, Fast> = IndexMap::default();
         for t in &req.tps {
             match self.tps_pb(&t.tps_id) {
                 Some(old) if old == *t => {
@@ -48,10 +55,16 @@ impl TallyState {
                     continue;
                 }
                 Some(_) => resp.tps_updated += 1,
-                None => resp.tps_added += 1,
+                None => {
+                    resp.tps_added += 1;
+                    *new_in_desa.entry(t.desa_code.as_str()).or_default() += 1;
+                }
             }
             self.put(keys::tps(&t.tps_id), Some(t.encode_to_vec()));
-            self.insert_tps(t);
+            self.place_tps(t);
+        }
+        for (desa, n) in new_in_desa {
+            self.count_tps(desa, n);
         }
         for c in &req.contests {
             let c = normalise_contest(c);
@@ -158,9 +171,9 @@ impl TallyState {
     fn check_tps(
         &self,
         rows: &[pb::Tps],
-        chunk_levels: &HashMap<&str, i32>,
+        chunk_levels: &FxHashMap<&str, i32>,
     ) -> Result<(), pb::Rejection> {
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         for t in rows {
             check_id("tps_id", &t.tps_id)?;
             if !seen.insert(t.tps_id.as_str()) {
@@ -216,9 +229,9 @@ impl TallyState {
     fn check_contests(
         &self,
         rows: &[pb::Contest],
-        chunk_levels: &HashMap<&str, i32>,
+        chunk_levels: &FxHashMap<&str, i32>,
     ) -> Result<(), pb::Rejection> {
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         for c in rows {
             check_id("contest_id", &c.contest_id)?;
             if !seen.insert(c.contest_id.as_str()) {

@@ -96,18 +96,19 @@ impl TallyState {
             .0
     }
 
-    /// Adds or replaces a TPS. A new TPS counts towards `tps_total` of every
-    /// contest that covers it, in every region above it.
-    pub(super) fn insert_tps(&mut self, t: &pb::Tps) {
-        if !self.tps.contains_key(t.tps_id.as_str()) {
-            let chain = self.ancestors(&t.desa_code);
-            for (contest_id, n) in self.covering(&chain) {
-                for code in &chain {
-                    self.agg_mut(code, &contest_id, n).tps_total += 1;
-                }
+    /// Counts `n` more TPS (fewer, if negative) under a desa towards
+    /// `tps_total` of every contest that covers them, in every region above.
+    pub(super) fn count_tps(&mut self, desa_code: &str, n: i64) {
+        let chain = self.ancestors(desa_code);
+        for (contest_id, candidates) in self.covering(&chain) {
+            for code in &chain {
+                let a = self.agg_mut(code, &contest_id, candidates);
+                a.tps_total = a
+                    .tps_total
+                    .checked_add_signed(n)
+                    .expect("a TPS is counted once and uncounted once");
             }
         }
-        self.place_tps(t);
     }
 
     /// Puts a TPS in the tree without touching any aggregate (a TPS never
@@ -140,12 +141,7 @@ impl TallyState {
             return false;
         };
         let desa = self.desa_code(&self.tps[index]).to_string();
-        let chain = self.ancestors(&desa);
-        for (contest_id, n) in self.covering(&chain) {
-            for code in &chain {
-                self.agg_mut(code, &contest_id, n).tps_total -= 1;
-            }
-        }
+        self.count_tps(&desa, -1);
         let (_, removed) = self.tps.swap_remove_index(index).expect("present");
         let unlist = |node: &mut RegionNode, i: u32| node.tps.retain(|x| *x != i);
         unlist(&mut self.regions[removed.desa as usize], index as u32);
