@@ -199,4 +199,38 @@ mod tests {
         });
         assert_eq!(first, vec![b"xa".to_vec(), b"xb".to_vec()]);
     }
+
+    /// What a prefetch read answers the gets after it: pending writes still
+    /// win, and the base is asked again only after `settle`, when the
+    /// storage has persisted what was pending.
+    #[test]
+    fn prefetched_records_yield_to_writes_and_last_until_settle() {
+        let base = Arc::new(MemRecords::new([(b"qa".to_vec(), b"1".to_vec())]));
+        let mut o = Overlay::new(base.clone());
+        o.put(b"qc".to_vec(), Some(b"3".to_vec()));
+        o.prefetch(vec![
+            b"qb".to_vec(),
+            b"qa".to_vec(),
+            b"qc".to_vec(),
+            b"qa".to_vec(),
+        ]);
+        assert_eq!(o.fetched.len(), 2, "pending keys and repeats are not read");
+        assert_eq!(o.get(b"qa"), Some(b"1".to_vec()));
+        assert_eq!(o.get(b"qb"), None);
+        assert_eq!(o.get(b"qc"), Some(b"3".to_vec()));
+        o.put(b"qa".to_vec(), Some(b"11".to_vec()));
+        assert_eq!(o.get(b"qa"), Some(b"11".to_vec()));
+        // The storage persists the pending writes, then the state settles.
+        for (k, v) in o.pending() {
+            base.0.write().unwrap().insert(k, v.unwrap());
+        }
+        base.0
+            .write()
+            .unwrap()
+            .insert(b"qb".to_vec(), b"2".to_vec());
+        assert_eq!(o.get(b"qb"), None, "the read ahead stands until settle");
+        o.settle();
+        assert_eq!(o.get(b"qb"), Some(b"2".to_vec()));
+        assert_eq!(o.get(b"qa"), Some(b"11".to_vec()));
+    }
 }
