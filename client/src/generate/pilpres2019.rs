@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rekap_proto::pb;
@@ -95,6 +95,8 @@ pub fn read_rows(path: &Path) -> anyhow::Result<Vec<Row>> {
 
 /// What `convert` wrote.
 pub struct Conversion {
+    /// The results file in the output folder.
+    pub results: PathBuf,
     pub rows: usize,
     pub incomplete: usize,
     pub registry: Registry,
@@ -108,7 +110,8 @@ pub fn convert(input: &Path, out: &Path) -> anyhow::Result<Conversion> {
     let mut csv = open(input)?;
     let headers = csv.headers()?.clone();
     std::fs::create_dir_all(out)?;
-    let mut results = results_writer(&out.join("results.csv"))?;
+    let results_path = out.join("results.csv");
+    let mut results = results_writer(&results_path)?;
     let mut builder = RegistryBuilder::default();
     let (mut rows, mut incomplete) = (0, 0);
     let mut rec = csv::StringRecord::new();
@@ -125,6 +128,7 @@ pub fn convert(input: &Path, out: &Path) -> anyhow::Result<Conversion> {
     let registry = builder.finish();
     registry.write_dir(out)?;
     Ok(Conversion {
+        results: results_path,
         rows,
         incomplete,
         registry,

@@ -24,9 +24,10 @@ impl Records for DbRecords {
     }
 
     fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ReadError> {
-        // `keys` come sorted (`Overlay::prefetch`), which RocksDB can use.
+        // RocksDB skips its own sort of sorted keys (`Overlay::prefetch`
+        // sorts them), but must not be told so of keys that are not.
         self.db
-            .batched_multi_get_cf(cf(&self.db, CF_SM_DATA), keys, true)
+            .batched_multi_get_cf(cf(&self.db, CF_SM_DATA), keys, keys.is_sorted())
             .into_iter()
             .map(|r| {
                 r.map(|v| v.map(|v| v.to_vec()))

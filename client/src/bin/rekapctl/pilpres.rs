@@ -18,14 +18,13 @@ pub struct PilpresArgs {
 }
 
 pub async fn run(_ctx: &Ctx, a: PilpresArgs) -> anyhow::Result<()> {
-    let results = a.out.join("results.csv");
     let done = pilpres2019::convert(&a.input, &a.out)?;
     println!(
         "{} rows: registry of {} regions and {} TPS, results in {} ({} incomplete rows kept for the import to count)",
         done.rows,
         done.registry.regions.len(),
         done.registry.tps.len(),
-        results.display(),
+        done.results.display(),
         done.incomplete
     );
     Ok(())
