@@ -23,7 +23,7 @@ use super::install;
 use super::on_demand::{self, Pending, SnapshotData};
 use super::records::DbRecords;
 use super::snapshot;
-use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
+use super::{CF_SM_AUDIT, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err, layout};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
@@ -206,7 +206,10 @@ impl StateMachineStore {
 
     /// The state's table files on disk (not the log's).
     pub fn state_bytes(&self) -> u64 {
-        super::int_property(&self.inner.db, CF_SM_DATA, "rocksdb.total-sst-files-size")
+        layout::STATE_CFS
+            .iter()
+            .map(|name| super::int_property(&self.inner.db, name, "rocksdb.total-sst-files-size"))
+            .sum()
     }
 
     /// The index applied here so far.
@@ -274,7 +277,7 @@ impl StateMachineStore {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for kv in db.iterator_cf(
-            cf(db, CF_SM_DATA),
+            cf(db, CF_SM_AUDIT),
             IteratorMode::From(&start, Direction::Forward),
         ) {
             let (k, v) = kv.map_err(io_err)?;
@@ -306,7 +309,7 @@ impl StateMachineStore {
         let db = &self.inner.db;
         let key = keys::audit(at);
         let mut it = db.iterator_cf(
-            cf(db, CF_SM_DATA),
+            cf(db, CF_SM_AUDIT),
             IteratorMode::From(&key, Direction::Reverse),
         );
         let found = match it.next() {
@@ -385,7 +388,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let started = std::time::Instant::now();
         let db = &self.inner.db;
-        let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
         let mut replies = Vec::with_capacity(items.len());
         let mut membership_changed = false;
@@ -397,12 +399,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => none_response(),
                     EntryPayload::Normal(cmd) => {
                         let (resp, writes) = st.tally.apply_encoded(&cmd, cmd.encoded(), index);
-                        for (k, v) in writes {
-                            match v {
-                                Some(v) => batch.put_cf(data, k, v),
-                                None => batch.delete_cf(data, k),
-                            }
-                        }
+                        layout::add_writes(db, &mut batch, writes);
                         resp
                     }
                     EntryPayload::Membership(m) => {
@@ -417,11 +414,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 m.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
                             writes.extend(st.tally.note_first_membership(index, &members));
                         }
-                        for (k, v) in writes {
-                            if let Some(v) = v {
-                                batch.put_cf(data, k, v);
-                            }
-                        }
+                        layout::add_writes(db, &mut batch, writes);
                         st.membership = StoredMembership::new(Some(entry.log_id), m);
                         membership_changed = true;
                         none_response()
@@ -571,14 +564,8 @@ pub(super) fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
                 "state records upgraded: aggregates persisted, requests indexed"
             );
         }
-        let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
-        for (k, v) in upgrade {
-            match v {
-                Some(v) => batch.put_cf(data, k, v),
-                None => batch.delete_cf(data, k),
-            }
-        }
+        layout::add_writes(db, &mut batch, upgrade);
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         db.write_opt(batch, &opts).map_err(io_err)?;
