@@ -86,16 +86,23 @@ impl TallyState {
         let Some(desa) = self.tps.get(key.0.as_str()).map(|e| e.desa as usize) else {
             return;
         };
-        let votes: Vec<u64> = contest
-            .candidates
-            .iter()
-            .map(|c| {
-                s.votes
-                    .iter()
-                    .find(|v| v.candidate_id == c.candidate_id)
-                    .map_or(0, |v| v.votes.max(0) as u64)
-            })
-            .collect();
+        let count = |v: &pb::CandidateVotes| v.votes.max(0) as u64;
+        // Stored revisions list their votes in the contest's order
+        // (`canonical`): no search per candidate then.
+        let votes: Vec<u64> = if super::rules::in_contest_order(contest, s) {
+            s.votes.iter().map(count).collect()
+        } else {
+            contest
+                .candidates
+                .iter()
+                .map(|c| {
+                    s.votes
+                        .iter()
+                        .find(|v| v.candidate_id == c.candidate_id)
+                        .map_or(0, count)
+                })
+                .collect()
+        };
         let n = votes.len();
         let num = |v: Option<i64>| v.unwrap_or(0).max(0) as u64;
         let (sah, tidak_sah, total) = (num(s.sah), num(s.tidak_sah), num(s.total));

@@ -152,6 +152,9 @@ impl TallyState {
 /// Votes listed in the contest's candidate order.
 pub(super) fn canonical(s: &pb::Submission, contest: &pb::Contest) -> pb::Submission {
     let mut s = s.clone();
+    if rules::in_contest_order(contest, &s) {
+        return s;
+    }
     let pos = |id: &str| contest.candidates.iter().position(|c| c.candidate_id == id);
     s.votes.sort_by_key(|v| pos(&v.candidate_id));
     s

@@ -250,6 +250,38 @@ fn every_rule_rejects_and_changes_nothing() {
     assert_eq!(st.totals("ID", "PPWP").unwrap().tps_reported, 0);
 }
 
+/// Votes may come in any order: each counts for its own candidate, the
+/// result is kept in the contest's order, and the same figures in that
+/// order are a retry of it.
+#[test]
+fn votes_out_of_the_contests_order_count_for_their_candidates() {
+    let mut st = loaded();
+    let mut s = sub("r1", "A1", "PPWP", 100, 50, 5);
+    s.votes.reverse();
+    let first = submit(&mut st, s, 2).unwrap();
+    assert_eq!(first.status, pb::SubmitStatus::Accepted as i32);
+    let votes: Vec<_> = st
+        .totals("ID", "PPWP")
+        .unwrap()
+        .candidates
+        .iter()
+        .map(|c| (c.candidate_id.clone(), c.votes))
+        .collect();
+    assert_eq!(votes, vec![("01".to_string(), 100), ("02".to_string(), 50)]);
+    let stored = st.history("A1", "PPWP").unwrap().revisions[0]
+        .submission
+        .clone()
+        .unwrap();
+    let ids: Vec<_> = stored
+        .votes
+        .iter()
+        .map(|v| v.candidate_id.as_str())
+        .collect();
+    assert_eq!(ids, ["01", "02"]);
+    let retry = submit(&mut st, sub("r1", "A1", "PPWP", 100, 50, 5), 3).unwrap();
+    assert_eq!(retry.status, pb::SubmitStatus::Duplicate as i32);
+}
+
 #[test]
 fn retries_never_count_twice_and_conflicts_are_refused() {
     let mut st = loaded();
