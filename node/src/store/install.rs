@@ -1,7 +1,6 @@
-//! Installing a snapshot file into the state's column families without
-//! holding it in memory.
+//! Installing a snapshot file into `sm_data` without holding it in memory.
 //!
-//! The records stream into one RocksDB table file per family (`prepare`), checked
+//! The records stream into one RocksDB table file (`prepare`), checked
 //! against the file's trailer and hash on the way, so one pass over the
 //! file both checks it and builds the table; the table is then ingested
 //! whole (`install`), so the install is not one atomic write. It is made redoable instead: the
@@ -25,26 +24,25 @@ use rocksdb::{
 };
 
 use super::snapshot::{Reader, temp_name};
-use super::{CF_SM_META, cf, cf_options, invalid, io_err, layout};
+use super::{CF_SM_DATA, CF_SM_META, cf, cf_options, invalid, io_err};
 use crate::raft::types::SnapshotMeta;
 
 /// The marker: the path of the snapshot file being installed.
 pub(crate) const KEY_INSTALLING: &[u8] = b"installing";
 
-/// The tables built from a snapshot file whose every record checked out,
-/// one per column family that gets records; removed if never ingested.
-#[derive(Debug, Default)]
+/// The table built from a snapshot file whose every record checked out;
+/// removed if it is never ingested.
+#[derive(Debug)]
 pub struct Prepared {
-    tables: Vec<(&'static str, PathBuf)>,
+    /// `None` when the snapshot holds no records.
+    table: Option<PathBuf>,
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
         // Moved into the database if ingested; a leftover otherwise.
-        for (_, t) in self.tables.drain(..) {
-            if t.exists() {
-                let _ = std::fs::remove_file(t);
-            }
+        if let Some(t) = self.table.take().filter(|t| t.exists()) {
+            let _ = std::fs::remove_file(t);
         }
     }
 }
@@ -58,16 +56,22 @@ pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
     build(Reader::open(path)?, meta, dir)
 }
 
-/// The tables of a snapshot's records, in `dir`, once every record checked
+/// The table of a snapshot's records, in `dir`, once every record checked
 /// out against `meta`, the trailer and the hash.
 fn build<R: Read>(mut reader: Reader<R>, meta: &SnapshotMeta, dir: &Path) -> io::Result<Prepared> {
     if reader.meta != *meta {
         return Err(invalid("snapshot file does not match its metadata"));
     }
-    // Removes the tables if writing one fails.
-    let mut prepared = Prepared::default();
-    write_tables(dir, &mut reader, &mut prepared)?;
-    Ok(prepared)
+    let table = temp_name(dir, "ingest");
+    // Removes the table if writing it fails, or if it holds nothing.
+    let written = Prepared {
+        table: Some(table.clone()),
+    };
+    Ok(if write_table(&table, &mut reader)? {
+        written
+    } else {
+        Prepared { table: None }
+    })
 }
 
 /// Installs the published snapshot file at `path`, from the table
@@ -79,6 +83,7 @@ pub fn install(
     prepared: Prepared,
     finish: impl FnOnce(&mut WriteBatch),
 ) -> io::Result<()> {
+    let data = cf(db, CF_SM_DATA);
     let mut synced = WriteOptions::default();
     synced.set_sync(true);
     let mut start = WriteBatch::default();
@@ -93,9 +98,7 @@ pub fn install(
         name.to_string_lossy().as_bytes(),
     );
     let (lo, hi) = ([0u8].as_slice(), [0xffu8; 2].as_slice());
-    for name in layout::STATE_CFS {
-        start.delete_range_cf(cf(db, name), lo, hi);
-    }
+    start.delete_range_cf(data, lo, hi);
     db.write_opt(start, &synced).map_err(io_err)?;
     crate::crash::point("snapshot-install-marked");
     // The old records are compacted away now, so the table goes into an
@@ -104,18 +107,16 @@ pub fn install(
     // at once, taking a core while the state loads (17% of the box's CPU
     // through a new node's catch-up of the 2019 state). A view a snapshot
     // holds keeps what it sees: compaction never drops that.
+    db.flush_cf(data).map_err(io_err)?;
     let mut bottom = CompactOptions::default();
     bottom.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-    for name in layout::STATE_CFS {
-        db.flush_cf(cf(db, name)).map_err(io_err)?;
-        db.compact_range_cf_opt(cf(db, name), Some(lo), Some(hi), &bottom);
-    }
-    // The range deletions are older than the tables (ingested after them),
-    // so they drop only the old records.
-    for (name, table) in &prepared.tables {
+    db.compact_range_cf_opt(data, Some(lo), Some(hi), &bottom);
+    // The range deletion is older than the table (ingested after it), so it
+    // drops only the old records.
+    if let Some(table) = &prepared.table {
         let mut how = IngestExternalFileOptions::default();
         how.set_move_files(true);
-        db.ingest_external_file_cf_opts(cf(db, name), &how, vec![table])
+        db.ingest_external_file_cf_opts(data, &how, vec![table])
             .map_err(io_err)?;
     }
     drop(prepared);
@@ -126,50 +127,29 @@ pub fn install(
     Ok(())
 }
 
-/// Writes the records into one table file per column family, for RocksDB
-/// to take whole: no write-ahead log, no memtable, and each file is durable
-/// in the manifest once ingested. The snapshot holds the state in key
-/// order, each family's records together (`layout`), which is what a table
-/// file needs. Adds each table to `into` as it is begun.
-fn write_tables<R: Read>(
-    dir: &Path,
-    reader: &mut Reader<R>,
-    into: &mut Prepared,
-) -> io::Result<()> {
+/// Writes the records into one table file, for RocksDB to take whole: no
+/// write-ahead log, no memtable, and the file is durable in the manifest
+/// once ingested. The snapshot holds `sm_data` in key order, which is what
+/// a table file needs. Returns whether there was any record.
+fn write_table<R: Read>(table: &Path, reader: &mut Reader<R>) -> io::Result<bool> {
     // Not compressed: built while the bytes arrive, on one thread, which
     // compressing made slower than the transfer (5.5 s against 2.9 s for
-    // the 2019 state). They go in at the bottom level (`install`), and
-    // compactions compress them as they rewrite them.
-    let opts = layout::STATE_CFS.map(|name| {
-        let mut o = cf_options(name);
-        o.set_compression_type(rocksdb::DBCompressionType::None);
-        o
-    });
-    let mut open: Option<(&'static str, SstFileWriter)> = None;
+    // the 2019 state). It goes in at the bottom level (`install`), and
+    // compactions compress it as they rewrite it.
+    let mut opts = cf_options(CF_SM_DATA);
+    opts.set_compression_type(rocksdb::DBCompressionType::None);
+    let mut writer = SstFileWriter::create(&opts);
+    writer.open(table).map_err(io_err)?;
+    let mut any = false;
     while let Some((k, v)) = reader.next_slices()? {
-        let name = layout::cf_of(k);
-        if open.as_ref().is_none_or(|(n, _)| *n != name) {
-            if let Some((_, mut w)) = open.take() {
-                w.finish().map_err(io_err)?;
-            }
-            let at = layout::STATE_CFS.iter().position(|n| *n == name);
-            let w = SstFileWriter::create(&opts[at.expect("a state family")]);
-            let table = temp_name(dir, "ingest");
-            // Listed before it exists, so a failure removes what was begun.
-            into.tables.push((name, table.clone()));
-            w.open(&table).map_err(io_err)?;
-            open = Some((name, w));
-        }
-        let (_, w) = open.as_mut().expect("a table is open");
-        w.put(k, v).map_err(io_err)?;
+        writer.put(k, v).map_err(io_err)?;
+        any = true;
     }
-    // RocksDB refuses to finish a table with nothing in it: one is begun
-    // only for a record. Snapshots are written in key order (and a table
-    // refuses keys that do not ascend), so each family gets one table.
-    if let Some((_, mut w)) = open.take() {
-        w.finish().map_err(io_err)?;
+    // RocksDB refuses to finish a table with nothing in it.
+    if any {
+        writer.finish().map_err(io_err)?;
     }
-    Ok(())
+    Ok(any)
 }
 
 /// A table being built from a snapshot's bytes as they arrive, on a

@@ -2,9 +2,8 @@
 //! committed index and the tally state machine, plus snapshot files.
 //!
 //! Column families: `logs` (entries by big-endian index), `raft_meta` (vote,
-//! committed, last purged), `sm_meta` (last applied, last membership),
-//! `sm_audit` (the tally's audit entries) and `sm_data` (its other records;
-//! `layout` says which goes where). Everything is encoded with our own
+//! committed, last purged), `sm_meta` (last applied, last membership) and
+//! `sm_data` (the tally's records). Everything is encoded with our own
 //! protobuf messages. Log appends are made durable by a group-commit flusher
 //! thread before openraft is told they are; the vote is written synchronously.
 //! A snapshot is the state as of an applied index, written to a file in
@@ -16,7 +15,6 @@ mod export;
 mod flusher;
 mod held;
 mod install;
-mod layout;
 mod log_cache;
 mod log_store;
 mod on_demand;
@@ -43,7 +41,6 @@ pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT_META: &str = "raft_meta";
 pub(crate) const CF_SM_META: &str = "sm_meta";
 pub(crate) const CF_SM_DATA: &str = "sm_data";
-pub(crate) const CF_SM_AUDIT: &str = "sm_audit";
 
 pub(crate) const KEY_VOTE: &[u8] = b"vote";
 pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
@@ -51,7 +48,7 @@ pub(crate) const KEY_PURGED: &[u8] = b"last_purged";
 pub(crate) const KEY_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"last_membership";
 
-const CFS: [&str; 5] = [CF_LOGS, CF_RAFT_META, CF_SM_META, CF_SM_AUDIT, CF_SM_DATA];
+const CFS: [&str; 4] = [CF_LOGS, CF_RAFT_META, CF_SM_META, CF_SM_DATA];
 
 /// Histogram buckets for disk work (fsyncs, applies), in seconds: 0.1 ms to
 /// about 3 s. etcd's start at 1 ms; an fsync here takes 0.2-0.4 ms.
@@ -94,9 +91,6 @@ pub fn open(
         DB::open_cf_descriptors(&opts, &path, cfs)
             .with_context(|| format!("opening the RocksDB database in {}", path.display()))?,
     );
-    if !fresh {
-        layout::move_audit(&db).context("moving the audit entries to their column family")?;
-    }
     let snapshots = data_dir.join("snapshots");
     let log = LogStore::new(db.clone());
     let sm = match StateMachineStore::open(db.clone(), snapshots.clone()) {
@@ -185,14 +179,8 @@ pub(super) fn cf_options(name: &str) -> Options {
         // most of the import's peak above its end state.
         o.set_target_file_size_base(16 << 20);
     }
-    if name == CF_SM_AUDIT {
-        // Keys only grow: each flush lands beside the tables before it,
-        // and a compaction moves those down whole instead of rewriting
-        // them. Read by range (exports, chain heads), never by point.
-        o.set_target_file_size_base(16 << 20);
-    }
     o.set_block_based_table_factory(&block);
-    if name != CF_RAFT_META && name != CF_SM_META {
+    if name == CF_SM_DATA || name == CF_LOGS {
         o.set_write_buffer_size(16 << 20);
     }
     // Log entries live until the next purge: compressing them only costs

@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 use super::install::Received;
 use super::snapshot;
 use super::state_machine::read_meta;
-use super::{CF_SM_META, cf, io_err, layout};
+use super::{CF_SM_DATA, CF_SM_META, cf, io_err};
 use crate::raft::types::SnapshotMeta;
 
 /// Openraft's snapshot data.
@@ -106,36 +106,29 @@ fn write_view(
     meta: &SnapshotMeta,
     follow: &Follow<'_>,
 ) -> io::Result<PathBuf> {
-    let opts = || {
-        let mut o = ReadOptions::default();
-        o.set_readahead_size(4 << 20);
-        o
-    };
+    let mut opts = ReadOptions::default();
+    opts.set_readahead_size(4 << 20);
     snapshot::write(dir, meta, follow, |enc| copy_view(db, view, opts, enc))
 }
 
-/// Every record of the state in `view`, in key order, into `enc`: its
-/// families one after the other (`layout`). A raw iterator lends each key
-/// and value: the plain one copies both into boxes of their own first.
+/// Every `sm_data` record of `view`, in key order, into `enc`. A raw
+/// iterator lends each key and value: the plain one copies both into
+/// boxes of their own first.
 pub(super) fn copy_view(
     db: &DB,
     view: &rocksdb::SnapshotWithThreadMode<'_, DB>,
-    opts: impl Fn() -> ReadOptions,
+    mut opts: ReadOptions,
     enc: &mut snapshot::Encoder<'_>,
 ) -> io::Result<()> {
-    for name in layout::STATE_CFS {
-        let mut o = opts();
-        // A walk of the whole state would push out what point reads use.
-        o.fill_cache(false);
-        let mut it = view.raw_iterator_cf_opt(cf(db, name), o);
-        it.seek_to_first();
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            enc.record(k, v)?;
-            it.next();
-        }
-        it.status().map_err(io_err)?;
+    // A walk of the whole state would push out what point reads use.
+    opts.fill_cache(false);
+    let mut it = view.raw_iterator_cf_opt(cf(db, CF_SM_DATA), opts);
+    it.seek_to_first();
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        enc.record(k, v)?;
+        it.next();
     }
-    Ok(())
+    it.status().map_err(io_err)
 }
 
 impl Pending {

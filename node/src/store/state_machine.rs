@@ -23,7 +23,7 @@ use super::install;
 use super::on_demand::{self, Pending, SnapshotData};
 use super::records::DbRecords;
 use super::snapshot;
-use super::{CF_SM_AUDIT, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err, layout};
+use super::{CF_SM_DATA, CF_SM_META, KEY_APPLIED, KEY_MEMBERSHIP, cf, io_err};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
@@ -206,10 +206,7 @@ impl StateMachineStore {
 
     /// The state's table files on disk (not the log's).
     pub fn state_bytes(&self) -> u64 {
-        layout::STATE_CFS
-            .iter()
-            .map(|name| super::int_property(&self.inner.db, name, "rocksdb.total-sst-files-size"))
-            .sum()
+        super::int_property(&self.inner.db, CF_SM_DATA, "rocksdb.total-sst-files-size")
     }
 
     /// The index applied here so far.
@@ -277,7 +274,7 @@ impl StateMachineStore {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for kv in db.iterator_cf(
-            cf(db, CF_SM_AUDIT),
+            cf(db, CF_SM_DATA),
             IteratorMode::From(&start, Direction::Forward),
         ) {
             let (k, v) = kv.map_err(io_err)?;
@@ -309,7 +306,7 @@ impl StateMachineStore {
         let db = &self.inner.db;
         let key = keys::audit(at);
         let mut it = db.iterator_cf(
-            cf(db, CF_SM_AUDIT),
+            cf(db, CF_SM_DATA),
             IteratorMode::From(&key, Direction::Reverse),
         );
         let found = match it.next() {
@@ -388,6 +385,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let started = std::time::Instant::now();
         let db = &self.inner.db;
+        let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
         let mut replies = Vec::with_capacity(items.len());
         let mut membership_changed = false;
@@ -399,7 +397,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => none_response(),
                     EntryPayload::Normal(cmd) => {
                         let (resp, writes) = st.tally.apply_encoded(&cmd, cmd.encoded(), index);
-                        layout::add_writes(db, &mut batch, writes);
+                        for (k, v) in writes {
+                            match v {
+                                Some(v) => batch.put_cf(data, k, v),
+                                None => batch.delete_cf(data, k),
+                            }
+                        }
                         resp
                     }
                     EntryPayload::Membership(m) => {
@@ -414,7 +417,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 m.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
                             writes.extend(st.tally.note_first_membership(index, &members));
                         }
-                        layout::add_writes(db, &mut batch, writes);
+                        for (k, v) in writes {
+                            if let Some(v) = v {
+                                batch.put_cf(data, k, v);
+                            }
+                        }
                         st.membership = StoredMembership::new(Some(entry.log_id), m);
                         membership_changed = true;
                         none_response()
@@ -564,8 +571,14 @@ pub(super) fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
                 "state records upgraded: aggregates persisted, requests indexed"
             );
         }
+        let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
-        layout::add_writes(db, &mut batch, upgrade);
+        for (k, v) in upgrade {
+            match v {
+                Some(v) => batch.put_cf(data, k, v),
+                None => batch.delete_cf(data, k),
+            }
+        }
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         db.write_opt(batch, &opts).map_err(io_err)?;
