@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The national synthetic election: 820,000 TPS, five contests over each
 # (4.1 million results), generated, loaded and imported into a 3-node
-# cluster (TLS); then what the state costs a node.
+# cluster (TLS); the nodes' CPU and RocksDB compactions over the imports;
+# then what the state costs a node.
 #
 #   bash tests/bench/national.sh [SHARE]     (default 1.0: every TPS reports)
 source "$(dirname "$0")/lib.sh"
@@ -14,11 +15,15 @@ gen=$(t "$CTL" registry generate "$DIR/nat" --national --demo-results "$SHARE")
 reg=$(t "$CTL" "${A[@]}" --timeout 300 registry load "$DIR/nat")
 read -ra OP <<<"$(operator_args 7430 PPWP)"
 printf "| national synthetic | seconds |\n|---|---|\n| generate | %s |\n| registry | %s |\n" "$gen" "$reg"
+cpu0=$(ticks $(cat "$DIR"/nat-[123].pid))
 for f in "$DIR"/nat/results-*.csv; do
   printf "| import %s (%s rows) | %s |\n" "$(basename "$f")" "$(($(wc -l <"$f") - 1))" \
     "$(t "$CTL" "${OP[@]}" --timeout 300 import "$f" --batch 1000)"
 done
+cpu=$(( $(ticks $(cat "$DIR"/nat-[123].pid)) - cpu0 ))
 printf "\n| national state | value |\n|---|---|\n"
+printf "| CPU of the three nodes during the imports | %s s |\n" "$(awk "BEGIN {printf \"%.1f\", $cpu / $(getconf CLK_TCK)}")"
+compaction_row nat
 rss_rows nat
 restart_row nat 7430 PPWP
 learner_row nat 7430

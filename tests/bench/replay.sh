@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The 2019 presidential election replayed into a 3-node cluster (TLS, as
 # deployed): conversion of the real file, the registry, the import of every
-# complete row; then what the state costs (memory, restart, snapshot
-# catch-up, export); each node's peak RSS is given for the registry load,
+# complete row, with the nodes' CPU and RocksDB compactions; then what
+# the state costs (memory, restart, snapshot catch-up, export); each node's peak RSS is given for the registry load,
 # and (beside its RSS) for the import alone.
 # Needs ../shared/data/pilpres2019_tps.csv.gz.
 #
@@ -30,6 +30,7 @@ printf "| 2019 replay | seconds |\n|---|---|\n| conversion | %s |\n| registry | 
   "$conv" "$reg" "$imp" "$whole"
 printf "| 2019 state | value |\n|---|---|\n"
 printf "| CPU of the three nodes during the import | %s s |\n" "$(awk "BEGIN {printf \"%.1f\", $cpu / $(getconf CLK_TCK)}")"
+compaction_row p19
 printf "| peak RSS during the registry load, nodes 1 / 2 / 3 | %s MiB |\n" "$reg_peaks"
 rss_rows p19
 restart_row p19 7420 PPWP-2019

@@ -127,3 +127,38 @@ export_row() {
   [ "$rows" -gt 0 ] || { echo "the export holds no results" >&2; return 1; }
   printf "| export of %s results (%s rows) | %s rows/s |\n" "$2" "$rows" "$(python3 -c "print('%.0f' % ($rows / $secs))")"
 }
+
+# compaction_row NAME: what RocksDB's compactions and flushes cost each
+# node so far, summed from its LOG (before any restart rotates it):
+# compaction CPU-seconds, and GB written by compactions and by flushes.
+compaction_row() {
+  local out=() id
+  for id in 1 2 3; do
+    out+=("$(python3 - "$DIR/$1-$id/db/LOG" <<'PY'
+import json, sys
+cpu = comp = flush = 0
+flushes = set()
+for line in open(sys.argv[1], errors="replace"):
+    i = line.find("EVENT_LOG_v1 ")
+    if i < 0:
+        continue
+    e = json.loads(line[i + 13:])
+    kind, job = e.get("event"), e.get("job")
+    if kind == "flush_started":
+        flushes.add(job)
+    elif kind == "compaction_finished":
+        cpu += e.get("compaction_time_cpu_micros", 0)
+        comp += e.get("total_output_size", 0)
+    elif kind == "table_file_creation" and job in flushes:
+        flush += e.get("file_size", 0)
+    elif kind == "blob_file_creation" and job in flushes:
+        flush += e.get("total_blob_bytes", 0)
+    elif kind == "blob_file_creation":
+        comp += e.get("total_blob_bytes", 0)
+print("%.1f s, %.2f / %.2f GB" % (cpu / 1e6, comp / 1e9, flush / 1e9))
+PY
+)")
+  done
+  printf "| compactions of nodes 1 / 2 / 3: CPU, GB written by compactions / flushes | %s |\n" \
+    "${out[0]} ; ${out[1]} ; ${out[2]}"
+}
