@@ -2,8 +2,9 @@
 # The 2019 presidential election replayed into a 3-node cluster (TLS, as
 # deployed): conversion of the real file, the registry, the import of every
 # complete row, with the nodes' CPU and RocksDB compactions; then what
-# the state costs (memory, restart, snapshot catch-up, export); each node's peak RSS is given for the registry load,
-# and (beside its RSS) for the import alone.
+# the state costs (memory, restart, snapshot catch-up, export); each
+# node's peak RSS is given for the registry load, and (beside its RSS) for
+# the import alone.
 # Needs ../shared/data/pilpres2019_tps.csv.gz.
 #
 #   bash tests/bench/replay.sh
