@@ -22,7 +22,7 @@ for f in "$DIR"/nat/results-*.csv; do
 done
 cpu=$(( $(ticks $(cat "$DIR"/nat-[123].pid)) - cpu0 ))
 printf "\n| national state | value |\n|---|---|\n"
-printf "| CPU of the three nodes during the imports | %s s |\n" "$(awk "BEGIN {printf \"%.1f\", $cpu / $(getconf CLK_TCK)}")"
+cpu_row "during the imports" "$cpu"
 compaction_row nat
 rss_rows nat
 restart_row nat 7430 PPWP

@@ -30,7 +30,7 @@ whole=$(python3 -c "print('%.2f' % ($conv + $reg + $imp))")
 printf "| 2019 replay | seconds |\n|---|---|\n| conversion | %s |\n| registry | %s |\n| import | %s |\n| whole replay | %s |\n\n" \
   "$conv" "$reg" "$imp" "$whole"
 printf "| 2019 state | value |\n|---|---|\n"
-printf "| CPU of the three nodes during the import | %s s |\n" "$(awk "BEGIN {printf \"%.1f\", $cpu / $(getconf CLK_TCK)}")"
+cpu_row "during the import" "$cpu"
 compaction_row p19
 printf "| peak RSS during the registry load, nodes 1 / 2 / 3 | %s MiB |\n" "$reg_peaks"
 rss_rows p19

@@ -128,6 +128,12 @@ export_row() {
   printf "| export of %s results (%s rows) | %s rows/s |\n" "$2" "$rows" "$(python3 -c "print('%.0f' % ($rows / $secs))")"
 }
 
+# cpu_row WHAT TICKS: "| CPU of the three nodes WHAT | S s |" for TICKS
+# clock ticks (the difference of two `ticks` readings).
+cpu_row() {
+  printf "| CPU of the three nodes %s | %s s |\n" "$1" "$(awk "BEGIN {printf \"%.1f\", $2 / $(getconf CLK_TCK)}")"
+}
+
 # compaction_row NAME: what RocksDB's compactions and flushes cost each
 # node so far, summed from its LOG (before any restart rotates it):
 # compaction CPU-seconds, and GB written by compactions and by flushes.
@@ -151,10 +157,6 @@ for line in open(sys.argv[1], errors="replace"):
         comp += e.get("total_output_size", 0)
     elif kind == "table_file_creation" and job in flushes:
         flush += e.get("file_size", 0)
-    elif kind == "blob_file_creation" and job in flushes:
-        flush += e.get("total_blob_bytes", 0)
-    elif kind == "blob_file_creation":
-        comp += e.get("total_blob_bytes", 0)
 print("%.1f s, %.2f / %.2f GB" % (cpu / 1e6, comp / 1e9, flush / 1e9))
 PY
 )")
