@@ -39,7 +39,6 @@ impl Numbers {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Used {
-    Submitted(usize, Numbers),
     Corrected(usize),
     Cleared(usize),
 }
@@ -48,6 +47,10 @@ enum Used {
 struct Model {
     /// TPS index -> (revision, numbers).
     results: BTreeMap<usize, (u64, Numbers)>,
+    /// TPS index -> the id and numbers of its first submission: that id
+    /// counts only within its own result.
+    firsts: BTreeMap<usize, (String, Numbers)>,
+    /// The ids of later revisions, which count across all results.
     ids: BTreeMap<String, Used>,
 }
 
@@ -74,19 +77,24 @@ fn id(u: &mut Unstructured) -> arbitrary::Result<String> {
 
 impl Model {
     fn submit(&mut self, id: &str, t: usize, n: Numbers) -> Expect {
-        if let Some(used) = self.ids.get(id) {
-            return if *used == Used::Submitted(t, n) {
+        if let Some((first, numbers)) = self.firsts.get(&t)
+            && first == id
+        {
+            return if *numbers == n {
                 Expect::Duplicate
             } else {
                 Expect::Refused("submission_id_reused")
             };
+        }
+        if self.ids.contains_key(id) {
+            return Expect::Refused("submission_id_reused");
         }
         match self.results.get(&t) {
             Some((_, cur)) if *cur == n => Expect::Duplicate,
             Some(_) => Expect::Refused("result_exists"),
             None => {
                 self.results.insert(t, (1, n));
-                self.ids.insert(id.into(), Used::Submitted(t, n));
+                self.firsts.insert(t, (id.into(), n));
                 Expect::Revision(1)
             }
         }
@@ -106,6 +114,9 @@ impl Model {
         } else {
             Used::Cleared(t)
         };
+        if self.firsts.get(&t).is_some_and(|(first, _)| first == id) {
+            return Expect::Refused("request_id_reused");
+        }
         if let Some(used) = self.ids.get(id) {
             return if *used == kind {
                 Expect::Duplicate

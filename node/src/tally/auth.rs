@@ -261,10 +261,9 @@ impl TallyState {
         let Some(u) = self.users.get(&p.name) else {
             return Ok(());
         };
-        if u.user
-            .revoked_serials
-            .contains(&normal_serial(&p.cert_serial))
-        {
+        // Normalising allocates; almost no user has a revoked serial.
+        let revoked = &u.user.revoked_serials;
+        if !revoked.is_empty() && revoked.contains(&normal_serial(&p.cert_serial)) {
             return Err(unauthenticated(
                 "cert_revoked",
                 format!("certificate {} of {} is revoked", p.cert_serial, p.name),
@@ -380,7 +379,7 @@ impl TallyState {
             Some(Kind::Submit(_)) | None => Ok(()),
             Some(Kind::Correct(r)) => self.authorize_revision(
                 who,
-                &r.request_id,
+                (&r.request_id, &r.tps_id, &r.contest_id),
                 &Action::Correct {
                     tps: &r.tps_id,
                     contest: &r.contest_id,
@@ -388,7 +387,7 @@ impl TallyState {
             ),
             Some(Kind::ClearFlags(r)) => self.authorize_revision(
                 who,
-                &r.request_id,
+                (&r.request_id, &r.tps_id, &r.contest_id),
                 &Action::ClearFlags {
                     tps: &r.tps_id,
                     contest: &r.contest_id,
@@ -396,15 +395,17 @@ impl TallyState {
             ),
             Some(Kind::Review(r)) => self.authorize_revision(
                 who,
-                &r.request_id,
+                (&r.request_id, &r.tps_id, &r.contest_id),
                 &Action::Review {
                     tps: &r.tps_id,
                     contest: &r.contest_id,
                 },
             ),
-            Some(Kind::Objection(r)) => {
-                self.authorize_revision(who, &r.request_id, &Action::Object { tps: &r.tps_id })
-            }
+            Some(Kind::Objection(r)) => self.authorize_revision(
+                who,
+                (&r.request_id, &r.tps_id, &r.contest_id),
+                &Action::Object { tps: &r.tps_id },
+            ),
             Some(Kind::UserAdmin(_)) => self.authorize(who, &Action::Users),
             Some(Kind::BootstrapAdmin(b)) => {
                 self.authorize(who, &Action::Bootstrap { name: &b.name })
@@ -420,18 +421,23 @@ impl TallyState {
         who: Option<&pb::Principal>,
         s: &pb::Submission,
     ) -> Result<(), pb::Rejection> {
-        self.authorize_revision(who, &s.submission_id, &Action::Submit { tps: &s.tps_id })
+        self.authorize_revision(
+            who,
+            (&s.submission_id, &s.tps_id, &s.contest_id),
+            &Action::Submit { tps: &s.tps_id },
+        )
     }
 
     /// A retry of a submission or revision this same principal made is
     /// answered with its original outcome whatever their roles have become
     /// since (four eyes would refuse a verifier's retry: the current revision
     /// is theirs). A disabled user or a revoked certificate is still refused.
-    /// Anything else is judged.
+    /// Anything else is judged. `request` is the request id and the TPS and
+    /// contest of the result it names.
     fn authorize_revision(
         &self,
         who: Option<&pb::Principal>,
-        request_id: &str,
+        request: (&str, &str, &str),
         action: &Action,
     ) -> Result<(), pb::Rejection> {
         if let Some(p) = who.filter(|p| p.kind == pb::PrincipalKind::User as i32) {
@@ -443,7 +449,8 @@ impl TallyState {
             Ok(()) => return Ok(()),
             Err(rej) => rej,
         };
-        if let (Some(p), Some((key, rev))) = (who, self.request(request_id))
+        let (request_id, tps_id, contest_id) = request;
+        if let (Some(p), Some((key, rev))) = (who, self.request(request_id, tps_id, contest_id))
             && let Some(h) = self.history(&key.0, &key.1)
             && let Some(created) = h.revisions.get((rev - 1) as usize)
             && created

@@ -116,7 +116,7 @@ impl TallyState {
         kind: pb::RevisionKind,
         who: Option<&pb::Principal>,
     ) -> Result<Option<pb::CorrectResponse>, pb::Rejection> {
-        let Some((key, rev)) = self.request(request_id) else {
+        let Some((key, rev)) = self.request(request_id, tps_id, contest_id) else {
             return Ok(None);
         };
         let h = self

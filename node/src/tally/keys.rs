@@ -22,7 +22,11 @@ pub const REMOVED_NODES: u8 = b'n';
 pub const CLUSTER: u8 = b'i';
 /// Running sums of one region for one contest (`aggregate.rs`).
 pub const AGGREGATE: u8 = b'g';
-/// A request id (submission, correction, review) -> the revision it created.
+/// A request id of a revision after the first (correction, flag clearing,
+/// review, objection) -> the revision it created. A first submission's id
+/// is kept only in its own result: one record fewer per result, and
+/// compaction's cost goes with the number of records. Records from before,
+/// pointing at a revision 1, are ignored.
 pub const REQUEST: u8 = b'q';
 /// The layout version of these records (one record).
 pub const FORMAT: u8 = b'f';

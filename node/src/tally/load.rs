@@ -73,7 +73,8 @@ impl TallyState {
     }
 
     /// From the first layout: counts every aggregate from the registry and
-    /// the results, and indexes every revision's request id.
+    /// the results, and indexes the request id of every revision after the
+    /// first.
     fn upgrade(&mut self, base: &dyn Records) -> Result<(), RestoreError> {
         self.aggregates.clear();
         let contests: Vec<(String, String, usize)> = self
@@ -95,7 +96,7 @@ impl TallyState {
             let key = keys::split_pair(&k)
                 .filter(|_| !h.revisions.is_empty())
                 .ok_or(RestoreError::Bad(k))?;
-            for r in &h.revisions {
+            for r in h.revisions.iter().skip(1) {
                 if let Some(sub) = &r.submission {
                     let v = keys::request_value(&key.0, &key.1, r.revision);
                     self.put(keys::request(&sub.submission_id), Some(v));

@@ -310,16 +310,45 @@ impl TallyState {
             .is_some()
     }
 
-    /// The result and revision a request id created.
-    fn request(&self, request_id: &str) -> Option<(ResultKey, u64)> {
-        let bytes = self.records.get(&keys::request(request_id))?;
-        Some(keys::parse_request_value(&bytes).expect("a stored request record decodes"))
+    /// The result and revision a request id created, for a request that
+    /// names the result `tps_id`, `contest_id`: that result's first
+    /// submission if the id is its, else a later revision of any result
+    /// through the index. Own result first, so a retried submission is its
+    /// own duplicate whatever other requests reused its id.
+    fn request(
+        &self,
+        request_id: &str,
+        tps_id: &str,
+        contest_id: &str,
+    ) -> Option<(ResultKey, u64)> {
+        let first_of = |h: &pb::ResultHistory| {
+            h.revisions
+                .first()
+                .and_then(|r| r.submission.as_ref())
+                .is_some_and(|s| s.submission_id == request_id)
+        };
+        if self
+            .history(tps_id, contest_id)
+            .is_some_and(|h| first_of(&h))
+        {
+            return Some(((tps_id.to_string(), contest_id.to_string()), 1));
+        }
+        self.later_request(request_id)
     }
 
-    /// Stores a result's history, indexing the request of its newest revision.
+    /// A request id's revision through the index of later revisions.
+    fn later_request(&self, request_id: &str) -> Option<(ResultKey, u64)> {
+        let bytes = self.records.get(&keys::request(request_id))?;
+        let (key, rev) =
+            keys::parse_request_value(&bytes).expect("a stored request record decodes");
+        (rev > 1).then_some((key, rev))
+    }
+
+    /// Stores a result's history, indexing the request of its newest
+    /// revision unless it is the first (found in the result itself).
     fn save_history(&mut self, key: &ResultKey, h: &pb::ResultHistory) {
         let rev = current(h);
-        if let Some(sub) = &rev.submission {
+        if let Some(sub) = rev.submission.as_ref().filter(|_| rev.revision > 1) {
             let v = keys::request_value(&key.0, &key.1, rev.revision);
             self.put(keys::request(&sub.submission_id), Some(v));
         }

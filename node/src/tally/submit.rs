@@ -1,5 +1,5 @@
 //! Applying submissions: validation against the registry, idempotency by
-//! submission id, one result per TPS and contest.
+//! submission id within the result, one result per TPS and contest.
 
 use rekap_proto::pb;
 
@@ -55,32 +55,26 @@ impl TallyState {
         who: Option<&pb::Principal>,
     ) -> Result<pb::SubmitOutcome, pb::Rejection> {
         rules::check_submission(s)?;
-        if let Some((key, rev)) = self.request(&s.submission_id) {
-            let h = self
-                .history(&key.0, &key.1)
-                .expect("a request names its result");
-            let created = &h.revisions[(rev - 1) as usize];
-            let original = created
-                .submission
-                .as_ref()
-                .expect("revision has its numbers");
-            if created.kind != pb::RevisionKind::Submitted as i32
-                || !rules::same_result(original, s)
-            {
-                return Err(reject(
-                    code::ALREADY_EXISTS,
-                    "submission_id_reused",
-                    format!(
-                        "submission id {} was already used for a different result",
-                        s.submission_id
-                    ),
-                ));
+        let existing = self.history(&s.tps_id, &s.contest_id);
+        let first = existing.as_ref().and_then(|h| h.revisions.first());
+        if let Some(first) = first
+            && let Some(original) = first.submission.as_ref()
+            && original.submission_id == s.submission_id
+        {
+            if !rules::same_result(original, s) {
+                return Err(reused(s));
             }
-            return Ok(outcome(s, created, pb::SubmitStatus::Duplicate));
+            return Ok(outcome(s, first, pb::SubmitStatus::Duplicate));
+        }
+        // Only revisions after the first are indexed; a first submission's
+        // id reused on another result is not seen, and harms nothing: a
+        // result is keyed by its TPS and contest, never by the id.
+        if self.later_request(&s.submission_id).is_some() {
+            return Err(reused(s));
         }
         let contest = self.checked_contest(s)?;
         let key = (s.tps_id.clone(), s.contest_id.clone());
-        if let Some(h) = self.history(&key.0, &key.1) {
+        if let Some(h) = existing {
             let cur = super::current(&h);
             let numbers = cur.submission.as_ref().expect("revision has its numbers");
             if rules::same_result(numbers, s) {
@@ -173,6 +167,17 @@ fn outcome(s: &pb::Submission, rev: &pb::Revision, status: pb::SubmitStatus) -> 
         original_submission_id: original.submission_id.clone(),
         janggal: rev.janggal.clone(),
     }
+}
+
+fn reused(s: &pb::Submission) -> pb::Rejection {
+    reject(
+        code::ALREADY_EXISTS,
+        "submission_id_reused",
+        format!(
+            "submission id {} was already used for a different result",
+            s.submission_id
+        ),
+    )
 }
 
 fn rejection_item(rej: pb::Rejection) -> pb::BatchItem {

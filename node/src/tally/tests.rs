@@ -304,7 +304,7 @@ fn retries_never_count_twice_and_conflicts_are_refused() {
         (code::ALREADY_EXISTS, "result_exists".into())
     );
     assert_eq!(
-        rule_of(submit(&mut st, sub("s1", "A2", "PPWP", 1, 1, 0), 6)),
+        rule_of(submit(&mut st, sub("s1", "A1", "PPWP", 99, 51, 5), 6)),
         (code::ALREADY_EXISTS, "submission_id_reused".into())
     );
     let t = st.totals("ID", "PPWP").unwrap();

@@ -447,3 +447,51 @@ fn a_revision_carries_its_commands_time_and_the_chain_covers_it() {
     same.apply(&submit_at(T1), 2);
     assert_ne!(other.audit_chain().head, same.audit_chain().head);
 }
+
+/// A first submission's id is kept in its own result only (no index
+/// record), so it is judged within that result; the ids of later revisions
+/// are indexed and judged across all results.
+#[test]
+fn a_first_submission_id_counts_within_its_result() {
+    let mut st = loaded();
+    submit(&mut st, sub("s1", "A1", "PPWP", 100, 50, 5), 2).unwrap();
+    let other = submit(&mut st, sub("s1", "A2", "PPWP", 1, 1, 0), 3).unwrap();
+    assert_eq!(other.status, pb::SubmitStatus::Accepted as i32);
+    apply_correct(
+        &mut st,
+        correct_cmd(correction(
+            "c1",
+            "A1",
+            1,
+            sub("x", "A1", "PPWP", 101, 50, 5),
+        )),
+        4,
+    )
+    .unwrap();
+    let retries = [
+        sub("s1", "A1", "PPWP", 100, 50, 5),
+        sub("s1", "A2", "PPWP", 1, 1, 0),
+    ];
+    for (retry, log_index) in retries.into_iter().zip([2, 3]) {
+        let o = submit(&mut st, retry, 5).unwrap();
+        assert_eq!(o.status, pb::SubmitStatus::Duplicate as i32);
+        assert_eq!((o.revision, o.log_index), (1, log_index));
+    }
+    let before = data_records(&st);
+    let cases = [
+        sub("c1", "A2", "PPWP", 1, 1, 0),
+        sub("s1", "A2", "PPWP", 2, 1, 0),
+    ];
+    for s in cases {
+        assert_eq!(
+            rule_of(submit(&mut st, s, 6)),
+            (code::ALREADY_EXISTS, "submission_id_reused".into())
+        );
+    }
+    let again = correction("s1", "A2", 1, sub("x", "A2", "PPWP", 2, 1, 0));
+    let e = apply_correct(&mut st, correct_cmd(again), 7).unwrap_err();
+    assert_eq!(e.rule, "request_id_reused");
+    assert_eq!(data_records(&st), before);
+    let t = st.totals("ID", "PPWP").unwrap();
+    assert_eq!((t.sah, t.tps_reported), (153, 2));
+}
