@@ -88,6 +88,17 @@ impl indexmap::Equivalent<ResultKey> for AggRef<'_> {
     }
 }
 
+/// The first revision of `h` and its numbers, if `request_id` made it:
+/// a first submission's id is kept only there (`keys::REQUEST`).
+fn first_submission<'a>(
+    h: &'a pb::ResultHistory,
+    request_id: &str,
+) -> Option<(&'a pb::Revision, &'a pb::Submission)> {
+    let first = h.revisions.first()?;
+    let numbers = first.submission.as_ref()?;
+    (numbers.submission_id == request_id).then_some((first, numbers))
+}
+
 /// The current (last) revision of a result.
 fn current(h: &pb::ResultHistory) -> &pb::Revision {
     h.revisions
@@ -321,15 +332,9 @@ impl TallyState {
         tps_id: &str,
         contest_id: &str,
     ) -> Option<(ResultKey, u64)> {
-        let first_of = |h: &pb::ResultHistory| {
-            h.revisions
-                .first()
-                .and_then(|r| r.submission.as_ref())
-                .is_some_and(|s| s.submission_id == request_id)
-        };
         if self
             .history(tps_id, contest_id)
-            .is_some_and(|h| first_of(&h))
+            .is_some_and(|h| first_submission(&h, request_id).is_some())
         {
             return Some(((tps_id.to_string(), contest_id.to_string()), 1));
         }

@@ -56,10 +56,9 @@ impl TallyState {
     ) -> Result<pb::SubmitOutcome, pb::Rejection> {
         rules::check_submission(s)?;
         let existing = self.history(&s.tps_id, &s.contest_id);
-        let first = existing.as_ref().and_then(|h| h.revisions.first());
-        if let Some(first) = first
-            && let Some(original) = first.submission.as_ref()
-            && original.submission_id == s.submission_id
+        if let Some((first, original)) = existing
+            .as_ref()
+            .and_then(|h| super::first_submission(h, &s.submission_id))
         {
             if !rules::same_result(original, s) {
                 return Err(reused(s));

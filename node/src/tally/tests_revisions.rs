@@ -495,3 +495,22 @@ fn a_first_submission_id_counts_within_its_result() {
     let t = st.totals("ID", "PPWP").unwrap();
     assert_eq!((t.sah, t.tps_reported), (153, 2));
 }
+
+/// A state written before first submissions lost their index record still
+/// holds those records (revision 1). They are ignored, so it decides a
+/// reused id as a state written after does.
+#[test]
+fn index_records_of_first_submissions_from_before_are_ignored() {
+    let mut st = loaded();
+    submit(&mut st, sub("s1", "A1", "PPWP", 100, 50, 5), 2).unwrap();
+    let mut records = st.records();
+    records.push((keys::request("s1"), keys::request_value("A1", "PPWP", 1)));
+    let mut old = TallyState::restore(records).unwrap();
+    let o = submit(&mut old, sub("s1", "A2", "PPWP", 1, 1, 0), 3).unwrap();
+    assert_eq!(o.status, pb::SubmitStatus::Accepted as i32);
+    let retry = submit(&mut old, sub("s1", "A1", "PPWP", 100, 50, 5), 4).unwrap();
+    assert_eq!(
+        (retry.status, retry.revision),
+        (pb::SubmitStatus::Duplicate as i32, 1)
+    );
+}
