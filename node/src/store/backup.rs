@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use openraft::RaftSnapshotBuilder;
 use rekap_proto::pb;
-use rocksdb::{ReadOptions, WriteBatch};
+use rocksdb::WriteBatch;
 use sha2::{Digest, Sha256};
 
 use super::snapshot::{self, temp_name};
 use super::state_machine::{meta_writes, read_meta};
-use super::{CF_SM_DATA, CF_SM_META, StateMachineStore, cf, install, io_err, on_demand};
+use super::{CF_SM_META, StateMachineStore, cf, install, io_err, on_demand};
 use crate::raft::types::{LogId, SnapshotMeta, StoredMembership};
 
 /// A cut of the state: its body as a snapshot file (a temporary file the
@@ -98,7 +98,7 @@ impl StateMachineStore {
             bytes: 0,
         };
         snapshot::write_to(&mut w, &cut.meta, |enc| {
-            on_demand::copy_view(db, &view, ReadOptions::default(), enc)
+            on_demand::copy_view(db, &view, None, enc)
         })?;
         w.flush()?;
         let mut cut = cut;
@@ -135,12 +135,7 @@ impl StateMachineStore {
             let mut writes = st.tally.set_cluster_id(cluster_id);
             writes.extend(st.tally.readmit_nodes(&members));
             let mut batch = WriteBatch::default();
-            for (k, v) in writes {
-                match v {
-                    Some(v) => batch.put_cf(cf(db, CF_SM_DATA), k, v),
-                    None => batch.delete_cf(cf(db, CF_SM_DATA), k),
-                }
-            }
+            super::families::add_writes(&mut batch, db, writes);
             db.write(batch).map_err(io_err)?;
             db.flush_wal(true).map_err(io_err)?;
             st.tally.settle();

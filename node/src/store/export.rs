@@ -11,7 +11,7 @@ use rocksdb::ReadOptions;
 
 use prost::bytes::BytesMut;
 
-use super::{CF_SM_DATA, StateMachineStore, cf, invalid, io_err};
+use super::{CF_SM_RESULTS, StateMachineStore, cf, invalid, io_err};
 use crate::tally::{keys, wire};
 
 /// Results per message.
@@ -37,7 +37,7 @@ impl StateMachineStore {
         };
         let applied_index = st.last_applied.map_or(0, |l| l.index);
         drop(st);
-        let data = cf(&db, CF_SM_DATA);
+        let data = cf(&db, CF_SM_RESULTS);
         let mut all = list.iter();
         let mut scratch = Vec::new();
         loop {

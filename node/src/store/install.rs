@@ -1,16 +1,18 @@
-//! Installing a snapshot file into `sm_data` without holding it in memory.
+//! Installing a snapshot file into the tally's column families without
+//! holding it in memory.
 //!
-//! The records stream into one RocksDB table file (`prepare`), checked
-//! against the file's trailer and hash on the way, so one pass over the
-//! file both checks it and builds the table; the table is then ingested
-//! whole (`install`), so the install is not one atomic write. It is made redoable instead: the
-//! file is first published under its final name, then a synced marker in
-//! `sm_meta` names it, then the old records are dropped and the table is
-//! ingested, and the last, synced batch sets `last_applied` and clears the
-//! marker. A node that crashes in between finds the marker at start and
-//! installs the same file again before anything reads the state.
+//! The records stream into one RocksDB table file per family (`prepare`),
+//! checked against the file's trailer and hash on the way, so one pass over
+//! the file both checks it and builds the tables; the tables are then
+//! ingested whole (`install`), so the install is not one atomic write. It
+//! is made redoable instead: the file is first published under its final
+//! name, then a synced marker in `sm_meta` names it, then the old records
+//! are dropped and the tables are ingested, and the last, synced batch sets
+//! `last_applied` and clears the marker. A node that crashes in between
+//! finds the marker at start and installs the same file again before
+//! anything reads the state.
 //!
-//! A file received in one piece has its table built as it arrives
+//! A file received in one piece has its tables built as it arrives
 //! (`Streamed`), from the same bytes, checked the same way, so the install
 //! that follows need not read the file again.
 
@@ -23,6 +25,7 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
+use super::families::{STATE_FAMILIES, family_of};
 use super::snapshot::{Reader, temp_name};
 use super::{CF_SM_DATA, CF_SM_META, cf, cf_options, invalid, io_err};
 use crate::raft::types::SnapshotMeta;
@@ -30,25 +33,24 @@ use crate::raft::types::SnapshotMeta;
 /// The marker: the path of the snapshot file being installed.
 pub(crate) const KEY_INSTALLING: &[u8] = b"installing";
 
-/// The table built from a snapshot file whose every record checked out;
-/// removed if it is never ingested.
-#[derive(Debug)]
+/// The tables built from a snapshot file whose every record checked out,
+/// one per column family that has records; removed if never ingested.
+#[derive(Debug, Default)]
 pub struct Prepared {
-    /// `None` when the snapshot holds no records.
-    table: Option<PathBuf>,
+    tables: Vec<(&'static str, PathBuf)>,
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
-        // Moved into the database if ingested; a leftover otherwise.
-        if let Some(t) = self.table.take().filter(|t| t.exists()) {
+        // Moved into the database if ingested; leftovers otherwise.
+        for (_, t) in self.tables.drain(..).filter(|(_, t)| t.exists()) {
             let _ = std::fs::remove_file(t);
         }
     }
 }
 
 /// Reads the whole file at `path`, checking it against `meta`, its trailer
-/// and its hash, and writes its records into a table file beside it. Run
+/// and its hash, and writes its records into table files beside it. Run
 /// before the file is published and before anything is dropped for it: a
 /// damaged file fails here and changes nothing.
 pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
@@ -56,25 +58,19 @@ pub fn prepare(path: &Path, meta: &SnapshotMeta) -> io::Result<Prepared> {
     build(Reader::open(path)?, meta, dir)
 }
 
-/// The table of a snapshot's records, in `dir`, once every record checked
+/// The tables of a snapshot's records, in `dir`, once every record checked
 /// out against `meta`, the trailer and the hash.
 fn build<R: Read>(mut reader: Reader<R>, meta: &SnapshotMeta, dir: &Path) -> io::Result<Prepared> {
     if reader.meta != *meta {
         return Err(invalid("snapshot file does not match its metadata"));
     }
-    let table = temp_name(dir, "ingest");
-    // Removes the table if writing it fails, or if it holds nothing.
-    let written = Prepared {
-        table: Some(table.clone()),
-    };
-    Ok(if write_table(&table, &mut reader)? {
-        written
-    } else {
-        Prepared { table: None }
-    })
+    // Removes the tables if writing them fails.
+    let mut prepared = Prepared::default();
+    write_tables(dir, &mut reader, &mut prepared)?;
+    Ok(prepared)
 }
 
-/// Installs the published snapshot file at `path`, from the table
+/// Installs the published snapshot file at `path`, from the tables
 /// `prepare` built from it. `finish` adds the meta writes (last applied,
 /// membership) to the final batch.
 pub fn install(
@@ -83,7 +79,6 @@ pub fn install(
     prepared: Prepared,
     finish: impl FnOnce(&mut WriteBatch),
 ) -> io::Result<()> {
-    let data = cf(db, CF_SM_DATA);
     let mut synced = WriteOptions::default();
     synced.set_sync(true);
     let mut start = WriteBatch::default();
@@ -98,25 +93,29 @@ pub fn install(
         name.to_string_lossy().as_bytes(),
     );
     let (lo, hi) = ([0u8].as_slice(), [0xffu8; 2].as_slice());
-    start.delete_range_cf(data, lo, hi);
+    for family in STATE_FAMILIES {
+        start.delete_range_cf(cf(db, family), lo, hi);
+    }
     db.write_opt(start, &synced).map_err(io_err)?;
     crate::crash::point("snapshot-install-marked");
-    // The old records are compacted away now, so the table goes into an
+    // The old records are compacted away now, so each table goes into an
     // empty tree, at its bottom level, and stays there. Left as a tombstone
     // over them, it would land in level 0 and be rewritten by a compaction
     // at once, taking a core while the state loads (17% of the box's CPU
     // through a new node's catch-up of the 2019 state). A view a snapshot
     // holds keeps what it sees: compaction never drops that.
-    db.flush_cf(data).map_err(io_err)?;
     let mut bottom = CompactOptions::default();
     bottom.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-    db.compact_range_cf_opt(data, Some(lo), Some(hi), &bottom);
-    // The range deletion is older than the table (ingested after it), so it
-    // drops only the old records.
-    if let Some(table) = &prepared.table {
+    for family in STATE_FAMILIES {
+        db.flush_cf(cf(db, family)).map_err(io_err)?;
+        db.compact_range_cf_opt(cf(db, family), Some(lo), Some(hi), &bottom);
+    }
+    // The range deletions are older than the tables (ingested after them),
+    // so they drop only the old records.
+    for (family, table) in &prepared.tables {
         let mut how = IngestExternalFileOptions::default();
         how.set_move_files(true);
-        db.ingest_external_file_cf_opts(data, &how, vec![table])
+        db.ingest_external_file_cf_opts(cf(db, family), &how, vec![table])
             .map_err(io_err)?;
     }
     drop(prepared);
@@ -127,29 +126,50 @@ pub fn install(
     Ok(())
 }
 
-/// Writes the records into one table file, for RocksDB to take whole: no
-/// write-ahead log, no memtable, and the file is durable in the manifest
-/// once ingested. The snapshot holds `sm_data` in key order, which is what
-/// a table file needs. Returns whether there was any record.
-fn write_table<R: Read>(table: &Path, reader: &mut Reader<R>) -> io::Result<bool> {
+/// Writes the records into table files, one per column family, for
+/// RocksDB to take whole: no write-ahead log, no memtable, and each file is
+/// durable in the manifest once ingested. The snapshot holds the state in
+/// key order, which is what a table file needs, and its families hold runs
+/// of it (`families`), so each table is begun when its first record comes.
+fn write_tables<R: Read>(
+    dir: &Path,
+    reader: &mut Reader<R>,
+    prepared: &mut Prepared,
+) -> io::Result<()> {
     // Not compressed: built while the bytes arrive, on one thread, which
     // compressing made slower than the transfer (5.5 s against 2.9 s for
     // the 2019 state). It goes in at the bottom level (`install`), and
     // compactions compress it as they rewrite it.
     let mut opts = cf_options(CF_SM_DATA);
     opts.set_compression_type(rocksdb::DBCompressionType::None);
-    let mut writer = SstFileWriter::create(&opts);
-    writer.open(table).map_err(io_err)?;
-    let mut any = false;
+    let mut writer: Option<(&str, SstFileWriter)> = None;
     while let Some((k, v)) = reader.next_slices()? {
-        writer.put(k, v).map_err(io_err)?;
-        any = true;
+        let family = family_of(k);
+        if writer.as_ref().is_none_or(|(f, _)| *f != family) {
+            if let Some((_, w)) = writer.take() {
+                finish_table(w)?;
+            }
+            // A family seen before would mean records out of key order.
+            if prepared.tables.iter().any(|(f, _)| *f == family) {
+                return Err(invalid("snapshot records out of key order"));
+            }
+            let table = temp_name(dir, "ingest");
+            let w = SstFileWriter::create(&opts);
+            w.open(&table).map_err(io_err)?;
+            prepared.tables.push((family, table));
+            writer = Some((family, w));
+        }
+        if let Some((_, w)) = writer.as_mut() {
+            w.put(k, v).map_err(io_err)?;
+        }
     }
-    // RocksDB refuses to finish a table with nothing in it.
-    if any {
-        writer.finish().map_err(io_err)?;
-    }
-    Ok(any)
+    writer.map_or(Ok(()), |(_, w)| finish_table(w))
+}
+
+/// A table is begun only with a record to put in it, so it is never empty
+/// (RocksDB refuses to finish a table with nothing in it).
+fn finish_table(mut w: SstFileWriter) -> io::Result<()> {
+    w.finish().map_err(io_err)
 }
 
 /// A table being built from a snapshot's bytes as they arrive, on a

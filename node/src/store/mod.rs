@@ -2,8 +2,9 @@
 //! committed index and the tally state machine, plus snapshot files.
 //!
 //! Column families: `logs` (entries by big-endian index), `raft_meta` (vote,
-//! committed, last purged), `sm_meta` (last applied, last membership) and
-//! `sm_data` (the tally's records). Everything is encoded with our own
+//! committed, last purged), `sm_meta` (last applied, last membership),
+//! `sm_results` (the tally's results) and `sm_data` (its other records; see
+//! `families`). Everything is encoded with our own
 //! protobuf messages. Log appends are made durable by a group-commit flusher
 //! thread before openraft is told they are; the vote is written synchronously.
 //! A snapshot is the state as of an applied index, written to a file in
@@ -12,6 +13,7 @@
 mod backup;
 pub mod checks;
 mod export;
+mod families;
 mod flusher;
 mod held;
 mod install;
@@ -41,6 +43,7 @@ pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT_META: &str = "raft_meta";
 pub(crate) const CF_SM_META: &str = "sm_meta";
 pub(crate) const CF_SM_DATA: &str = "sm_data";
+pub(crate) const CF_SM_RESULTS: &str = "sm_results";
 
 pub(crate) const KEY_VOTE: &[u8] = b"vote";
 pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
@@ -48,7 +51,7 @@ pub(crate) const KEY_PURGED: &[u8] = b"last_purged";
 pub(crate) const KEY_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"last_membership";
 
-const CFS: [&str; 4] = [CF_LOGS, CF_RAFT_META, CF_SM_META, CF_SM_DATA];
+const CFS: [&str; 5] = [CF_LOGS, CF_RAFT_META, CF_SM_META, CF_SM_DATA, CF_SM_RESULTS];
 
 /// Histogram buckets for disk work (fsyncs, applies), in seconds: 0.1 ms to
 /// about 3 s. etcd's start at 1 ms; an fsync here takes 0.2-0.4 ms.
@@ -150,7 +153,7 @@ pub(crate) fn usage(db: &DB) -> Usage {
 /// `log_cache`: 8 MiB, not 16, for the import's peak RSS.
 const BLOCK_CACHE: usize = 8 << 20;
 
-/// `sm_data` is read by point gets, most of them for keys that do not exist
+/// The state is read by point gets, most of them for keys that do not exist
 /// yet (a new submission's id and result): a Bloom filter answers those
 /// without touching a data block. Memtables of 16 MiB (not 64) for the log
 /// and the state, with the write-ahead log capped at 64 MiB, keep a node's
@@ -162,17 +165,17 @@ pub(super) fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
     let mut block = BlockBasedOptions::default();
     block.set_block_cache(cache);
-    if name == CF_SM_DATA {
+    if name == CF_SM_DATA || name == CF_SM_RESULTS {
         block.set_bloom_filter(10.0, false);
         // The memtable too: each miss there walked the skiplist, 8% of a
         // node's CPU during the 2019 import.
         o.set_memtable_whole_key_filtering(true);
         o.set_memtable_prefix_bloom_ratio(0.05);
-        // Every flush spans the whole key range (request ids are random),
-        // so each L0 compaction rewrites the whole state while it is under
-        // the base level's size. Eight L0 files per compaction, not four,
-        // halve those rewrites: the 2019 import's compactions took 1.3-2.3
-        // (not 3.0-3.9) CPU-seconds per node, for more Bloom probes per read.
+        // A flush of `sm_data` spans its key range (audit entries to
+        // aggregates), so each L0 compaction rewrites what lies between.
+        // Eight L0 files per compaction, not four, halved those rewrites
+        // when results lived there too: the 2019 import's compactions took
+        // 1.3-2.3 (not 3.0-3.9) CPU-seconds per node.
         o.set_level_zero_file_num_compaction_trigger(8);
         // A table's Bloom filter is built from a hash of each of its keys,
         // held until the table is finished: about 10 MiB for a 64 MiB table,
@@ -180,7 +183,7 @@ pub(super) fn cf_options(name: &str) -> Options {
         o.set_target_file_size_base(16 << 20);
     }
     o.set_block_based_table_factory(&block);
-    if name == CF_SM_DATA || name == CF_LOGS {
+    if name == CF_SM_DATA || name == CF_SM_RESULTS || name == CF_LOGS {
         o.set_write_buffer_size(16 << 20);
     }
     // Log entries live until the next purge: compressing them only costs
@@ -310,9 +313,8 @@ mod tests {
         let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
         let db = closer.db.clone();
         let mut batch = rocksdb::WriteBatch::default();
-        for (k, v) in st.records() {
-            batch.put_cf(cf(&db, CF_SM_DATA), k, v);
-        }
+        let writes = st.records().into_iter().map(|(k, v)| (k, Some(v)));
+        families::add_writes(&mut batch, &db, writes);
         db.write(batch).unwrap();
         drop((db, log, sm));
         closer.close(Duration::from_secs(5)).unwrap();

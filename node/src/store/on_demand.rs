@@ -16,10 +16,11 @@ use rocksdb::{DB, ReadOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{oneshot, watch};
 
+use super::families::STATE_FAMILIES;
 use super::install::Received;
 use super::snapshot;
 use super::state_machine::read_meta;
-use super::{CF_SM_DATA, CF_SM_META, cf, io_err};
+use super::{CF_SM_META, cf, io_err};
 use crate::raft::types::SnapshotMeta;
 
 /// Openraft's snapshot data.
@@ -106,29 +107,36 @@ fn write_view(
     meta: &SnapshotMeta,
     follow: &Follow<'_>,
 ) -> io::Result<PathBuf> {
-    let mut opts = ReadOptions::default();
-    opts.set_readahead_size(4 << 20);
-    snapshot::write(dir, meta, follow, |enc| copy_view(db, view, opts, enc))
+    snapshot::write(dir, meta, follow, |enc| {
+        copy_view(db, view, Some(4 << 20), enc)
+    })
 }
 
-/// Every `sm_data` record of `view`, in key order, into `enc`. A raw
-/// iterator lends each key and value: the plain one copies both into
-/// boxes of their own first.
+/// Every record of the tally in `view`, in key order (its families in
+/// turn), into `enc`. A raw iterator lends each key and value: the plain
+/// one copies both into boxes of their own first.
 pub(super) fn copy_view(
     db: &DB,
     view: &rocksdb::SnapshotWithThreadMode<'_, DB>,
-    mut opts: ReadOptions,
+    readahead: Option<usize>,
     enc: &mut snapshot::Encoder<'_>,
 ) -> io::Result<()> {
-    // A walk of the whole state would push out what point reads use.
-    opts.fill_cache(false);
-    let mut it = view.raw_iterator_cf_opt(cf(db, CF_SM_DATA), opts);
-    it.seek_to_first();
-    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        enc.record(k, v)?;
-        it.next();
+    for family in STATE_FAMILIES {
+        let mut opts = ReadOptions::default();
+        // A walk of the whole state would push out what point reads use.
+        opts.fill_cache(false);
+        if let Some(n) = readahead {
+            opts.set_readahead_size(n);
+        }
+        let mut it = view.raw_iterator_cf_opt(cf(db, family), opts);
+        it.seek_to_first();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            enc.record(k, v)?;
+            it.next();
+        }
+        it.status().map_err(io_err)?;
     }
-    it.status().map_err(io_err)
+    Ok(())
 }
 
 impl Pending {

@@ -1,17 +1,19 @@
-//! The tally's records in RocksDB: `sm_data` read through the tally's
-//! `Records` seam, by point get and by prefix scan.
+//! The tally's records in RocksDB: `sm_data` and `sm_results` read
+//! through the tally's `Records` seam, by point get and by prefix scan,
+//! each key in the family its kind names (`families`).
 
 use std::sync::Arc;
 
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions};
 
-use super::{CF_SM_DATA, cf};
+use super::cf;
+use super::families::{STATE_FAMILIES, family_of};
 use crate::tally::Records;
 use crate::tally::records::ReadError;
 
-/// Reads of `sm_data` at its latest state. The state machine writes only
-/// under its state lock and readers hold that lock's read side, so what
-/// they read here always matches the aggregates in memory.
+/// Reads of the tally's records at their latest state. The state machine
+/// writes only under its state lock and readers hold that lock's read side,
+/// so what they read here always matches the aggregates in memory.
 pub struct DbRecords {
     pub db: Arc<DB>,
 }
@@ -19,21 +21,34 @@ pub struct DbRecords {
 impl Records for DbRecords {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
         self.db
-            .get_cf(cf(&self.db, CF_SM_DATA), key)
+            .get_cf(cf(&self.db, family_of(key)), key)
             .map_err(|e| ReadError(e.to_string()))
     }
 
     fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ReadError> {
-        // RocksDB skips its own sort of sorted keys (`Overlay::prefetch`
-        // sorts them), but must not be told so of keys that are not.
-        self.db
-            .batched_multi_get_cf(cf(&self.db, CF_SM_DATA), keys, keys.is_sorted())
-            .into_iter()
-            .map(|r| {
-                r.map(|v| v.map(|v| v.to_vec()))
-                    .map_err(|e| ReadError(e.to_string()))
-            })
-            .collect()
+        let mut out = vec![None; keys.len()];
+        // One batched read per family.
+        for family in STATE_FAMILIES {
+            let at: Vec<usize> = (0..keys.len())
+                .filter(|i| family_of(&keys[*i]) == family)
+                .collect();
+            if at.is_empty() {
+                continue;
+            }
+            let run: Vec<&Vec<u8>> = at.iter().map(|i| &keys[*i]).collect();
+            // RocksDB skips its own sort of sorted keys (`Overlay::prefetch`
+            // sorts them), but must not be told so of keys that are not.
+            let sorted = run.is_sorted();
+            let got = self
+                .db
+                .batched_multi_get_cf(cf(&self.db, family), run, sorted);
+            for (i, r) in at.into_iter().zip(got) {
+                out[i] = r
+                    .map(|v| v.map(|v| v.to_vec()))
+                    .map_err(|e| ReadError(e.to_string()))?;
+            }
+        }
+        Ok(out)
     }
 
     fn scan(
@@ -41,6 +56,28 @@ impl Records for DbRecords {
         prefix: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), ReadError> {
+        // An empty prefix is every record: the families in turn.
+        let families: &[&str] = match prefix.first() {
+            Some(_) => &[family_of(prefix)],
+            None => &STATE_FAMILIES,
+        };
+        for family in families {
+            if !self.scan_family(family, prefix, f)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DbRecords {
+    /// `scan` over one family; false once `f` asked to stop.
+    fn scan_family(
+        &self,
+        family: &str,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<bool, ReadError> {
         let mut opts = ReadOptions::default();
         // Scans read a run of records once (the load at start, a history):
         // keep them from pushing the point reads' blocks out of the cache.
@@ -49,17 +86,20 @@ impl Records for DbRecords {
             opts.set_iterate_upper_bound(upper);
         }
         let it = self.db.iterator_cf_opt(
-            cf(&self.db, CF_SM_DATA),
+            cf(&self.db, family),
             opts,
             IteratorMode::From(prefix, Direction::Forward),
         );
         for kv in it {
             let (k, v) = kv.map_err(|e| ReadError(e.to_string()))?;
-            if !k.starts_with(prefix) || !f(&k, &v) {
+            if !k.starts_with(prefix) {
                 break;
             }
+            if !f(&k, &v) {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

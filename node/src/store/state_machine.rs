@@ -19,6 +19,7 @@ use prost::Message;
 use rekap_proto::pb;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
+use super::families::{STATE_FAMILIES, add_writes, move_legacy_results};
 use super::install;
 use super::on_demand::{self, Pending, SnapshotData};
 use super::records::DbRecords;
@@ -206,7 +207,10 @@ impl StateMachineStore {
 
     /// The state's table files on disk (not the log's).
     pub fn state_bytes(&self) -> u64 {
-        super::int_property(&self.inner.db, CF_SM_DATA, "rocksdb.total-sst-files-size")
+        STATE_FAMILIES
+            .iter()
+            .map(|f| super::int_property(&self.inner.db, f, "rocksdb.total-sst-files-size"))
+            .sum()
     }
 
     /// The index applied here so far.
@@ -385,7 +389,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let started = std::time::Instant::now();
         let db = &self.inner.db;
-        let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
         let mut replies = Vec::with_capacity(items.len());
         let mut membership_changed = false;
@@ -397,12 +400,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Blank => none_response(),
                     EntryPayload::Normal(cmd) => {
                         let (resp, writes) = st.tally.apply_encoded(&cmd, cmd.encoded(), index);
-                        for (k, v) in writes {
-                            match v {
-                                Some(v) => batch.put_cf(data, k, v),
-                                None => batch.delete_cf(data, k),
-                            }
-                        }
+                        add_writes(&mut batch, db, writes);
                         resp
                     }
                     EntryPayload::Membership(m) => {
@@ -417,11 +415,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 m.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
                             writes.extend(st.tally.note_first_membership(index, &members));
                         }
-                        for (k, v) in writes {
-                            if let Some(v) = v {
-                                batch.put_cf(data, k, v);
-                            }
-                        }
+                        add_writes(&mut batch, db, writes.into_iter().filter(|w| w.1.is_some()));
                         st.membership = StoredMembership::new(Some(entry.log_id), m);
                         membership_changed = true;
                         none_response()
@@ -556,9 +550,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 }
 
-/// The tally over `sm_data`; upgrade writes of an older layout are
-/// persisted (synced) before anything reads the state.
+/// The tally over its records, result keys of format 2 moved first; upgrade
+/// writes of an older layout are persisted (synced) before anything reads
+/// the state.
 pub(super) fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
+    let moved = move_legacy_results(db)?;
+    if moved > 0 {
+        tracing::info!(
+            results = moved,
+            "result records moved to sm_results, keyed contest first"
+        );
+    }
     let records = Arc::new(DbRecords { db: db.clone() });
     let mut tally = TallyState::load(records).map_err(io_err)?;
     let upgrade = tally.unsettled();
@@ -571,14 +573,8 @@ pub(super) fn load_tally(db: &Arc<DB>) -> io::Result<TallyState> {
                 "state records upgraded: aggregates persisted, requests indexed"
             );
         }
-        let data = cf(db, CF_SM_DATA);
         let mut batch = WriteBatch::default();
-        for (k, v) in upgrade {
-            match v {
-                Some(v) => batch.put_cf(data, k, v),
-                None => batch.delete_cf(data, k),
-            }
-        }
+        add_writes(&mut batch, db, upgrade);
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         db.write_opt(batch, &opts).map_err(io_err)?;

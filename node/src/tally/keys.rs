@@ -6,8 +6,16 @@
 pub const REGION: u8 = b'r';
 pub const TPS: u8 = b't';
 pub const CONTEST: u8 = b'c';
-/// A TPS+contest result with all its revisions.
-pub const RESULT: u8 = b'x';
+/// A contest+TPS result with all its revisions. Contest first: one
+/// contest's results are one run of keys, so an import of a contest in TPS
+/// order writes tables that overlap no other contest's, and RocksDB moves
+/// them down its levels without rewriting them. Sorts after every other
+/// kind, so the store keeps results in a column family of their own and
+/// still reads the state in key order by reading its families in turn.
+pub const RESULT: u8 = b'y';
+/// Results of format 2 and before: TPS first (`x` TPS NUL contest). Moved
+/// to `RESULT` when the store opens (`legacy_result_key`).
+pub const LEGACY_RESULT: u8 = b'x';
 /// The audit chain's head (one record).
 pub const CHAIN: u8 = b'h';
 /// One audit log entry per applied command, by big-endian log index. Never
@@ -30,8 +38,12 @@ pub const AGGREGATE: u8 = b'g';
 pub const REQUEST: u8 = b'q';
 /// The layout version of these records (one record).
 pub const FORMAT: u8 = b'f';
-/// Aggregates are persisted and requests indexed from this version on.
-pub const FORMAT_VERSION: &[u8] = b"2";
+/// Aggregates are persisted and requests indexed from version 2 on;
+/// results are keyed contest first from version 3 on.
+pub const FORMAT_VERSION: &[u8] = b"3";
+/// The version whose records differ from this one's only in the result
+/// keys, which the store moves before the state is loaded.
+pub const FORMAT_TPS_FIRST: &[u8] = b"2";
 const _: () = assert!(
     AUDIT < AGGREGATE
         && AUDIT < REQUEST
@@ -44,6 +56,19 @@ const _: () = assert!(
         && AUDIT < USER
         && AUDIT < REMOVED_NODES
         && AUDIT < CLUSTER
+);
+const _: () = assert!(
+    RESULT > LEGACY_RESULT
+        && RESULT > AGGREGATE
+        && RESULT > REQUEST
+        && RESULT > FORMAT
+        && RESULT > REGION
+        && RESULT > TPS
+        && RESULT > CONTEST
+        && RESULT > CHAIN
+        && RESULT > USER
+        && RESULT > REMOVED_NODES
+        && RESULT > CLUSTER
 );
 
 pub fn region(code: &str) -> Vec<u8> {
@@ -67,10 +92,27 @@ pub fn result(tps_id: &str, contest_id: &str) -> Vec<u8> {
 pub fn result_of(tps_id: &[u8], contest_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + tps_id.len() + contest_id.len());
     k.push(RESULT);
-    k.extend_from_slice(tps_id);
-    k.push(0);
     k.extend_from_slice(contest_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(tps_id);
     k
+}
+
+/// The (TPS, contest) of a result key.
+pub fn result_ids(key: &[u8]) -> Option<(String, String)> {
+    let (contest, tps) = split_nul(key.strip_prefix(&[RESULT])?)?;
+    Some((tps, contest))
+}
+
+/// The key a result record of format 2 (TPS first) has now; `None` for
+/// any other key.
+pub fn legacy_result_key(key: &[u8]) -> Option<Vec<u8>> {
+    let rest = key.strip_prefix(&[LEGACY_RESULT])?;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    Some(result_of(
+        &rest[..nul],
+        std::str::from_utf8(&rest[nul + 1..]).ok()?,
+    ))
 }
 
 /// Region codes and contest ids never contain NUL either.
@@ -89,7 +131,7 @@ pub fn format() -> Vec<u8> {
     vec![FORMAT]
 }
 
-/// The two ids of a result or aggregate key, after its kind byte.
+/// The two ids of an aggregate key, after its kind byte.
 pub fn split_pair(key: &[u8]) -> Option<(String, String)> {
     split_nul(key.get(1..)?)
 }

@@ -1,7 +1,8 @@
 //! Loading the state from its records at start or after a snapshot: the
 //! registry, the users, the chain head and the persisted aggregates. Results
 //! stay where they are. Records of the first layout (no aggregates, no
-//! request index) are upgraded once, by one pass over the results.
+//! request index) are upgraded once, by one pass over the results; the
+//! store moves result keys of format 2 before any of this reads them.
 
 use std::sync::Arc;
 
@@ -64,8 +65,14 @@ impl TallyState {
                 .into_iter()
                 .collect();
         }
-        if base.get(&keys::format())?.as_deref() != Some(keys::FORMAT_VERSION) {
-            st.upgrade(&*base)?;
+        match base.get(&keys::format())?.as_deref() {
+            Some(keys::FORMAT_VERSION) => {}
+            // Only the result keys differ, and the store moved them first.
+            Some(keys::FORMAT_TPS_FIRST) => {
+                st.put(keys::format(), Some(keys::FORMAT_VERSION.to_vec()));
+            }
+            None => st.upgrade(&*base)?,
+            Some(v) => return Err(RestoreError::NewerFormat(v.to_vec())),
         }
         st.dirty.clear();
         st.log.clear();
@@ -93,7 +100,7 @@ impl TallyState {
             histories.push((k.to_vec(), h))
         })?;
         for (k, h) in histories {
-            let key = keys::split_pair(&k)
+            let key = keys::result_ids(&k)
                 .filter(|_| !h.revisions.is_empty())
                 .ok_or(RestoreError::Bad(k))?;
             for r in h.revisions.iter().skip(1) {

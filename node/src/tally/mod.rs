@@ -62,6 +62,14 @@ pub enum RestoreError {
     UnknownKind(Option<u8>),
     #[error("undecodable state-machine record {0:?}")]
     Bad(Vec<u8>),
+    /// Written by a newer rekap-node (a snapshot or backup from it): its
+    /// records are not ones this build can read right.
+    #[error(
+        "the state's record format {} is newer than this build's ({}): upgrade this node",
+        String::from_utf8_lossy(.0),
+        String::from_utf8_lossy(keys::FORMAT_VERSION)
+    )]
+    NewerFormat(Vec<u8>),
     #[error(transparent)]
     Read(#[from] records::ReadError),
 }

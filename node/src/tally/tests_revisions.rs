@@ -514,3 +514,21 @@ fn index_records_of_first_submissions_from_before_are_ignored() {
         (pb::SubmitStatus::Duplicate as i32, 1)
     );
 }
+
+/// A state written by a newer build (a snapshot or backup of it) is
+/// refused, not upgraded as if it were of the first layout.
+#[test]
+fn a_newer_record_format_is_refused() {
+    let st = loaded();
+    let mut records = st.records();
+    for (k, v) in &mut records {
+        if k[0] == keys::FORMAT {
+            *v = b"9".to_vec();
+        }
+    }
+    let err = TallyState::restore(records).expect_err("refused");
+    assert!(
+        matches!(err, RestoreError::NewerFormat(ref v) if v == b"9"),
+        "{err}"
+    );
+}
