@@ -21,13 +21,15 @@ use crate::tally::{Write, keys};
 /// The tally's families, in the key order of what they hold.
 pub(crate) const STATE_FAMILIES: [&str; 2] = [CF_SM_DATA, CF_SM_RESULTS];
 
+/// Where in `STATE_FAMILIES` the family a record belongs in is, by its
+/// kind.
+pub(crate) fn family_index(key: &[u8]) -> usize {
+    usize::from(key.first() == Some(&keys::RESULT))
+}
+
 /// The family a record belongs in, by its kind.
 pub(crate) fn family_of(key: &[u8]) -> &'static str {
-    if key.first() == Some(&keys::RESULT) {
-        CF_SM_RESULTS
-    } else {
-        CF_SM_DATA
-    }
+    STATE_FAMILIES[family_index(key)]
 }
 
 /// Adds the tally's writes to `batch`, each in its family.
@@ -86,9 +88,13 @@ mod tests {
     use std::time::Duration;
 
     use super::super::tests::owner;
-    use super::super::{CF_SM_DATA, CF_SM_RESULTS, cf, open};
+    use super::super::{CF_SM_DATA, CF_SM_RESULTS, SnapshotData, cf, open, snapshot};
     use super::*;
     use crate::tally::tests::{loaded, sub, submit};
+
+    use rekap_proto::pb;
+
+    type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
     /// A result's key of format 2: `x` TPS NUL contest.
     fn tps_first(key: &[u8]) -> Vec<u8> {
@@ -112,36 +118,53 @@ mod tests {
         assert_eq!(family_of(b"xA1\0PPWP"), CF_SM_DATA, "legacy, until moved");
     }
 
-    /// A database of format 2 (results keyed TPS first, in `sm_data`)
-    /// opens with its results moved and rekeyed, reading exactly as the
-    /// state it was written from; so does one whose move was cut short
-    /// (records copied, the old ones not yet dropped).
-    #[test]
-    fn results_of_format_2_are_moved_at_open() {
+    /// A state with three results, its records, its totals, and its
+    /// records as format 2 wrote them (in key order).
+    fn state_of_format_2() -> (Records, pb::RegionTotals, Records) {
         let mut st = loaded();
         for (i, t) in ["A1", "B1", "C1"].iter().enumerate() {
             let s = sub(&format!("s{i}"), t, "PPWP", 3, 4, 1);
             submit(&mut st, s, 2 + i as u64).unwrap();
         }
         let want = st.records();
-        let totals = st.totals("ID", "PPWP").unwrap();
         assert_eq!(want.iter().filter(|(k, _)| k[0] == keys::RESULT).count(), 3);
+        let mut old: Records = want
+            .iter()
+            .map(|(k, v)| match k[0] {
+                keys::RESULT => (tps_first(k), v.clone()),
+                keys::FORMAT => (k.clone(), keys::FORMAT_TPS_FIRST.to_vec()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+        old.sort();
+        (want, st.totals("ID", "PPWP").unwrap(), old)
+    }
+
+    /// How many records of format 2 `db` still holds.
+    fn legacy_left(db: &DB) -> usize {
+        db.prefix_iterator_cf(cf(db, CF_SM_DATA), [keys::LEGACY_RESULT])
+            .filter(|kv| kv.as_ref().unwrap().0[0] == keys::LEGACY_RESULT)
+            .count()
+    }
+
+    /// A database of format 2 (results keyed TPS first, in `sm_data`)
+    /// opens with its results moved and rekeyed, reading exactly as the
+    /// state it was written from; so does one whose move was cut short
+    /// (records copied, the old ones not yet dropped).
+    #[test]
+    fn results_of_format_2_are_moved_at_open() {
+        let (want, totals, old) = state_of_format_2();
         for cut_short in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
             let db = closer.db.clone();
             let mut batch = WriteBatch::default();
-            for (k, v) in &want {
-                let data = cf(&db, CF_SM_DATA);
-                match k[0] {
-                    keys::RESULT => {
-                        batch.put_cf(data, tps_first(k), v);
-                        if cut_short {
-                            batch.put_cf(cf(&db, CF_SM_RESULTS), k, v);
-                        }
-                    }
-                    keys::FORMAT => batch.put_cf(data, k, keys::FORMAT_TPS_FIRST),
-                    _ => batch.put_cf(data, k, v),
+            for (k, v) in &old {
+                batch.put_cf(cf(&db, CF_SM_DATA), k, v);
+            }
+            if cut_short {
+                for (k, v) in want.iter().filter(|(k, _)| k[0] == keys::RESULT) {
+                    batch.put_cf(cf(&db, CF_SM_RESULTS), k, v);
                 }
             }
             db.write(batch).unwrap();
@@ -152,12 +175,34 @@ mod tests {
             let view = sm.view();
             assert_eq!(view.tally.records(), want, "cut short: {cut_short}");
             assert_eq!(view.tally.totals("ID", "PPWP").unwrap(), totals);
-            let left = closer
-                .db
-                .prefix_iterator_cf(cf(&closer.db, CF_SM_DATA), [keys::LEGACY_RESULT])
-                .filter(|kv| kv.as_ref().unwrap().0[0] == keys::LEGACY_RESULT)
-                .count();
-            assert_eq!(left, 0, "no record of format 2 left");
+            assert_eq!(legacy_left(&closer.db), 0, "no record of format 2 left");
         }
+    }
+
+    /// A snapshot (or backup) a node of format 2 wrote installs on a node
+    /// of format 3 as the state it holds, its results moved as at open.
+    #[tokio::test]
+    async fn a_snapshot_of_format_2_installs_with_its_results_moved() {
+        use openraft::storage::RaftStateMachine;
+        let (want, totals, old) = state_of_format_2();
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, mut sm, closer) = open(dir.path(), &owner()).unwrap();
+        let meta = crate::raft::types::SnapshotMeta {
+            last_log_id: Some(crate::raft::convert::log_id(3, 1, 9)),
+            ..Default::default()
+        };
+        let path = snapshot::write(sm.snapshot_dir(), &meta, &(), |enc| {
+            old.iter().try_for_each(|(k, v)| enc.record(k, v))
+        })
+        .unwrap();
+        sm.install_snapshot(&meta, SnapshotData::File(path))
+            .await
+            .unwrap();
+        let view = sm.view();
+        assert_eq!(view.last_applied, meta.last_log_id);
+        assert_eq!(view.tally.records(), want);
+        assert_eq!(view.tally.totals("ID", "PPWP").unwrap(), totals);
+        drop(view);
+        assert_eq!(legacy_left(&closer.db), 0, "no record of format 2 left");
     }
 }

@@ -145,31 +145,31 @@ fn write_tables<R: Read>(
     let mut writer: Option<(&str, SstFileWriter)> = None;
     while let Some((k, v)) = reader.next_slices()? {
         let family = family_of(k);
-        if writer.as_ref().is_none_or(|(f, _)| *f != family) {
-            if let Some((_, w)) = writer.take() {
-                finish_table(w)?;
+        let (_, w) = match writer.take() {
+            Some((f, w)) if f == family => writer.insert((f, w)),
+            done => {
+                // A table is begun only with a record to put in it, so it
+                // is never empty (RocksDB refuses to finish an empty one).
+                if let Some((_, mut w)) = done {
+                    w.finish().map_err(io_err)?;
+                }
+                // A family seen before would mean records out of key order.
+                if prepared.tables.iter().any(|(f, _)| *f == family) {
+                    return Err(invalid("snapshot records out of key order"));
+                }
+                let table = temp_name(dir, "ingest");
+                let w = SstFileWriter::create(&opts);
+                w.open(&table).map_err(io_err)?;
+                prepared.tables.push((family, table));
+                writer.insert((family, w))
             }
-            // A family seen before would mean records out of key order.
-            if prepared.tables.iter().any(|(f, _)| *f == family) {
-                return Err(invalid("snapshot records out of key order"));
-            }
-            let table = temp_name(dir, "ingest");
-            let w = SstFileWriter::create(&opts);
-            w.open(&table).map_err(io_err)?;
-            prepared.tables.push((family, table));
-            writer = Some((family, w));
-        }
-        if let Some((_, w)) = writer.as_mut() {
-            w.put(k, v).map_err(io_err)?;
-        }
+        };
+        w.put(k, v).map_err(io_err)?;
     }
-    writer.map_or(Ok(()), |(_, w)| finish_table(w))
-}
-
-/// A table is begun only with a record to put in it, so it is never empty
-/// (RocksDB refuses to finish a table with nothing in it).
-fn finish_table(mut w: SstFileWriter) -> io::Result<()> {
-    w.finish().map_err(io_err)
+    if let Some((_, mut w)) = writer {
+        w.finish().map_err(io_err)?;
+    }
+    Ok(())
 }
 
 /// A table being built from a snapshot's bytes as they arrive, on a

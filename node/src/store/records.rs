@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rocksdb::{DB, Direction, IteratorMode, ReadOptions};
 
 use super::cf;
-use super::families::{STATE_FAMILIES, family_of};
+use super::families::{STATE_FAMILIES, family_index, family_of};
 use crate::tally::Records;
 use crate::tally::records::ReadError;
 
@@ -27,23 +27,24 @@ impl Records for DbRecords {
 
     fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, ReadError> {
         let mut out = vec![None; keys.len()];
-        // One batched read per family.
-        for family in STATE_FAMILIES {
-            let at: Vec<usize> = (0..keys.len())
-                .filter(|i| family_of(&keys[*i]) == family)
-                .collect();
+        // One pass sorts the keys by family, then one batched read each.
+        let mut runs: [Vec<usize>; STATE_FAMILIES.len()] = Default::default();
+        for (i, k) in keys.iter().enumerate() {
+            runs[family_index(k)].push(i);
+        }
+        for (family, at) in STATE_FAMILIES.into_iter().zip(runs) {
             if at.is_empty() {
                 continue;
             }
-            let run: Vec<&Vec<u8>> = at.iter().map(|i| &keys[*i]).collect();
+            let run = || at.iter().map(|i| &keys[*i]);
             // RocksDB skips its own sort of sorted keys (`Overlay::prefetch`
             // sorts them), but must not be told so of keys that are not.
-            let sorted = run.is_sorted();
+            let sorted = run().is_sorted();
             let got = self
                 .db
-                .batched_multi_get_cf(cf(&self.db, family), run, sorted);
-            for (i, r) in at.into_iter().zip(got) {
-                out[i] = r
+                .batched_multi_get_cf(cf(&self.db, family), run(), sorted);
+            for (i, r) in at.iter().zip(got) {
+                out[*i] = r
                     .map(|v| v.map(|v| v.to_vec()))
                     .map_err(|e| ReadError(e.to_string()))?;
             }

@@ -10,9 +10,28 @@ use rocksdb::DB;
 use super::tests::owner;
 use super::*;
 
-/// A snapshot file of `fuzzing::world`'s state as of log index `index`
-/// (term 3, leader 1), in `sm`'s folder.
-fn world_snapshot(
+/// The contest `source_state` has results in.
+const CONTEST: &str = "PPWP";
+
+/// A state whose records span both families: a registry, and results for
+/// three TPS.
+fn source_state() -> crate::tally::TallyState {
+    use crate::tally::tests::{loaded, sub, submit};
+    let mut st = loaded();
+    for (i, t) in ["A1", "B1", "C1"].iter().enumerate() {
+        submit(
+            &mut st,
+            sub(&format!("s{i}"), t, CONTEST, 3, 4, 1),
+            2 + i as u64,
+        )
+        .unwrap();
+    }
+    st
+}
+
+/// A snapshot file of `source_state`'s state as of log index `index` (term 3,
+/// leader 1), in `sm`'s folder.
+fn state_snapshot(
     sm: &StateMachineStore,
     index: u64,
 ) -> (PathBuf, crate::raft::types::SnapshotMeta) {
@@ -20,7 +39,7 @@ fn world_snapshot(
         last_log_id: Some(crate::raft::convert::log_id(3, 1, index)),
         ..Default::default()
     };
-    let records = crate::fuzzing::world::state().records();
+    let records = source_state().records();
     let path = snapshot::write(sm.snapshot_dir(), &meta, &(), |enc| {
         records.iter().try_for_each(|(k, v)| enc.record(k, v))
     })
@@ -32,14 +51,13 @@ fn world_snapshot(
 /// next open installs the same file again before anything reads.
 #[test]
 fn an_interrupted_snapshot_install_is_redone_at_open() {
-    use crate::fuzzing::world;
     let dir = tempfile::tempdir().unwrap();
     let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
-    let source = world::state();
-    let want = source.totals("ID", world::CONTEST).unwrap();
+    let source = source_state();
+    let want = source.totals("ID", CONTEST).unwrap();
     assert!(want.tps_total > 0);
     let log_id = crate::raft::convert::log_id(3, 1, 7);
-    let (path, _) = world_snapshot(&sm, 7);
+    let (path, _) = state_snapshot(&sm, 7);
     // The state as a crash would leave it: marker set, data half gone.
     let db = closer.db.clone();
     let mut batch = rocksdb::WriteBatch::default();
@@ -56,7 +74,7 @@ fn an_interrupted_snapshot_install_is_redone_at_open() {
     let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
     let st = sm.view();
     assert_eq!(st.last_applied, Some(log_id));
-    assert_eq!(st.tally.totals("ID", world::CONTEST).unwrap(), want);
+    assert_eq!(st.tally.totals("ID", CONTEST).unwrap(), want);
     assert_eq!(st.tally.records(), source.records());
     drop(st);
     assert_eq!(install::interrupted(&sm.inner_db()).unwrap(), None);
@@ -68,7 +86,7 @@ fn an_interrupted_snapshot_install_is_redone_at_open() {
 fn a_damaged_snapshot_file_is_refused_before_anything_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
-    let (path, meta) = world_snapshot(&sm, 7);
+    let (path, meta) = state_snapshot(&sm, 7);
     let files = || {
         let mut v: Vec<_> = std::fs::read_dir(sm.snapshot_dir())
             .unwrap()
@@ -91,6 +109,34 @@ fn a_damaged_snapshot_file_is_refused_before_anything_changes() {
     std::fs::write(&path, &bytes).unwrap();
     assert!(install::prepare(&path, &meta).is_err(), "a flipped bit");
     assert_eq!(files(), before, "no table left behind");
+}
+
+/// A file whose records leave a family and come back to it is out of key
+/// order, though each record checks out: `prepare` refuses it and leaves
+/// no table behind.
+#[test]
+fn a_snapshot_whose_families_interleave_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, sm, _closer) = open(dir.path(), &owner()).unwrap();
+    let meta = crate::raft::types::SnapshotMeta {
+        last_log_id: Some(crate::raft::convert::log_id(3, 1, 7)),
+        ..Default::default()
+    };
+    // The first record (not a result) moved after the results.
+    let mut records = source_state().records();
+    assert_ne!(records[0].0[0], crate::tally::keys::RESULT);
+    assert_eq!(records.last().unwrap().0[0], crate::tally::keys::RESULT);
+    let first = records.remove(0);
+    records.push(first);
+    let path = snapshot::write(sm.snapshot_dir(), &meta, &(), |enc| {
+        records.iter().try_for_each(|(k, v)| enc.record(k, v))
+    })
+    .unwrap();
+    let before = std::fs::read_dir(sm.snapshot_dir()).unwrap().count();
+    let e = install::prepare(&path, &meta).unwrap_err();
+    assert!(e.to_string().contains("out of key order"), "{e}");
+    let after = std::fs::read_dir(sm.snapshot_dir()).unwrap().count();
+    assert_eq!(after, before, "no table left behind");
 }
 
 /// Writes `records` and notes `index` as applied, as an apply does.
@@ -198,7 +244,7 @@ async fn a_snapshot_read_while_it_is_written_is_the_whole_file() {
 fn open_removes_snapshot_files_and_names_a_damaged_one_it_needs() {
     let dir = tempfile::tempdir().unwrap();
     let (log, sm, closer) = open(dir.path(), &owner()).unwrap();
-    let (path, _) = world_snapshot(&sm, 7);
+    let (path, _) = state_snapshot(&sm, 7);
     let snaps = sm.snapshot_dir().to_path_buf();
     drop((log, sm));
     closer.close(Duration::from_secs(5)).unwrap();
@@ -208,7 +254,7 @@ fn open_removes_snapshot_files_and_names_a_damaged_one_it_needs() {
         "removed at open"
     );
 
-    let (path2, _) = world_snapshot(&sm, 8);
+    let (path2, _) = state_snapshot(&sm, 8);
     assert_ne!(path, path2);
     let db = closer.db.clone();
     db.put_cf(
@@ -234,11 +280,10 @@ fn open_removes_snapshot_files_and_names_a_damaged_one_it_needs() {
 /// from a whole one the state the file holds, without reading the file.
 #[tokio::test]
 async fn a_table_built_as_the_snapshot_arrives_installs_its_state() {
-    use crate::fuzzing::world;
     use openraft::storage::RaftStateMachine;
     let dir = tempfile::tempdir().unwrap();
     let (_src_log, source, _src_closer) = open(&dir.path().join("leader"), &owner()).unwrap();
-    let (path, meta) = world_snapshot(&source, 7);
+    let (path, meta) = state_snapshot(&source, 7);
     let bytes = std::fs::read(&path).unwrap();
     let (_log, mut sm, _closer) = open(&dir.path().join("new"), &owner()).unwrap();
     let snaps = sm.snapshot_dir().to_path_buf();
@@ -274,11 +319,11 @@ async fn a_table_built_as_the_snapshot_arrives_installs_its_state() {
     )));
     sm.install_snapshot(&meta, data).await.unwrap();
     let st = sm.view();
-    let want = world::state();
+    let want = source_state();
     assert_eq!(st.last_applied, meta.last_log_id);
     assert_eq!(
-        st.tally.totals("ID", world::CONTEST).unwrap(),
-        want.totals("ID", world::CONTEST).unwrap()
+        st.tally.totals("ID", CONTEST).unwrap(),
+        want.totals("ID", CONTEST).unwrap()
     );
     assert_eq!(st.tally.records(), want.records());
 }
